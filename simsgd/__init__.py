@@ -1,0 +1,15 @@
+"""simsgd: PowerSGD and PowerSGD+ (Xie, Chen & Yuan) put to the test.
+
+The NumPy core needs no torch; the torch.distributed backend lives in ``simsgd.torch``.
+"""
+
+from . import problems
+from .algorithm import Config
+from .compressors import ssp_compress, svd_compress
+from .engine import simulate
+from .orthogonalize import DegenerateQRError, orthogonalize
+from .trace import Trace
+
+__all__ = ["ssp_compress", "svd_compress", "simulate", "problems", "orthogonalize", "Config",
+           "Trace", "DegenerateQRError"]
+__version__ = "0.1.0"

@@ -1,0 +1,129 @@
+"""Algorithm 2 (PowerSGD / PowerSGD+ with error feedback), written once.
+
+One call of :func:`step` is one iteration t: (7a) error feedback, (7b) Algorithm 1,
+the error update, and (7c) the base optimiser. It is agnostic of how nodes are held:
+the simulated engine passes all N nodes in axis -3 with :data:`simsgd.backend.NUMPY`;
+the torch backend passes its own node (axis of length 1) with an ``all_reduce`` ops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from .backend import NUMPY
+from .compressors import project, ssp_step, svd_step
+from .optimizers import make_optimizer
+
+__all__ = ["Config", "State", "StepInfo", "METHODS", "ERROR_FEEDBACKS", "init", "step", "floats_per_node"]
+
+METHODS = ("powersgd", "powersgd+", "full")
+ERROR_FEEDBACKS = ("local", "global", "none")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of Algorithm 2 (checked by :func:`simsgd.engine.make_config`)."""
+
+    method: str = "powersgd+"
+    rank: int = 1
+    restart_period: int = 10
+    optimizer: str = "msgd"
+    momentum: float = 0.9
+    betas: tuple = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    error_feedback: str = "local"
+    orthogonalization: str = "householder"
+    orthogonalization_epsilon: float = 0.0
+    degenerate_qr: str = "previous"
+
+    def is_svd_step(self, t: int) -> bool:
+        """PowerSGD+ restarts with SVD-COMP when t mod τ = 0 (t counts from 0)."""
+        return self.method == "powersgd+" and t % self.restart_period == 0
+
+    def base_optimizer(self):
+        return make_optimizer(self.optimizer, self.momentum, self.betas, self.adam_eps)
+
+
+class State(NamedTuple):
+    """Per-node state of Algorithm 2 (all replicas at once).
+
+    x : (..., m, n)             X_t (identical on every node)
+    q : (..., n, r)             Q_{t-1}
+    basis : (..., m, r) | None  P̃_{t-1} (for degenerate_qr="previous")
+    error : (..., N, m, n)      e_t^{(i)}
+    opt : optimiser state (m_{t-1} for MSGD)
+    """
+
+    x: object
+    q: object
+    basis: object
+    error: object
+    opt: object
+
+
+class StepInfo(NamedTuple):
+    delta_hat: object      # (..., m, n)  Δ̂_t
+    momentum: object       # (..., m, n)  m_t
+    degenerate: object     # bool (...) or None
+    svd_step: bool
+
+
+def init(x0, q0, grads_like, config: Config) -> State:
+    """Algorithm 2's initialisation: e_0^{(i)} = 0, m_{-1} = 0, Q = Q_{-1}."""
+    return State(x0, q0, None, grads_like * 0, config.base_optimizer().init(x0))
+
+
+def floats_per_node(config: Config, t: int, m: int, n: int) -> int:
+    """Floats one node sends at step t: (m+n)r (SSP), mn + nr (SVD), mn (full)."""
+    if config.method == "full":
+        return m * n
+    if config.is_svd_step(t):
+        return m * n + n * config.rank
+    return (m + n) * config.rank
+
+
+def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
+    """One iteration t of Algorithm 2.
+
+    Parameters
+    ----------
+    state : State
+    grads : array, shape (..., N, m, n)
+        g_t^{(i)} = ∇F(X_t; ξ_t^{(i)}) of the nodes held here.
+    t : int
+    lr : float
+        η_t.
+
+    Returns
+    -------
+    state : State
+        With X_{t+1}, Q_t, P̃_t, e_{t+1}, and the optimiser's state.
+    info : StepInfo
+    """
+    deltas = grads + state.error                                        # (7a)
+    local = config.error_feedback == "local"
+    if config.method == "full":
+        delta_hat, error = ops.node_mean(deltas), state.error
+        q, basis, degenerate, svd = state.q, state.basis, None, False
+    else:
+        svd = config.is_svd_step(t)
+        if svd:                                                         # (7b) PowerSGD+ restart
+            out = svd_step(deltas, config.rank, want_local=local, ops=ops)
+        else:                                                           # (7b) SSP
+            out = ssp_step(state.q, deltas, previous_basis=state.basis,
+                           orthogonalization=config.orthogonalization,
+                           orthogonalization_epsilon=config.orthogonalization_epsilon,
+                           degenerate_qr=config.degenerate_qr, want_local=local, ops=ops)
+        q, basis, degenerate, delta_hat = out.q, out.basis, out.degenerate, out.global_hat
+        if local:                                                       # e ← Δ^{(i)} − P̃ Q^{(i)ᵀ}
+            error = deltas - out.local_hat
+        elif config.error_feedback == "global":                         # e ← Δ^{(i)} − Δ̂
+            error = deltas - delta_hat[..., None, :, :]
+        else:
+            error = state.error
+    update, opt, momentum = config.base_optimizer().update(state.opt, delta_hat, lr)   # (7c)
+    new_state = State(state.x - update, q, basis, error, opt)
+    return new_state, StepInfo(delta_hat, momentum, degenerate, svd)
+
+

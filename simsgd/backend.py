@@ -1,0 +1,89 @@
+"""The array operations Algorithm 1 and 2 need, for NumPy.
+
+Algorithm 2 is written once (``simsgd.algorithm``) against this small interface. The
+simulated engine holds every node in an explicit node axis (axis -3 of a
+``(..., N, m, n)`` array) and averages over it; the torch backend
+(``simsgd.torch``) holds one node per process in a node axis of length 1 and
+averages with ``all_reduce``. Nothing else differs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["NumpyOps", "NUMPY"]
+
+
+class NumpyOps:
+    """Array operations on NumPy arrays; the node axis is axis -3."""
+
+    name = "numpy"
+
+    @staticmethod
+    def node_mean(x):
+        """(1/N) Σ_i x^{(i)}: mean over the node axis, ``(..., N, a, b) -> (..., a, b)``."""
+        return x.mean(axis=-3)
+
+    @staticmethod
+    def qr(p):
+        """Householder QR (LAPACK ``geqrf``/``orgqr``). Returns ``(Q, diag(R))``."""
+        q, r = np.linalg.qr(p)
+        return q, np.diagonal(r, axis1=-2, axis2=-1)
+
+    @staticmethod
+    def top_left_singular_vectors(d, rank):
+        """First ``rank`` left singular vectors of ``d`` (..., m, n) -> (..., m, rank)."""
+        return np.linalg.svd(d, full_matrices=False)[0][..., :rank]
+
+    @staticmethod
+    def sqnorm(x):
+        """Squared Frobenius norm over the last two axes."""
+        return np.einsum("...ij,...ij->...", x, x)
+
+    @staticmethod
+    def col_sum(x, keep=True):
+        """Sum over the row axis (-2): per-column sums, shape (..., 1, k)."""
+        return x.sum(axis=-2, keepdims=keep)
+
+    @staticmethod
+    def expand_mask(mask, like):
+        """Broadcast a batch mask of shape (...) to ``like``'s (..., a, b)."""
+        return mask[..., None, None]
+
+    @staticmethod
+    def amin_last(x):
+        """Minimum over the last axis."""
+        return x.min(axis=-1)
+
+    @staticmethod
+    def copy(x):
+        return x.copy()
+
+    @staticmethod
+    def where(mask, a, b):
+        return np.where(mask, a, b)
+
+    @staticmethod
+    def zeros_like(x):
+        return np.zeros_like(x)
+
+    @staticmethod
+    def any(mask) -> bool:
+        return bool(np.any(mask))
+
+    @staticmethod
+    def asnumpy(x):
+        return np.asarray(x)
+
+    @staticmethod
+    def eps(x) -> float:
+        return float(np.finfo(x.dtype).eps)
+
+    @staticmethod
+    def ignore_division_warnings():
+        # Gram–Schmidt with ε = 0 divides 0 by 0 on a zero column, as PyTorch's hook
+        # does; the NaN is caught by the engine's finiteness check, not by a warning.
+        return np.errstate(divide="ignore", invalid="ignore")
+
+
+NUMPY = NumpyOps()

@@ -1,0 +1,205 @@
+"""The simulated multi-node engine: Algorithm 2 vectorised over replicas and nodes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import algorithm
+from ._checks import check_choice, check_float_dtype, check_int, check_real
+from ._progress import Progress
+from .backend import NUMPY
+from .optimizers import OPTIMIZERS
+from .orthogonalize import DEGENERATE_QR, ORTHOGONALIZATIONS
+from .random import NodeStreams, initial_q
+from .trace import Trace
+
+__all__ = ["simulate", "make_config", "resolve_lr", "check_problem"]
+
+
+def make_config(*, method, rank, restart_period, optimizer, momentum, betas=(0.9, 0.999),
+                adam_eps=1e-8, error_feedback="local", orthogonalization="householder",
+                orthogonalization_epsilon=0.0, degenerate_qr="previous", shape=None) -> algorithm.Config:
+    """Check every option of Algorithm 2 and return its :class:`~simsgd.algorithm.Config`."""
+    check_choice("method", method, algorithm.METHODS)
+    if shape is not None:
+        check_int("rank", rank, 1, min(shape))
+    else:
+        check_int("rank", rank, 1)
+    check_int("restart_period", restart_period, 1)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_real("momentum", momentum, 0.0, 1.0, high_open=True)
+    if len(tuple(betas)) != 2:
+        raise ValueError(f"betas must be a pair (β1, β2) in [0, 1), got {betas!r}")
+    for name, b in zip(("betas[0]", "betas[1]"), betas):
+        check_real(name, b, 0.0, 1.0, high_open=True)
+    check_real("adam_eps", adam_eps, 0.0, low_open=True)
+    check_choice("error_feedback", error_feedback, algorithm.ERROR_FEEDBACKS)
+    check_choice("orthogonalization", orthogonalization, ORTHOGONALIZATIONS)
+    check_real("orthogonalization_epsilon", orthogonalization_epsilon, 0.0)
+    check_choice("degenerate_qr", degenerate_qr, DEGENERATE_QR)
+    return algorithm.Config(method, int(rank), int(restart_period), optimizer, float(momentum),
+                            tuple(float(b) for b in betas), float(adam_eps), error_feedback,
+                            orthogonalization, float(orthogonalization_epsilon), degenerate_qr)
+
+
+def resolve_lr(lr, t: int) -> float:
+    """η_t from a constant or a callable ``lr(t)``; must be finite and > 0."""
+    value = lr(t) if callable(lr) else lr
+    name = f"lr({t})" if callable(lr) else "lr"
+    return check_real(name, value, 0.0, low_open=True)
+
+
+def check_problem(problem):
+    """The problem's (m, n) after checking it has the oracle protocol."""
+    for attr in ("shape", "x0", "loss", "grad", "stochastic_grads"):
+        if not hasattr(problem, attr):
+            raise ValueError(f"problem must have attribute {attr!r} (see simsgd.problems)")
+    shape = tuple(int(s) for s in problem.shape)
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"problem.shape must be (m, n) with m, n ≥ 1, got {problem.shape!r}")
+    return shape
+
+
+def _initial_q(q_init, seed, replica_ids, n, rank, dtype):
+    if q_init is None:
+        return initial_q(seed, replica_ids, n, rank).astype(dtype)
+    q = np.asarray(q_init, dtype=dtype)
+    R = len(replica_ids)
+    if q.shape == (n, rank):
+        q = np.broadcast_to(q, (R, n, rank)).copy()
+    if q.shape != (R, n, rank) or not np.all(np.isfinite(q)):
+        raise ValueError(f"q_init must be a finite array of shape ({n}, {rank}) or ({R}, {n}, {rank}), "
+                         f"got shape {np.shape(q_init)}")
+    return q
+
+
+def _nonfinite(what, t, replica_ids, bad):
+    ids = replica_ids[np.flatnonzero(bad)]
+    shown = ", ".join(map(str, ids[:5])) + (", …" if ids.size > 5 else "")
+    return FloatingPointError(f"non-finite {what} at step t={t} in {ids.size} replica(s): {shown}")
+
+
+def simulate(problem, method="powersgd+", nodes=4, rank=1, restart_period=10, optimizer="msgd",
+             lr=1e-3, momentum=0.9, steps=1000, replicas=1000, seed=0, q_init=None,
+             dtype="float64", *, error_feedback="local", orthogonalization="householder",
+             orthogonalization_epsilon=0.0, degenerate_qr="previous", betas=(0.9, 0.999),
+             adam_eps=1e-8, x0=None, replica_ids=None, progress=None) -> Trace:
+    """Run Algorithm 2 on ``replicas`` independent copies of an N-node system.
+
+    Parameters
+    ----------
+    problem : problem object
+        See :mod:`simsgd.problems`.
+    method : {"powersgd", "powersgd+", "full"}
+        SSP-COMP every step; SVD-COMP when t mod τ = 0 and SSP-COMP otherwise; or
+        uncompressed averaging.
+    nodes : int, N ≥ 1
+    rank : int, 1 ≤ r ≤ min(m, n)
+    restart_period : int, τ ≥ 1 (PowerSGD+ only)
+    optimizer : {"sgd", "msgd", "adam"}
+    lr : float > 0 or callable t -> float
+        η_t.
+    momentum : float in [0, 1)
+        μ of MSGD (7c).
+    steps : int, T ≥ 1
+    replicas : int, R ≥ 1 (ignored when ``replica_ids`` is given)
+    seed : int ≥ 0
+        Replica k's trajectory depends only on (seed, k), not on R.
+    q_init : array (n, r) or (R, n, r), optional
+        Q_{-1}; default standard normal per replica.
+    dtype : {"float32", "float64"}
+    error_feedback : {"local", "global", "none"}
+        e^{(i)} ← Δ^{(i)} − P̃ Q^{(i)ᵀ} (paper), e^{(i)} ← Δ^{(i)} − Δ̂ (PyTorch's hook), or no
+        error feedback.
+    orthogonalization : {"householder", "gram-schmidt"}
+    orthogonalization_epsilon : float ≥ 0 (Gram–Schmidt only)
+    degenerate_qr : {"previous", "native", "zero", "raise"}
+        Convention when P is rank-deficient; see :mod:`simsgd.orthogonalize`.
+    betas, adam_eps : Adam's (β1, β2) and ε.
+    x0 : array (m, n) or (R, m, n), optional
+        Overrides ``problem.x0``.
+    replica_ids : array of int, optional
+        Global indices of the replicas to run (default ``range(replicas)``).
+    progress : bool or None
+        Progress bar on stderr; None shows it only on a terminal.
+
+    Returns
+    -------
+    Trace
+
+    Raises
+    ------
+    ValueError
+        An option outside its range, or an oracle returning the wrong shape.
+    FloatingPointError
+        A non-finite gradient or iterate, naming the step and the replicas.
+    """
+    m, n = check_problem(problem)
+    config = make_config(method=method, rank=rank, restart_period=restart_period, optimizer=optimizer,
+                         momentum=momentum, betas=betas, adam_eps=adam_eps, error_feedback=error_feedback,
+                         orthogonalization=orthogonalization,
+                         orthogonalization_epsilon=orthogonalization_epsilon,
+                         degenerate_qr=degenerate_qr, shape=(m, n))
+    nodes = check_int("nodes", nodes, 1)
+    steps = check_int("steps", steps, 1)
+    seed = check_int("seed", seed, 0)
+    dtype = check_float_dtype("dtype", dtype)
+    if replica_ids is None:
+        replica_ids = np.arange(check_int("replicas", replicas, 1))
+    else:
+        replica_ids = np.asarray(replica_ids)
+        if replica_ids.ndim != 1 or replica_ids.size < 1 or not np.issubdtype(replica_ids.dtype, np.integer) \
+                or replica_ids.min() < 0:
+            raise ValueError("replica_ids must be a non-empty 1-D array of integers ≥ 0")
+    if not callable(lr):
+        resolve_lr(lr, 0)
+    R = replica_ids.size
+
+    x = np.asarray(problem.x0 if x0 is None else x0, dtype=dtype)
+    if x.shape not in ((m, n), (R, m, n)) or not np.all(np.isfinite(x)):
+        raise ValueError(f"x0 must be a finite array of shape ({m}, {n}) or ({R}, {m}, {n}), got {x.shape}")
+    x = np.broadcast_to(x, (R, m, n)).copy()
+    q = _initial_q(q_init, seed, replica_ids, n, config.rank, dtype) if method != "full" else None
+    streams = NodeStreams(seed, replica_ids, np.arange(nodes))
+
+    shape_rt = (R, steps + 1)
+    grad_norm_sq, loss = np.empty(shape_rt), np.empty(shape_rt)
+    error_norm_sq, momentum_norm_sq = np.zeros(shape_rt), np.zeros(shape_rt)
+    grad_norm_sq[:, 0] = NUMPY.sqnorm(problem.grad(x))
+    loss[:, 0] = problem.loss(x)
+    floats = np.array([algorithm.floats_per_node(config, t, m, n) for t in range(steps)], dtype=np.int64)
+    restarts = np.array([config.is_svd_step(t) for t in range(steps)], dtype=bool)
+    degenerate_qr, degenerate_per_step = np.zeros(R, dtype=np.int64), np.zeros(steps, dtype=np.int64)
+
+    bar = Progress(steps, progress)
+    state = None
+    for t in range(steps):
+        x_t = x if state is None else state.x
+        grads = problem.stochastic_grads(x_t, nodes, streams.at(t))
+        if not hasattr(grads, "shape") or grads.shape != (R, nodes, m, n):
+            raise ValueError(f"problem.stochastic_grads must return shape (R, N, m, n) = "
+                             f"{(R, nodes, m, n)}, got {getattr(grads, 'shape', type(grads))}")
+        grads = grads.astype(dtype, copy=False)
+        finite = np.isfinite(grads).all(axis=(1, 2, 3))
+        if not finite.all():
+            raise _nonfinite("stochastic gradient", t, replica_ids, ~finite)
+        if state is None:
+            state = algorithm.init(x, q, grads, config)
+        state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), config)
+
+        finite = np.isfinite(state.x).all(axis=(1, 2))
+        if not finite.all():
+            raise _nonfinite("iterate X_{t+1}", t, replica_ids, ~finite)
+        if info.degenerate is not None:
+            degenerate_qr += info.degenerate
+            degenerate_per_step[t] = info.degenerate.sum()
+        grad_norm_sq[:, t + 1] = NUMPY.sqnorm(problem.grad(state.x))
+        loss[:, t + 1] = problem.loss(state.x)
+        error_norm_sq[:, t + 1] = NUMPY.sqnorm(NUMPY.node_mean(state.error))
+        momentum_norm_sq[:, t + 1] = NUMPY.sqnorm(info.momentum)
+        bar.update(t + 1)
+
+    cfg = dict(config.__dict__, nodes=nodes, steps=steps, seed=seed, dtype=dtype.name,
+               lr=None if callable(lr) else float(lr), problem=type(problem).__name__)
+    return Trace(grad_norm_sq, loss, error_norm_sq, momentum_norm_sq, floats, restarts,
+                 degenerate_qr, degenerate_per_step, state.x, state.q, cfg)

@@ -1,0 +1,22 @@
+"""Problems: gradient oracles for the engines.
+
+A problem is any object with
+
+``shape``                      (m, n)
+``x0``                         (m, n) array, the default X_0
+``loss(X)``                    (...,)       for X of shape (..., m, n)
+``grad(X)``                    (..., m, n)
+``stochastic_grads(X, nodes, rng)``  (R, N_local, m, n), called once per step with
+                               X of shape (R, m, n) and ``rng`` a
+                               :class:`simsgd.random.StepDraws` whose draws have shape
+                               (R, N_local, ...); ``rng.node_ids`` names the nodes
+                               held (all N in simulation, one in the torch backend)
+                               and ``rng.step`` is t.
+
+Built-in problems also carry the constants the theory needs (``L``, ``f_star``, ...).
+"""
+
+from .psi import Psi2x2, psi, psi_prime
+from .quadratic import HeterogeneousQuadratic
+
+__all__ = ["Psi2x2", "HeterogeneousQuadratic", "psi", "psi_prime"]

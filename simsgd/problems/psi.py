@@ -1,0 +1,124 @@
+"""The 2×2 counterexample of Theorem 1, eq. (10), in any orthonormal basis."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import check_choice, check_int, check_real
+
+__all__ = ["Psi2x2", "psi", "psi_prime", "BASES"]
+
+BASES = ("paper", "aligned", "random")
+
+_D = np.array([1.0, -1.0])
+_A = np.outer(_D, _D)                       # D Dᵀ = [[1, -1], [-1, 1]]
+_B = np.ones((2, 2))                        # [[1, 1], [1, 1]]
+# Rows c = (1, 1)/√2 and d = (1, -1)/√2: U B Uᵀ = diag(2, 0), U A Uᵀ = diag(0, 2).
+_ALIGN = np.array([[1.0, 1.0], [1.0, -1.0]]) / np.sqrt(2.0)
+
+
+def psi(x):
+    """ψ(x) = x² for |x| ≤ 1, 2|x| − 1 otherwise."""
+    ax = np.abs(x)
+    return np.where(ax <= 1, x * x, 2 * ax - 1)
+
+
+def psi_prime(x):
+    """ψ'(x) = 2x for |x| ≤ 1, 2 sign(x) otherwise (|ψ'| ≤ 2, ψ'' ≤ 2)."""
+    return 2 * np.clip(x, -1.0, 1.0)
+
+
+def _random_orthogonal(rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.standard_normal((2, 2)))
+    return q * np.sign(np.diag(r))
+
+
+class Psi2x2:
+    """f_i(X) = ψ(Dᵀ X D), ∇F(X; ξ) = ∇f(X) + ξ (σB − ∇f(X)), ξ ∈ {−1, +1} (eq. 10).
+
+    The problem may be written in another orthonormal basis, X' = U X Vᵀ: then
+    A' = U A Vᵀ, B' = U B Vᵀ and f'(X') = ψ(⟨A', X'⟩). ``"aligned"`` makes A and B
+    diagonal (B' = diag(2, 0), A' = diag(0, 2)), so zeros stay exact in floating point.
+
+    Parameters
+    ----------
+    noise_scale : float, σ ≥ 0
+    x0 : array_like (2, 2), optional
+        X_0 in this problem's basis. Default: the paper-basis point I₂ rotated into
+        this basis, where Dᵀ X_0 D = 2 and ||∇f(X_0)||² = 16.
+    basis : {"paper", "aligned", "random"}
+    basis_seed : int
+        Seed of the random rotation (``basis="random"``).
+    lock_start : bool
+        Force ξ_0^{(i)} = 1 on every node (the event of Claim 1, probability 2^(−N)).
+
+    Attributes
+    ----------
+    A, B : (2, 2)
+        A = DDᵀ and B in this basis; ∇f(X) = ψ'(⟨A, X⟩) A.
+    C : (2,)
+        The lock direction of Claim 1 (B = 2 C Cᵀ).
+    L : float
+        Smoothness constant, 2 ||A||_F² = 8.
+    f_star : float
+        min f = 0.
+    omega_sq : float
+        sup ||∇f||² = 16 (Assumption 3).
+    variance : float
+        sup_X E||∇F − ∇f_i||² = 4σ² + 16 (Assumption 2; ⟨A, B⟩ = 0).
+    """
+
+    shape = (2, 2)
+
+    def __init__(self, noise_scale: float = 5.0, x0=None, basis: str = "paper",
+                 basis_seed: int = 0, lock_start: bool = False):
+        self.noise_scale = check_real("noise_scale", noise_scale, 0.0)
+        self.basis = check_choice("basis", basis, BASES)
+        check_int("basis_seed", basis_seed, 0)
+        if basis == "paper":
+            u = v = np.eye(2)
+        elif basis == "aligned":
+            u = v = _ALIGN
+        else:
+            rng = np.random.default_rng(basis_seed)
+            u, v = _random_orthogonal(rng), _random_orthogonal(rng)
+        self.U, self.V = u, v
+        if basis == "aligned":   # exact zeros: rounding U A Uᵀ would leave ~1e-16 off the diagonal
+            self.A, self.B, self.C = np.diag([0.0, 2.0]), np.diag([2.0, 0.0]), np.array([1.0, 0.0])
+        else:
+            self.A, self.B = u @ _A @ v.T, u @ _B @ v.T
+            self.C = u @ np.array([1.0, 1.0]) / np.sqrt(2.0)
+        if x0 is None:
+            x0 = np.eye(2) if basis == "aligned" else u @ np.eye(2) @ v.T
+        x0 = np.asarray(x0, dtype=np.float64)
+        if x0.shape != (2, 2) or not np.all(np.isfinite(x0)):
+            raise ValueError(f"x0 must be a finite 2×2 array, got shape {x0.shape}")
+        self.x0 = x0
+        self.lock_start = bool(lock_start)
+        self.L, self.f_star, self.omega_sq = 8.0, 0.0, 16.0
+        self.variance = 4.0 * self.noise_scale ** 2 + 16.0
+
+    def to_paper_basis(self, x):
+        """X in the paper's basis: Uᵀ X V."""
+        return self.U.T @ x @ self.V
+
+    def _inner(self, x):
+        return np.einsum("ij,...ij->...", self.A.astype(x.dtype), x)
+
+    def loss(self, x):
+        return psi(self._inner(x))
+
+    def grad(self, x):
+        return psi_prime(self._inner(x))[..., None, None] * self.A.astype(x.dtype)
+
+    def epsilon0(self, nodes: int) -> float:
+        """ε₀ = 4 ψ'(Dᵀ X_0 D)² / 2^N of Theorem 1 (the statement's [ψ']²/2^(N−2))."""
+        return float(4.0 * psi_prime(self._inner(self.x0)) ** 2 / 2.0 ** nodes)
+
+    def stochastic_grads(self, x, nodes, rng):
+        grad = self.grad(x)[..., None, :, :]                  # (R, 1, 2, 2)
+        xi = rng.rademacher()                                  # (R, N_local)
+        if self.lock_start and rng.step == 0:
+            xi = np.ones_like(xi)
+        xi = xi.astype(x.dtype)[..., None, None]
+        return grad + xi * ((self.noise_scale * self.B).astype(x.dtype) - grad)

@@ -1,0 +1,95 @@
+"""A heterogeneous least-squares family with low-rank-plus-isotropic gradient noise."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import check_int, check_real
+
+__all__ = ["HeterogeneousQuadratic"]
+
+
+class HeterogeneousQuadratic:
+    """f_i(X) = ½ ||A_i X − B_i||_F², f = (1/N) Σ_i f_i, X ∈ R^{m×n}.
+
+    A_i = I_m + h·G_i/√m and B_i = W_i with Gaussian G_i (m×m), W_i (m×n), drawn once
+    from ``seed``; h (``heterogeneity``) controls how different the nodes are. The
+    stochastic gradient of node i is
+
+        ∇F(X; ξ) = ∇f_i(X) + a·(U Vᵀ)/√k + b·Z,
+
+    with fresh Gaussian U (m×k), V (n×k), Z (m×n) at each step: a rank-k noise of
+    scale a (``lowrank_noise``) plus an isotropic one of scale b (``noise``).
+
+    Attributes
+    ----------
+    L : float
+        λ_max(H), H = (1/N) Σ_i A_iᵀ A_i (∇f(X) = H X − (1/N) Σ_i A_iᵀ B_i).
+    mu_strong : float
+        λ_min(H).
+    x_star : (m, n)
+        The minimiser H⁻¹ (1/N) Σ_i A_iᵀ B_i.
+    f_star : float
+        f(x_star).
+    variance : float
+        E||∇F − ∇f_i||² = (a² + b²)·m·n exactly (Assumption 2 with equality).
+    """
+
+    def __init__(self, m: int = 8, n: int = 6, nodes: int = 4, heterogeneity: float = 1.0,
+                 noise: float = 0.1, lowrank_noise: float = 1.0, noise_rank: int = 1,
+                 seed: int = 0, x0=None):
+        m, n = check_int("m", m, 1), check_int("n", n, 1)
+        self.nodes = check_int("nodes", nodes, 1)
+        self.heterogeneity = check_real("heterogeneity", heterogeneity, 0.0)
+        self.noise = check_real("noise", noise, 0.0)
+        self.lowrank_noise = check_real("lowrank_noise", lowrank_noise, 0.0)
+        self.noise_rank = check_int("noise_rank", noise_rank, 1, min(m, n))
+        check_int("seed", seed, 0)
+        rng = np.random.default_rng(seed)
+        self.shape = (m, n)
+        self.A = np.eye(m) + self.heterogeneity * rng.standard_normal((self.nodes, m, m)) / np.sqrt(m)
+        self.Bmat = rng.standard_normal((self.nodes, m, n))
+        self.H = np.mean(self.A.mT @ self.A, axis=0)
+        self.b = np.mean(self.A.mT @ self.Bmat, axis=0)
+        eig = np.linalg.eigvalsh(self.H)
+        self.L, self.mu_strong = float(eig[-1]), float(eig[0])
+        self.x_star = np.linalg.solve(self.H, self.b)
+        self.x0 = np.zeros((m, n)) if x0 is None else np.asarray(x0, dtype=np.float64)
+        if self.x0.shape != self.shape:
+            raise ValueError(f"x0 must have shape {self.shape}, got {self.x0.shape}")
+        self.f_star = float(self.loss(self.x_star))
+        self.variance = (self.lowrank_noise ** 2 + self.noise ** 2) * m * n
+
+    def local_loss(self, x, node_ids=None):
+        """f_i(X) for the nodes ``node_ids``: (..., N_sel)."""
+        a, b = self._nodes(node_ids, x.dtype)
+        r = a @ x[..., None, :, :] - b
+        return 0.5 * np.einsum("...kij,...kij->...k", r, r)
+
+    def loss(self, x):
+        return self.local_loss(x).mean(-1)
+
+    def local_grad(self, x, node_ids=None):
+        """∇f_i(X) for the nodes ``node_ids``: (..., N_sel, m, n)."""
+        a, b = self._nodes(node_ids, x.dtype)
+        return a.mT @ (a @ x[..., None, :, :] - b)
+
+    def grad(self, x):
+        return self.H.astype(x.dtype) @ x - self.b.astype(x.dtype)
+
+    def _nodes(self, node_ids, dtype):
+        idx = slice(None) if node_ids is None else np.asarray(node_ids)
+        return self.A[idx].astype(dtype), self.Bmat[idx].astype(dtype)
+
+    def stochastic_grads(self, x, nodes, rng):
+        if nodes != self.nodes:
+            raise ValueError(f"nodes must equal the problem's nodes = {self.nodes}, got {nodes}")
+        m, n = self.shape
+        k = self.noise_rank
+        g = self.local_grad(x, rng.node_ids)
+        if self.lowrank_noise:
+            u, v = rng.normal((m, k)), rng.normal((n, k))
+            g = g + (self.lowrank_noise / np.sqrt(k)) * (u @ v.mT).astype(x.dtype)
+        if self.noise:
+            g = g + self.noise * rng.normal((m, n)).astype(x.dtype)
+        return g
