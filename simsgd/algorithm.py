@@ -12,12 +12,16 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .backend import NUMPY
-from .compressors import project, ssp_step, svd_step
+from .compressors import power_iteration_step, project, svd_step
 from .optimizers import make_optimizer
 
 __all__ = ["Config", "State", "StepInfo", "METHODS", "ERROR_FEEDBACKS", "init", "step", "floats_per_node"]
 
-METHODS = ("powersgd", "powersgd+", "full")
+METHODS = ("powersgd", "powersgd+", "full", "galore", "power-iteration")
+"""PowerSGD (SSP-COMP every step), PowerSGD+ (SVD-COMP when t mod τ = 0), uncompressed
+averaging, and two baselines of Table 2: GaLore (P̃ from an SVD of the averaged Δ when
+t mod τ = 0, kept fixed in between, nodes send P̃ᵀΔ^{(i)}, never error feedback) and
+PowerSGD with K = ``power_steps`` power-iteration steps (8) per iteration."""
 ERROR_FEEDBACKS = ("local", "global", "none")
 
 
@@ -36,10 +40,12 @@ class Config:
     orthogonalization: str = "householder"
     orthogonalization_epsilon: float = 0.0
     degenerate_qr: str = "previous"
+    power_steps: int = 1
 
     def is_svd_step(self, t: int) -> bool:
-        """PowerSGD+ restarts with SVD-COMP when t mod τ = 0 (t counts from 0)."""
-        return self.method == "powersgd+" and t % self.restart_period == 0
+        """PowerSGD+ restarts with SVD-COMP, and GaLore refreshes its P̃, when t mod τ = 0
+        (t counts from 0)."""
+        return self.method in ("powersgd+", "galore") and t % self.restart_period == 0
 
     def base_optimizer(self):
         return make_optimizer(self.optimizer, self.momentum, self.betas, self.adam_eps)
@@ -75,11 +81,21 @@ def init(x0, q0, grads_like, config: Config) -> State:
 
 
 def floats_per_node(config: Config, t: int, m: int, n: int) -> int:
-    """Floats one node sends at step t: (m+n)r (SSP), mn + nr (SVD), mn (full)."""
+    """Floats one node sends at step t.
+
+    (m+n)r (SSP), mn + nr (SVD: the full Δ^{(i)}, then Q^{(i)}), mn (full), nr (GaLore
+    between refreshes: P̃ᵀΔ^{(i)} only), K(m+n)r (K power steps). Averaged over τ steps
+    GaLore sends nr + mn/τ and PowerSGD+ (m+n)r + (mn − mr)/τ (Table 2 writes
+    nr + mr + mn/τ, counting the SVD step as a full SSP step plus mn).
+    """
     if config.method == "full":
         return m * n
     if config.is_svd_step(t):
         return m * n + n * config.rank
+    if config.method == "galore":
+        return n * config.rank
+    if config.method == "power-iteration":
+        return config.power_steps * (m + n) * config.rank
     return (m + n) * config.rank
 
 
@@ -106,15 +122,26 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
     if config.method == "full":
         delta_hat, error = ops.node_mean(deltas), state.error
         q, basis, degenerate, svd = state.q, state.basis, None, False
+    elif config.method == "galore":                                     # no error feedback
+        svd = config.is_svd_step(t)
+        if svd:
+            out = svd_step(deltas, config.rank, want_local=False, ops=ops)
+            q, basis, delta_hat = out.q, out.basis, out.global_hat
+        else:
+            basis = state.basis
+            q, _, delta_hat = project(basis, deltas, want_local=False, ops=ops)
+        error, degenerate = state.error, None
     else:
         svd = config.is_svd_step(t)
         if svd:                                                         # (7b) PowerSGD+ restart
             out = svd_step(deltas, config.rank, want_local=local, ops=ops)
-        else:                                                           # (7b) SSP
-            out = ssp_step(state.q, deltas, previous_basis=state.basis,
-                           orthogonalization=config.orthogonalization,
-                           orthogonalization_epsilon=config.orthogonalization_epsilon,
-                           degenerate_qr=config.degenerate_qr, want_local=local, ops=ops)
+        else:                                                           # (7b) SSP, or (8) with K steps
+            power_steps = config.power_steps if config.method == "power-iteration" else 1
+            out = power_iteration_step(
+                state.q, deltas, power_steps, previous_basis=state.basis,
+                orthogonalization=config.orthogonalization,
+                orthogonalization_epsilon=config.orthogonalization_epsilon,
+                degenerate_qr=config.degenerate_qr, want_local=local, ops=ops)
         q, basis, degenerate, delta_hat = out.q, out.basis, out.degenerate, out.global_hat
         if local:                                                       # e ← Δ^{(i)} − P̃ Q^{(i)ᵀ}
             error = deltas - out.local_hat

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import algorithm
@@ -13,12 +15,14 @@ from .orthogonalize import DEGENERATE_QR, ORTHOGONALIZATIONS
 from .random import NodeStreams, initial_q
 from .trace import Trace
 
-__all__ = ["simulate", "make_config", "resolve_lr", "check_problem"]
+__all__ = ["simulate", "make_config", "resolve_lr", "check_problem", "prepare", "checked_grads",
+           "Recorder", "Run"]
 
 
 def make_config(*, method, rank, restart_period, optimizer, momentum, betas=(0.9, 0.999),
                 adam_eps=1e-8, error_feedback="local", orthogonalization="householder",
-                orthogonalization_epsilon=0.0, degenerate_qr="previous", shape=None) -> algorithm.Config:
+                orthogonalization_epsilon=0.0, degenerate_qr="previous", shape=None,
+                power_steps=1) -> algorithm.Config:
     """Check every option of Algorithm 2 and return its :class:`~simsgd.algorithm.Config`."""
     check_choice("method", method, algorithm.METHODS)
     if shape is not None:
@@ -37,9 +41,11 @@ def make_config(*, method, rank, restart_period, optimizer, momentum, betas=(0.9
     check_choice("orthogonalization", orthogonalization, ORTHOGONALIZATIONS)
     check_real("orthogonalization_epsilon", orthogonalization_epsilon, 0.0)
     check_choice("degenerate_qr", degenerate_qr, DEGENERATE_QR)
+    power_steps = check_int("power_steps", power_steps, 1)
     return algorithm.Config(method, int(rank), int(restart_period), optimizer, float(momentum),
                             tuple(float(b) for b in betas), float(adam_eps), error_feedback,
-                            orthogonalization, float(orthogonalization_epsilon), degenerate_qr)
+                            orthogonalization, float(orthogonalization_epsilon), degenerate_qr,
+                            power_steps)
 
 
 def resolve_lr(lr, t: int) -> float:
@@ -83,19 +89,19 @@ def simulate(problem, method="powersgd+", nodes=4, rank=1, restart_period=10, op
              lr=1e-3, momentum=0.9, steps=1000, replicas=1000, seed=0, q_init=None,
              dtype="float64", *, error_feedback="local", orthogonalization="householder",
              orthogonalization_epsilon=0.0, degenerate_qr="previous", betas=(0.9, 0.999),
-             adam_eps=1e-8, x0=None, replica_ids=None, progress=None) -> Trace:
+             adam_eps=1e-8, x0=None, replica_ids=None, progress=None, power_steps=1) -> Trace:
     """Run Algorithm 2 on ``replicas`` independent copies of an N-node system.
 
     Parameters
     ----------
     problem : problem object
         See :mod:`simsgd.problems`.
-    method : {"powersgd", "powersgd+", "full"}
+    method : {"powersgd", "powersgd+", "full", "galore", "power-iteration"}
         SSP-COMP every step; SVD-COMP when t mod τ = 0 and SSP-COMP otherwise; or
-        uncompressed averaging.
+        uncompressed averaging; or the baselines of :data:`simsgd.algorithm.METHODS`.
     nodes : int, N ≥ 1
     rank : int, 1 ≤ r ≤ min(m, n)
-    restart_period : int, τ ≥ 1 (PowerSGD+ only)
+    restart_period : int, τ ≥ 1 (PowerSGD+ and GaLore only)
     optimizer : {"sgd", "msgd", "adam"}
     lr : float > 0 or callable t -> float
         η_t.
@@ -122,6 +128,8 @@ def simulate(problem, method="powersgd+", nodes=4, rank=1, restart_period=10, op
         Global indices of the replicas to run (default ``range(replicas)``).
     progress : bool or None
         Progress bar on stderr; None shows it only on a terminal.
+    power_steps : int, K ≥ 1
+        Power-iteration steps per iteration of ``method="power-iteration"``.
 
     Returns
     -------
@@ -133,6 +141,54 @@ def simulate(problem, method="powersgd+", nodes=4, rank=1, restart_period=10, op
         An option outside its range, or an oracle returning the wrong shape.
     FloatingPointError
         A non-finite gradient or iterate, naming the step and the replicas.
+    """
+    run = prepare(problem, method=method, nodes=nodes, rank=rank, restart_period=restart_period,
+                  optimizer=optimizer, momentum=momentum, steps=steps, replicas=replicas, seed=seed,
+                  q_init=q_init, dtype=dtype, error_feedback=error_feedback,
+                  orthogonalization=orthogonalization,
+                  orthogonalization_epsilon=orthogonalization_epsilon, degenerate_qr=degenerate_qr,
+                  betas=betas, adam_eps=adam_eps, x0=x0, replica_ids=replica_ids, lr=lr)
+    streams = NodeStreams(run.seed, run.replica_ids, np.arange(run.nodes))
+    recorder = Recorder(problem, run)
+    bar = Progress(run.steps, progress)
+    x, state = run.x, None
+    for t in range(run.steps):
+        grads = checked_grads(problem, x, run, streams.at(t))
+        if state is None:
+            state = algorithm.init(x, run.q, grads, run.config)
+        state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), run.config)
+        x = state.x
+        recorder.record(t, x, NUMPY.node_mean(state.error), info.momentum, info.degenerate)
+        bar.update(t + 1)
+    return recorder.trace(x, state.q, lr)
+
+
+class Run(NamedTuple):
+    """The checked options of one run of Algorithm 2 (see :func:`prepare`).
+
+    x : (R, m, n) X_0 per replica;  q : (R, n, r) Q_{-1}, or None for ``"full"``.
+    """
+
+    config: algorithm.Config
+    nodes: int
+    steps: int
+    seed: int
+    dtype: np.dtype
+    replica_ids: np.ndarray
+    shape: tuple
+    x: np.ndarray
+    q: np.ndarray | None
+
+
+def prepare(problem, *, method, nodes, rank, restart_period, optimizer, momentum, steps, replicas,
+            seed, q_init, dtype, error_feedback, orthogonalization, orthogonalization_epsilon,
+            degenerate_qr, betas, adam_eps, x0, replica_ids, lr) -> Run:
+    """Check the options of :func:`simulate` and build X_0 and Q_{-1}; shared by every engine.
+
+    Raises
+    ------
+    ValueError
+        An option outside its range.
     """
     m, n = check_problem(problem)
     config = make_config(method=method, rank=rank, restart_period=restart_period, optimizer=optimizer,
@@ -160,46 +216,76 @@ def simulate(problem, method="powersgd+", nodes=4, rank=1, restart_period=10, op
         raise ValueError(f"x0 must be a finite array of shape ({m}, {n}) or ({R}, {m}, {n}), got {x.shape}")
     x = np.broadcast_to(x, (R, m, n)).copy()
     q = _initial_q(q_init, seed, replica_ids, n, config.rank, dtype) if method != "full" else None
-    streams = NodeStreams(seed, replica_ids, np.arange(nodes))
+    return Run(config, nodes, steps, seed, dtype, replica_ids, (m, n), x, q)
 
-    shape_rt = (R, steps + 1)
-    grad_norm_sq, loss = np.empty(shape_rt), np.empty(shape_rt)
-    error_norm_sq, momentum_norm_sq = np.zeros(shape_rt), np.zeros(shape_rt)
-    grad_norm_sq[:, 0] = NUMPY.sqnorm(problem.grad(x))
-    loss[:, 0] = problem.loss(x)
-    floats = np.array([algorithm.floats_per_node(config, t, m, n) for t in range(steps)], dtype=np.int64)
-    restarts = np.array([config.is_svd_step(t) for t in range(steps)], dtype=bool)
-    degenerate_qr, degenerate_per_step = np.zeros(R, dtype=np.int64), np.zeros(steps, dtype=np.int64)
 
-    bar = Progress(steps, progress)
-    state = None
-    for t in range(steps):
-        x_t = x if state is None else state.x
-        grads = problem.stochastic_grads(x_t, nodes, streams.at(t))
-        if not hasattr(grads, "shape") or grads.shape != (R, nodes, m, n):
-            raise ValueError(f"problem.stochastic_grads must return shape (R, N, m, n) = "
-                             f"{(R, nodes, m, n)}, got {getattr(grads, 'shape', type(grads))}")
-        grads = grads.astype(dtype, copy=False)
-        finite = np.isfinite(grads).all(axis=(1, 2, 3))
+def checked_grads(problem, x, run: Run, draws):
+    """The oracle's g_t^{(i)} for the nodes ``draws.node_ids``, checked: (R, N_local, m, n).
+
+    Raises
+    ------
+    ValueError
+        Wrong shape.  FloatingPointError: a non-finite gradient, naming the replicas.
+    """
+    shape = (run.replica_ids.size, draws.node_ids.size) + run.shape
+    grads = problem.stochastic_grads(x, run.nodes, draws)
+    if not hasattr(grads, "shape") or grads.shape != shape:
+        raise ValueError(f"problem.stochastic_grads must return shape (R, N, m, n) = "
+                         f"{shape}, got {getattr(grads, 'shape', type(grads))}")
+    grads = grads.astype(run.dtype, copy=False)
+    finite = np.isfinite(grads).all(axis=(1, 2, 3))
+    if not finite.all():
+        raise _nonfinite("stochastic gradient", draws.step, run.replica_ids, ~finite)
+    return grads
+
+
+class Recorder:
+    """The per-step record of a run, filled in step by step and returned as a :class:`Trace`.
+
+    Shared by :func:`simulate` and the torch backend, so both record the same fields the
+    same way. Every array passed in is NumPy.
+    """
+
+    def __init__(self, problem, run: Run):
+        self.problem, self.run = problem, run
+        R, steps = run.replica_ids.size, run.steps
+        shape_rt = (R, steps + 1)
+        self.grad_norm_sq, self.loss = np.empty(shape_rt), np.empty(shape_rt)
+        self.error_norm_sq, self.momentum_norm_sq = np.zeros(shape_rt), np.zeros(shape_rt)
+        self.grad_norm_sq[:, 0] = NUMPY.sqnorm(problem.grad(run.x))
+        self.loss[:, 0] = problem.loss(run.x)
+        m, n = run.shape
+        self.floats = np.array([algorithm.floats_per_node(run.config, t, m, n) for t in range(steps)],
+                               dtype=np.int64)
+        self.restarts = np.array([run.config.is_svd_step(t) for t in range(steps)], dtype=bool)
+        self.degenerate_qr = np.zeros(R, dtype=np.int64)
+        self.degenerate_per_step = np.zeros(steps, dtype=np.int64)
+
+    def record(self, t, x, error_mean, momentum, degenerate):
+        """Record step t: X_{t+1} (R, m, n), (1/N) Σ_i e_{t+1}^{(i)} (R, m, n), m_t (R, m, n), and
+        the degenerate-QR flags (R,) or None.
+
+        Raises
+        ------
+        FloatingPointError
+            A non-finite X_{t+1}, naming the replicas.
+        """
+        finite = np.isfinite(x).all(axis=(1, 2))
         if not finite.all():
-            raise _nonfinite("stochastic gradient", t, replica_ids, ~finite)
-        if state is None:
-            state = algorithm.init(x, q, grads, config)
-        state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), config)
+            raise _nonfinite("iterate X_{t+1}", t, self.run.replica_ids, ~finite)
+        if degenerate is not None:
+            self.degenerate_qr += degenerate
+            self.degenerate_per_step[t] = degenerate.sum()
+        self.grad_norm_sq[:, t + 1] = NUMPY.sqnorm(self.problem.grad(x))
+        self.loss[:, t + 1] = self.problem.loss(x)
+        self.error_norm_sq[:, t + 1] = NUMPY.sqnorm(error_mean)
+        self.momentum_norm_sq[:, t + 1] = NUMPY.sqnorm(momentum)
 
-        finite = np.isfinite(state.x).all(axis=(1, 2))
-        if not finite.all():
-            raise _nonfinite("iterate X_{t+1}", t, replica_ids, ~finite)
-        if info.degenerate is not None:
-            degenerate_qr += info.degenerate
-            degenerate_per_step[t] = info.degenerate.sum()
-        grad_norm_sq[:, t + 1] = NUMPY.sqnorm(problem.grad(state.x))
-        loss[:, t + 1] = problem.loss(state.x)
-        error_norm_sq[:, t + 1] = NUMPY.sqnorm(NUMPY.node_mean(state.error))
-        momentum_norm_sq[:, t + 1] = NUMPY.sqnorm(info.momentum)
-        bar.update(t + 1)
-
-    cfg = dict(config.__dict__, nodes=nodes, steps=steps, seed=seed, dtype=dtype.name,
-               lr=None if callable(lr) else float(lr), problem=type(problem).__name__)
-    return Trace(grad_norm_sq, loss, error_norm_sq, momentum_norm_sq, floats, restarts,
-                 degenerate_qr, degenerate_per_step, state.x, state.q, cfg)
+    def trace(self, x, q, lr) -> Trace:
+        """The :class:`Trace` with X_T (R, m, n) and Q_{T-1} (R, n, r) or None."""
+        run = self.run
+        cfg = dict(run.config.__dict__, nodes=run.nodes, steps=run.steps, seed=run.seed,
+                   dtype=run.dtype.name, lr=None if callable(lr) else float(lr),
+                   problem=type(self.problem).__name__)
+        return Trace(self.grad_norm_sq, self.loss, self.error_norm_sq, self.momentum_norm_sq, self.floats,
+                     self.restarts, self.degenerate_qr, self.degenerate_per_step, x, q, cfg)

@@ -18,8 +18,9 @@ answer, so the convention is an explicit choice (``degenerate_qr``):
 ``"raise"``
     raise :class:`DegenerateQRError`.
 
-P (..., m, r) counts as degenerate when min_j |R_jj| ≤ max(m, r)·eps·||P||_F (for
-Gram–Schmidt: a column's norm after projection), i.e. numerically rank < r.
+P (..., m, r) counts as degenerate when min_j |R_jj| ≤ max(m, r)·eps·√(mr)·max|P_ij|
+(for Gram–Schmidt: a column's norm after projection), i.e. numerically rank < r;
+√(mr)·max|P_ij| ≥ ||P||_F stands in for the norm so that huge inputs cannot overflow.
 """
 
 from __future__ import annotations
@@ -37,8 +38,28 @@ class DegenerateQRError(ArithmeticError):
 
 
 def _householder(p, ops):
+    if p.shape[-1] == 1:
+        return _householder_rank1(p, ops)
     q, r_diag = ops.qr(p)
     return q, ops.amin_last(abs(r_diag))
+
+
+def _householder_rank1(p, ops):
+    """LAPACK's ``dlarfg`` answer for one column, without a LAPACK call per matrix.
+
+    Q = p / β with β = −sign(p₁)·||p|| (sign(0) = +1), and Q = e₁ when p₂..p_m are all
+    zero (then H = I). Computed on p / max|p| so that huge or tiny scales neither
+    overflow nor underflow. Returns (Q, |R₁₁|)."""
+    scale = ops.maxabs(p)[..., None, None]
+    unit = p / ops.where(scale == 0, 1, scale)
+    norm = ops.col_sum(unit * unit) ** 0.5
+    beta = ops.where(p[..., :1, :] >= 0, -norm, norm)
+    e1 = ops.zeros_like(p)
+    e1[..., 0, :] = 1
+    tail_zero = ops.expand_mask(ops.maxabs(p[..., 1:, :]) == 0, p)
+    with ops.ignore_division_warnings():
+        q = ops.where(tail_zero, e1, unit / beta)
+    return q, (norm * scale)[..., 0, 0]
 
 
 def _gram_schmidt(p, epsilon, ops):
@@ -82,7 +103,7 @@ def orthogonalize(p, *, method="householder", epsilon=0.0, previous=None,
         Where P was numerically rank-deficient (the convention was applied).
     """
     m, r = p.shape[-2], p.shape[-1]
-    scale = ops.sqnorm(p) ** 0.5
+    scale = ops.maxabs(p) * (m * r) ** 0.5          # ≥ ||P||_F, and cannot overflow
     if method == "householder":
         p_tilde, pivot = _householder(p, ops)
     elif method == "gram-schmidt":

@@ -16,7 +16,8 @@ A problem is any object with
 Built-in problems also carry the constants the theory needs (``L``, ``f_star``, ...).
 """
 
+from .general import GeneralCounterexample
 from .psi import Psi2x2, psi, psi_prime
 from .quadratic import HeterogeneousQuadratic
 
-__all__ = ["Psi2x2", "HeterogeneousQuadratic", "psi", "psi_prime"]
+__all__ = ["Psi2x2", "HeterogeneousQuadratic", "psi", "psi_prime", "GeneralCounterexample"]

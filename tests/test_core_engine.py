@@ -1,0 +1,267 @@
+"""Algorithm 2 in the simulated engine: reference loops, conventions, seeding, bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import simsgd
+from simsgd.problems import HeterogeneousQuadratic, Psi2x2
+from simsgd.random import NodeStreams, initial_q
+
+QUAD = HeterogeneousQuadratic(m=5, n=4, nodes=3, seed=1)
+
+
+def _grads(problem, x, nodes, seed, replica_ids, t):
+    return problem.stochastic_grads(x, nodes, NodeStreams(seed, replica_ids, np.arange(nodes)).at(t))
+
+
+def _plain_loop(problem, nodes, steps, seed, lr, compress, momentum=0.0, replica_ids=(0, 1, 2)):
+    """A direct transcription of (7a)–(7c) with MSGD and a given global compressor."""
+    ids = np.asarray(replica_ids)
+    x = np.broadcast_to(problem.x0, (ids.size,) + problem.shape).copy()
+    m = np.zeros_like(x)
+    for t in range(steps):
+        g = _grads(problem, x, nodes, seed, ids, t)
+        m = momentum * m + compress(g.mean(1), t)
+        x = x - lr * m
+    return x
+
+
+def _truncated_svd(a, r):
+    u, s, vt = np.linalg.svd(a)
+    return (u[..., :r] * s[..., None, :r]) @ vt[..., :r, :]
+
+
+@pytest.mark.parametrize("optimizer, momentum", [("sgd", 0.0), ("msgd", 0.5)])
+def test_full_equals_plain_distributed_sgd(optimizer, momentum):
+    trace = simsgd.simulate(QUAD, method="full", nodes=3, optimizer=optimizer, momentum=momentum,
+                            lr=0.05, steps=30, replicas=3, seed=4)
+    x = _plain_loop(QUAD, 3, 30, 4, 0.05, lambda d, t: d, momentum)
+    np.testing.assert_allclose(trace.x, x, rtol=1e-12, atol=1e-12)
+    assert np.all(trace.floats_sent == 5 * 4) and not trace.restart_steps.any()
+
+
+@pytest.mark.parametrize("rank", [1, 2])
+def test_powersgd_plus_tau1_is_the_optimal_rank_r_step(rank):
+    # With τ = 1 every step is SVD-COMP; without error feedback each update is the best
+    # rank-r approximation of the node average.
+    trace = simsgd.simulate(QUAD, method="powersgd+", restart_period=1, nodes=3, rank=rank,
+                            optimizer="msgd", momentum=0.3, lr=0.05, steps=25, replicas=3, seed=5,
+                            error_feedback="none")
+    x = _plain_loop(QUAD, 3, 25, 5, 0.05, lambda d, t: _truncated_svd(d, rank), 0.3)
+    np.testing.assert_allclose(trace.x, x, rtol=1e-10, atol=1e-12)
+    assert trace.restart_steps.all() and np.all(trace.floats_sent == 5 * 4 + 4 * rank)
+
+
+def test_adam_matches_a_reference_implementation():
+    trace = simsgd.simulate(QUAD, method="full", nodes=3, optimizer="adam", lr=0.01, steps=20,
+                            replicas=2, seed=6)
+    ids = np.arange(2)
+    x = np.broadcast_to(QUAD.x0, (2, 5, 4)).copy()
+    m, v = np.zeros_like(x), np.zeros_like(x)
+    for t in range(20):
+        d = _grads(QUAD, x, 3, 6, ids, t).mean(1)
+        m, v = 0.9 * m + 0.1 * d, 0.999 * v + 0.001 * d * d
+        x = x - 0.01 * (m / (1 - 0.9 ** (t + 1))) / (np.sqrt(v / (1 - 0.999 ** (t + 1))) + 1e-8)
+    np.testing.assert_allclose(trace.x, x, rtol=1e-12, atol=1e-14)
+
+
+@given(seed=st.integers(0, 2**31), nodes=st.integers(1, 4), rank=st.integers(1, 3),
+       optimizer=st.sampled_from(["sgd", "msgd", "adam"]), method=st.sampled_from(["powersgd", "powersgd+"]))
+def test_local_and_global_error_feedback_give_the_same_iterates(seed, nodes, rank, optimizer, method):
+    problem = HeterogeneousQuadratic(m=5, n=4, nodes=nodes, seed=seed % 1000)
+    kw = dict(method=method, nodes=nodes, rank=rank, restart_period=3, optimizer=optimizer,
+              lr=0.02, steps=15, replicas=4, seed=seed)
+    local = simsgd.simulate(problem, error_feedback="local", **kw)
+    glob = simsgd.simulate(problem, error_feedback="global", **kw)
+    # Linearity: Σ_i e^{(i)} is the same under both, so X, ||mean e|| and Q agree.
+    np.testing.assert_allclose(local.x, glob.x, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(local.error_norm_sq, glob.error_norm_sq, rtol=1e-7, atol=1e-10)
+
+
+def test_the_two_conventions_keep_different_local_errors():
+    from simsgd import algorithm
+    from simsgd.engine import make_config
+    rng = np.random.default_rng(0)
+    grads = rng.standard_normal((1, 3, 5, 4))
+    states = {}
+    for ef in ("local", "global"):
+        cfg = make_config(method="powersgd", rank=1, restart_period=1, optimizer="sgd", momentum=0.0,
+                          error_feedback=ef)
+        state = algorithm.init(np.zeros((1, 5, 4)), np.ones((1, 4, 1)), grads, cfg)
+        states[ef], _ = algorithm.step(state, grads, 1, 0.1, cfg)
+    assert not np.allclose(states["local"].error, states["global"].error)
+    np.testing.assert_allclose(states["local"].error.mean(1), states["global"].error.mean(1), atol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["powersgd", "powersgd+", "full"])
+def test_replica_is_the_same_alone_or_in_a_batch(method):
+    kw = dict(method=method, nodes=4, optimizer="msgd", lr=0.005, steps=60, seed=11)
+    problem = Psi2x2(5.0)
+    batch = simsgd.simulate(problem, replicas=300, **kw)
+    for k in (0, 137, 299):
+        alone = simsgd.simulate(problem, replica_ids=[k], **kw)
+        np.testing.assert_array_equal(alone.x[0], batch.x[k])
+        np.testing.assert_array_equal(alone.grad_norm_sq[0], batch.grad_norm_sq[k])
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    kw = dict(method="powersgd+", nodes=2, lr=0.02, steps=40, replicas=20)
+    a = simsgd.simulate(HeterogeneousQuadratic(nodes=2), seed=3, **kw)
+    b = simsgd.simulate(HeterogeneousQuadratic(nodes=2), seed=3, **kw)
+    c = simsgd.simulate(HeterogeneousQuadratic(nodes=2), seed=4, **kw)
+    np.testing.assert_array_equal(a.loss, b.loss)
+    assert not np.allclose(a.loss[:, -1], c.loss[:, -1])
+
+
+def test_schedule_and_floats_sent():
+    trace = simsgd.simulate(QUAD, method="powersgd+", nodes=3, rank=2, restart_period=4, steps=10,
+                            replicas=1, lr=0.01)
+    assert trace.restart_steps.tolist() == [t % 4 == 0 for t in range(10)]
+    expected = [5 * 4 + 4 * 2 if t % 4 == 0 else (5 + 4) * 2 for t in range(10)]
+    assert trace.floats_sent.tolist() == expected
+    plain = simsgd.simulate(QUAD, method="powersgd", nodes=3, rank=2, steps=10, replicas=1, lr=0.01)
+    assert plain.floats_sent.tolist() == [18] * 10 and not plain.restart_steps.any()
+
+
+def test_trace_fields_and_shapes():
+    trace = simsgd.simulate(QUAD, method="powersgd", nodes=3, rank=2, steps=7, replicas=5, lr=0.01,
+                            optimizer="msgd", momentum=0.9)
+    for name in ("grad_norm_sq", "loss", "error_norm_sq", "momentum_norm_sq"):
+        assert getattr(trace, name).shape == (5, 8)
+    assert trace.error_norm_sq[:, 0].tolist() == [0.0] * 5
+    assert trace.momentum_norm_sq[:, 0].tolist() == [0.0] * 5
+    np.testing.assert_allclose(trace.loss[:, 0], QUAD.loss(QUAD.x0))
+    np.testing.assert_allclose(trace.loss[:, -1], QUAD.loss(trace.x))
+    assert trace.x.shape == (5, 5, 4) and trace.q.shape == (5, 4, 2)
+
+
+def test_float32_runs_in_float32():
+    trace = simsgd.simulate(QUAD, nodes=3, steps=20, replicas=4, lr=0.01, dtype="float32")
+    assert trace.x.dtype == np.float32 and np.all(np.isfinite(trace.loss))
+    ref = simsgd.simulate(QUAD, nodes=3, steps=20, replicas=4, lr=0.01, dtype="float64")
+    np.testing.assert_allclose(trace.loss, ref.loss, rtol=1e-3)
+
+
+def test_callable_learning_rate_and_q_init():
+    schedule = lambda t: 0.05 / (1 + t)  # noqa: E731
+    q0 = np.ones((4, 1))
+    a = simsgd.simulate(QUAD, nodes=3, steps=10, replicas=2, lr=schedule, q_init=q0)
+    b = simsgd.simulate(QUAD, nodes=3, steps=10, replicas=2, lr=schedule, q_init=np.ones((2, 4, 1)))
+    np.testing.assert_array_equal(a.x, b.x)
+    with pytest.raises(ValueError, match=r"lr\(3\)"):
+        simsgd.simulate(QUAD, nodes=3, steps=10, replicas=2, lr=lambda t: 0.1 if t < 3 else -1.0)
+
+
+def test_default_q_init_is_seeded_and_per_replica():
+    q = initial_q(0, np.arange(3), 4, 2)
+    assert q.shape == (3, 4, 2)
+    np.testing.assert_array_equal(q[2], initial_q(0, [2], 4, 2)[0])
+    assert not np.allclose(q[0], q[1])
+
+
+def test_degenerate_qr_is_counted():
+    # Aligned ψ basis, N = 2, forced lock: P_t = q_{t-1}·(Σ_i ξ_t^{(i)})·(2σ/N)·C and
+    # Q_{t-1} ∝ Σ_i ξ_{t-1}^{(i)}, so P_t = 0 when either sum vanishes (each with
+    # probability p0 = 1/2): rate 1 − (1 − p0)² = 3/4 per step after the first.
+    problem = Psi2x2(5.0, basis="aligned", lock_start=True)
+    trace = simsgd.simulate(problem, method="powersgd", nodes=2, lr=0.005, steps=200, replicas=500, seed=1)
+    rate = trace.degenerate_per_step[1:].sum() / (199 * 500)
+    assert abs(rate - 0.75) < 0.01
+    assert trace.degenerate_qr.sum() == trace.degenerate_per_step.sum()
+    assert np.all(trace.grad_norm_sq == 16.0)  # "previous" keeps the lock
+
+
+def test_degenerate_qr_raise_names_the_problem():
+    problem = Psi2x2(5.0, basis="aligned", lock_start=True)
+    with pytest.raises(simsgd.DegenerateQRError):
+        simsgd.simulate(problem, method="powersgd", nodes=2, lr=0.005, steps=50, replicas=50,
+                        degenerate_qr="raise")
+
+
+def test_gram_schmidt_without_epsilon_stops_with_a_named_step():
+    problem = Psi2x2(5.0, basis="aligned", lock_start=True)
+    with pytest.raises(FloatingPointError, match=r"step t=\d+ in \d+ replica"):
+        simsgd.simulate(problem, method="powersgd", nodes=2, lr=0.005, steps=50, replicas=50,
+                        orthogonalization="gram-schmidt", degenerate_qr="native")
+
+
+class _BadOracle:
+    shape = (2, 2)
+    x0 = np.zeros((2, 2))
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def loss(self, x):
+        return np.zeros(x.shape[:-2])
+
+    def grad(self, x):
+        return np.zeros_like(x)
+
+    def stochastic_grads(self, x, nodes, rng):
+        g = np.ones((x.shape[0], nodes, 2, 2))
+        if self.kind == "nan":
+            g[3, 1, 0, 0] = np.nan if rng.step == 2 else 1.0
+        if self.kind == "shape":
+            g = g[:, 0]
+        return g
+
+
+def test_non_finite_gradient_names_step_and_replica():
+    with pytest.raises(FloatingPointError, match=r"stochastic gradient at step t=2 in 1 replica\(s\): 3"):
+        simsgd.simulate(_BadOracle("nan"), nodes=2, steps=5, replicas=5, lr=0.1)
+
+
+def test_wrong_oracle_shape_is_a_value_error():
+    with pytest.raises(ValueError, match=r"stochastic_grads must return shape"):
+        simsgd.simulate(_BadOracle("shape"), nodes=2, steps=5, replicas=5, lr=0.1)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(rank=0), "rank"), (dict(rank=3), "rank"), (dict(rank=1.5), "rank"),
+    (dict(restart_period=0), "restart_period"), (dict(nodes=0), "nodes"),
+    (dict(lr=0.0), "lr"), (dict(lr=-1.0), "lr"), (dict(lr=float("nan")), "lr"),
+    (dict(momentum=1.0), "momentum"), (dict(momentum=-0.1), "momentum"),
+    (dict(replicas=0), "replicas"), (dict(steps=0), "steps"), (dict(seed=-1), "seed"),
+    (dict(dtype="int32"), "dtype"), (dict(dtype="float16"), "dtype"),
+    (dict(method="sgd"), "method"), (dict(optimizer="rmsprop"), "optimizer"),
+    (dict(error_feedback="both"), "error_feedback"), (dict(orthogonalization="svd"), "orthogonalization"),
+    (dict(degenerate_qr="ignore"), "degenerate_qr"), (dict(orthogonalization_epsilon=-1e-8), "orthogonalization_epsilon"),
+    (dict(q_init=np.ones((3, 1))), "q_init"), (dict(x0=np.ones(3)), "x0"),
+    (dict(betas=(0.9, 1.0)), r"betas\[1\]"),
+])
+def test_bad_input_names_the_parameter(kwargs, name):
+    base = dict(method="powersgd+", nodes=2, steps=3, replicas=2, lr=0.01)
+    with pytest.raises(ValueError, match=name):
+        simsgd.simulate(Psi2x2(1.0), **{**base, **kwargs})
+
+
+def test_problem_constructors_reject_bad_input():
+    with pytest.raises(ValueError, match="noise_scale"):
+        Psi2x2(-1.0)
+    with pytest.raises(ValueError, match="basis"):
+        Psi2x2(1.0, basis="diagonal")
+    with pytest.raises(ValueError, match="noise_rank"):
+        HeterogeneousQuadratic(m=3, n=2, noise_rank=3)
+    with pytest.raises(ValueError, match="nodes must equal"):
+        simsgd.simulate(HeterogeneousQuadratic(nodes=3), nodes=2, steps=2, replicas=1, lr=0.01)
+
+
+def test_import_without_torch():
+    code = ("import sys; sys.modules['torch'] = None; import simsgd; "
+            "t = simsgd.simulate(simsgd.problems.Psi2x2(5.0), steps=5, replicas=3); print(t.x.shape)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "(3, 2, 2)" in out.stdout
+
+
+def test_progress_bar_when_asked(capsys):
+    simsgd.simulate(Psi2x2(1.0), steps=3, replicas=2, progress=True)
+    assert "3/3" in capsys.readouterr().err
+    simsgd.simulate(Psi2x2(1.0), steps=3, replicas=2)
+    assert capsys.readouterr().err == ""
