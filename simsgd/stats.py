@@ -1,0 +1,201 @@
+"""Monte Carlo estimates of expectations with one-sided confidence bounds.
+
+Replicas of a run are independent and identically distributed, so an expectation
+E[Y] is estimated by the mean of the R per-replica values. Every estimate carries a
+one-sided lower and upper bound, each at confidence level 1 − α:
+
+``"clt"`` (default)
+    mean ± z_{1−α} s / √R, with s the sample standard deviation (ddof = 1) and
+    z_{1−α} the standard normal quantile: the central-limit bound; it is asymptotic in
+    R, so use R ≥ 100 for heavy-tailed values.
+``"bootstrap"``
+    the α and 1 − α quantiles of the means of ``resamples`` percentile-bootstrap
+    resamples of the R values, drawn from a seeded generator.
+
+:func:`max_mean_bounds` bounds max_t E[Y_t] over T time points simultaneously
+(Bonferroni: each column at level α/T), so that a check "max_t E[Y_t] ≤ B" passes only
+if every column's upper bound is below B. :func:`fit_exponent` fits y ∝ x^p by least
+squares on logarithms and bootstraps the replicas for an interval on p.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from ._checks import check_choice, check_int, check_real
+
+__all__ = ["Estimate", "Exponent", "mean_bounds", "max_mean_bounds", "fit_exponent", "METHODS"]
+
+METHODS = ("clt", "bootstrap")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An expectation estimated from ``n`` replicas.
+
+    Attributes
+    ----------
+    mean : float
+        Point estimate.
+    lower, upper : float
+        One-sided bounds, each holding with probability ≥ 1 − ``alpha`` (asymptotically
+        for ``"clt"``).
+    n : int
+        Replica count R.
+    alpha : float
+    method : str
+        How the bounds were made (e.g. ``"clt, R=400, Bonferroni over T=501"``).
+    """
+
+    mean: float
+    lower: float
+    upper: float
+    n: int
+    alpha: float
+    method: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Exponent:
+    """Fitted exponent p of y ≈ c·x^p with a two-sided bootstrap interval [lower, upper]."""
+
+    slope: float
+    lower: float
+    upper: float
+    level: float
+    resamples: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _samples(samples, ndim: int, name: str = "samples") -> np.ndarray:
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim != ndim or x.shape[0] < 2 or not np.all(np.isfinite(x)):
+        shape = "(R,)" if ndim == 1 else "(R, T)"
+        raise ValueError(f"{name} must be a finite array of shape {shape} with R ≥ 2, got shape {x.shape}")
+    return x
+
+
+def _column_bounds(x: np.ndarray, alpha: float, method: str, resamples: int, seed: int):
+    """Per-column mean, lower and upper bound of x (R, T) at one-sided level alpha each."""
+    R = x.shape[0]
+    mean = x.mean(axis=0)
+    if method == "clt":
+        half = NormalDist().inv_cdf(1.0 - alpha) * x.std(axis=0, ddof=1) / np.sqrt(R)
+        return mean, mean - half, mean + half
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, R, size=(resamples, R))
+    means = x[idx].mean(axis=1)                                    # (B, T)
+    return mean, np.quantile(means, alpha, axis=0), np.quantile(means, 1.0 - alpha, axis=0)
+
+
+def _check_options(alpha, method, resamples, seed):
+    check_real("alpha", alpha, 0.0, 0.5, low_open=True, high_open=True)
+    check_choice("method", method, METHODS)
+    check_int("resamples", resamples, 100)
+    check_int("seed", seed, 0)
+
+
+def mean_bounds(samples, alpha: float = 0.05, method: str = "clt", resamples: int = 2000,
+                seed: int = 0) -> Estimate:
+    """E[Y] from R independent replicas with one-sided bounds at level 1 − α.
+
+    Parameters
+    ----------
+    samples : array_like, shape (R,)
+        One value of Y per replica, R ≥ 2.
+    alpha : float in (0, 0.5)
+    method : {"clt", "bootstrap"}
+    resamples : int ≥ 100
+        Bootstrap resamples (``"bootstrap"`` only).
+    seed : int ≥ 0
+        Seed of the bootstrap resampling.
+
+    Returns
+    -------
+    Estimate
+    """
+    _check_options(alpha, method, resamples, seed)
+    x = _samples(samples, 1)
+    mean, lower, upper = _column_bounds(x[:, None], alpha, method, resamples, seed)
+    label = f"{method}, R={x.shape[0]}" + (f", B={resamples}" if method == "bootstrap" else "")
+    return Estimate(float(mean[0]), float(lower[0]), float(upper[0]), x.shape[0], alpha, label)
+
+
+def max_mean_bounds(samples, alpha: float = 0.05, method: str = "clt", resamples: int = 2000,
+                    seed: int = 0) -> Estimate:
+    """max_t E[Y_t] with bounds simultaneous over the T columns (Bonferroni).
+
+    Parameters
+    ----------
+    samples : array_like, shape (R, T)
+        Y_t of each replica at each of T time points.
+    alpha, method, resamples, seed
+        As :func:`mean_bounds`; each column is bounded at level α / T.
+
+    Returns
+    -------
+    Estimate
+        ``mean`` = max_t of the column means, ``upper`` = max_t of the column upper
+        bounds (≥ max_t E[Y_t] with probability ≥ 1 − α), ``lower`` = max_t of the
+        column lower bounds (≤ max_t E[Y_t] with probability ≥ 1 − α).
+    """
+    _check_options(alpha, method, resamples, seed)
+    x = _samples(samples, 2)
+    T = x.shape[1]
+    mean, lower, upper = _column_bounds(x, alpha / T, method, resamples, seed)
+    label = f"{method}, R={x.shape[0]}, Bonferroni over T={T}" + (
+        f", B={resamples}" if method == "bootstrap" else "")
+    return Estimate(float(mean.max()), float(lower.max()), float(upper.max()), x.shape[0], alpha, label)
+
+
+def fit_exponent(x, samples, level: float = 0.9, resamples: int = 1000, seed: int = 0) -> Exponent:
+    """Fit E[Y](x) ≈ c·x^p by least squares on (log x, log mean Y), with a bootstrap interval.
+
+    Parameters
+    ----------
+    x : array_like, shape (K,)
+        K ≥ 2 distinct positive abscissae.
+    samples : sequence of K arrays, each shape (R_k,)
+        The replicas of Y at each x (independent runs, so each is resampled on its own).
+    level : float in (0, 1)
+        Two-sided level of the percentile interval on p.
+    resamples : int ≥ 100
+    seed : int ≥ 0
+
+    Returns
+    -------
+    Exponent
+
+    Raises
+    ------
+    ValueError
+        If some mean is not positive (no logarithm), or the inputs are malformed.
+    """
+    check_real("level", level, 0.0, 1.0, low_open=True, high_open=True)
+    check_int("resamples", resamples, 100)
+    check_int("seed", seed, 0)
+    logx = np.log(np.asarray(x, dtype=np.float64))
+    if logx.ndim != 1 or logx.size < 2 or len(samples) != logx.size or not np.all(np.isfinite(logx)) \
+            or np.ptp(logx) == 0:
+        raise ValueError("x must hold K ≥ 2 distinct positive values, one per entry of samples")
+    ys = [_samples(s, 1, f"samples[{k}]") for k, s in enumerate(samples)]
+    means = np.array([y.mean() for y in ys])
+    if np.any(means <= 0):
+        raise ValueError(f"samples must have positive means to fit a power law, got {means.tolist()}")
+    rng = np.random.default_rng(seed)
+    boot = np.stack([y[rng.integers(0, y.size, size=(resamples, y.size))].mean(axis=1) for y in ys], axis=1)
+    boot = np.where(boot > 0, boot, np.nan)                          # (B, K); a non-positive mean cannot be fitted
+    xc = logx - logx.mean()
+    slope = float(xc @ np.log(means) / (xc @ xc))
+    slopes = np.log(boot) @ xc / (xc @ xc)
+    slopes = slopes[np.isfinite(slopes)]
+    q = (1.0 - level) / 2.0
+    return Exponent(slope, float(np.quantile(slopes, q)), float(np.quantile(slopes, 1.0 - q)), level, resamples)
