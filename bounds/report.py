@@ -25,7 +25,8 @@ class Row:
     """One measured statement set against its bound.
 
     ``params`` holds the parameters (N, r, τ, μ, η, T, ...); ``terms`` the parts of a
-    bound that has several (Theorem 4); ``notes`` flags (e.g. ω² from the visited region).
+    bound that has several (Theorem 4); ``notes`` flags (e.g. ω² from the visited region);
+    ``constants`` the problem's :class:`simsgd.theory.Constants` as a dict.
     """
 
     study: str
@@ -36,6 +37,7 @@ class Row:
     bound: float
     terms: dict = field(default_factory=dict)
     notes: str = ""
+    constants: dict = field(default_factory=dict)
 
     @property
     def slack(self) -> float:
@@ -82,6 +84,7 @@ def write_atomic(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)          # mkstemp makes 0600; a report is for everyone to read
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

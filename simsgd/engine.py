@@ -147,7 +147,8 @@ def simulate(problem, method="powersgd+", nodes=4, rank=1, restart_period=10, op
                   q_init=q_init, dtype=dtype, error_feedback=error_feedback,
                   orthogonalization=orthogonalization,
                   orthogonalization_epsilon=orthogonalization_epsilon, degenerate_qr=degenerate_qr,
-                  betas=betas, adam_eps=adam_eps, x0=x0, replica_ids=replica_ids, lr=lr)
+                  betas=betas, adam_eps=adam_eps, x0=x0, replica_ids=replica_ids, lr=lr,
+                  power_steps=power_steps)
     streams = NodeStreams(run.seed, run.replica_ids, np.arange(run.nodes))
     recorder = Recorder(problem, run)
     bar = Progress(run.steps, progress)
@@ -182,7 +183,7 @@ class Run(NamedTuple):
 
 def prepare(problem, *, method, nodes, rank, restart_period, optimizer, momentum, steps, replicas,
             seed, q_init, dtype, error_feedback, orthogonalization, orthogonalization_epsilon,
-            degenerate_qr, betas, adam_eps, x0, replica_ids, lr) -> Run:
+            degenerate_qr, betas, adam_eps, x0, replica_ids, lr, power_steps=1) -> Run:
     """Check the options of :func:`simulate` and build X_0 and Q_{-1}; shared by every engine.
 
     Raises
@@ -195,7 +196,7 @@ def prepare(problem, *, method, nodes, rank, restart_period, optimizer, momentum
                          momentum=momentum, betas=betas, adam_eps=adam_eps, error_feedback=error_feedback,
                          orthogonalization=orthogonalization,
                          orthogonalization_epsilon=orthogonalization_epsilon,
-                         degenerate_qr=degenerate_qr, shape=(m, n))
+                         degenerate_qr=degenerate_qr, shape=(m, n), power_steps=power_steps)
     nodes = check_int("nodes", nodes, 1)
     steps = check_int("steps", steps, 1)
     seed = check_int("seed", seed, 0)
@@ -262,8 +263,8 @@ class Recorder:
         self.degenerate_per_step = np.zeros(steps, dtype=np.int64)
 
     def record(self, t, x, error_mean, momentum, degenerate):
-        """Record step t: X_{t+1} (R, m, n), (1/N) Σ_i e_{t+1}^{(i)} (R, m, n), m_t (R, m, n), and
-        the degenerate-QR flags (R,) or None.
+        """Record step t: X_{t+1} (R, m, n), (1/N) Σ_i e_{t+1}^{(i)} (R, m, n) (or None, see
+        :meth:`record_errors`), m_t (R, m, n), and the degenerate-QR flags (R,) or None.
 
         Raises
         ------
@@ -278,8 +279,17 @@ class Recorder:
             self.degenerate_per_step[t] = degenerate.sum()
         self.grad_norm_sq[:, t + 1] = NUMPY.sqnorm(self.problem.grad(x))
         self.loss[:, t + 1] = self.problem.loss(x)
-        self.error_norm_sq[:, t + 1] = NUMPY.sqnorm(error_mean)
+        if error_mean is not None:
+            self.record_errors(t, error_mean[None])
         self.momentum_norm_sq[:, t + 1] = NUMPY.sqnorm(momentum)
+
+    def record_errors(self, t, error_means):
+        """Record (1/N) Σ_i e^{(i)} after steps t, t+1, …: ``error_means`` (K, R, m, n).
+
+        For a caller that averages the errors in blocks of K steps (``record`` with
+        ``error_mean=None`` in between).
+        """
+        self.error_norm_sq[:, t + 1:t + 1 + len(error_means)] = NUMPY.sqnorm(error_means).T
 
     def trace(self, x, q, lr) -> Trace:
         """The :class:`Trace` with X_T (R, m, n) and Q_{T-1} (R, n, r) or None."""

@@ -230,6 +230,8 @@ class ExactRun:
     seconds : float
     xi : list of tuple of int
         ξ_t^{(i)} used at each step.
+    x : 4-tuple of Fraction or None
+        The last X reached (row-major; None for Adam, whose X is irrational).
     note : str
     """
 
@@ -245,6 +247,7 @@ class ExactRun:
     max_bits: int = 0
     seconds: float = 0.0
     xi: list = field(default_factory=list)
+    x: tuple | None = None
     note: str = ""
 
     def summary(self) -> dict:
@@ -368,7 +371,7 @@ def run_exact(noise_scale, nodes: int, steps: int, *, x0=None, q_init=None, lr="
     def stop(outcome, note=""):
         if run.broken_invariant is None:                # "broken" was set by broken()
             run.outcome = outcome
-        run.note = note
+        run.note, run.x = note, None if optimizer == "adam" else x
         run.seconds = time.monotonic() - start
         return run
 
@@ -433,17 +436,16 @@ def run_exact(noise_scale, nodes: int, steps: int, *, x0=None, q_init=None, lr="
             run.steps_run = t + 1               # X_{t+1} − X_0 ∈ span(B), so ⟨A, X_{t+1}⟩ = ⟨A, X_0⟩
         else:
             x = _sub(x, _scale(eta(t), m))
-            moved = _sub(x, x0)
-            if moved != zero4 and not _parallel(moved, B) and broken(INVARIANTS[4], t):
-                return stop("broken")
             grad_new = problem.grad(x)
             run.grad_norm_sq.append(_inner(grad_new, grad_new))
             run.steps_run = t + 1
+            moved = _sub(x, x0)
+            if moved != zero4 and not _parallel(moved, B) and broken(INVARIANTS[4], t):
+                return stop("broken")
             if run.grad_norm_sq[-1] != target and broken(INVARIANTS[5], t):
                 return stop("broken")
         run.max_bits = max(run.max_bits, _bits(x + m + v + q + errors[0]))
         if run.max_bits >= max_bits or time.monotonic() - start > max_seconds:
             return stop("budget", f"stopped after {t + 1} steps: "
                         f"{run.max_bits} bits, {time.monotonic() - start:.1f} s")
-    run.seconds = time.monotonic() - start
-    return run
+    return stop("held")

@@ -38,7 +38,7 @@ class DegenerateQRError(ArithmeticError):
 
 
 def _householder(p, ops):
-    if p.shape[-1] == 1:
+    if p.shape[-1] == 1 and p.shape[-2] > 1:     # m = 1 has no tail p₂..p_m: LAPACK's Q = [1]
         return _householder_rank1(p, ops)
     q, r_diag = ops.qr(p)
     return q, ops.amin_last(abs(r_diag))

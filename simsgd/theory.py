@@ -57,8 +57,9 @@ class Constants:
     shape : (int, int)
         (m, n) of X.
     omega_sq_source : str
-        ``"analytic"`` (a global bound) or ``"visited"`` (a bound over the region the
-        iterates of one run visit; see :func:`visited_omega_sq`).
+        ``"analytic"`` (a global bound), ``"given"`` (passed by the caller for Psi2x2) or
+        ``"visited"`` (a bound over the region the iterates of one run visit; see
+        :func:`visited_omega_sq`).
     """
 
     L: float

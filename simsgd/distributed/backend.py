@@ -1,32 +1,56 @@
-"""Algorithm 2 across real processes: one node per process, averages by ``all_reduce``.
+"""Algorithm 2 across real processes: one node per process, node means by collectives.
 
 :func:`simulate_distributed` is :func:`simsgd.simulate` for a process group: it takes the
 same options (checked by the same :func:`simsgd.engine.prepare`), calls the same
-:func:`simsgd.algorithm.step` with :class:`~simsgd.distributed.ops.TorchOps`, draws node
-``i``'s stochastic gradients from the same counter-based stream as the simulator's node
-``i``, and records the same :class:`simsgd.Trace` with the same
-:class:`simsgd.engine.Recorder`. Every process returns the whole trace.
+:func:`simsgd.algorithm.step` with :class:`~simsgd.distributed.ops.TorchOps` (or
+:class:`~simsgd.distributed.ops.ReferenceOps`), draws node ``i``'s stochastic gradients
+from the same counter-based stream as the simulator's node ``i``, and records the same
+:class:`simsgd.Trace` with the same :class:`simsgd.engine.Recorder`. Every process returns
+the whole trace.
 """
 
 from __future__ import annotations
 
 import inspect
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 from .. import algorithm
-from ..engine import Recorder, checked_grads, prepare, resolve_lr, simulate
+from .._checks import check_int
 from .._progress import Progress
+from ..engine import Recorder, checked_grads, prepare, resolve_lr, simulate
 from ..random import NodeStreams
-from .ops import TorchOps
+from .ops import ReferenceOps, TorchOps
 
-__all__ = ["simulate_distributed"]
+__all__ = ["simulate_distributed", "prepare_distributed", "in_lanes"]
 
 _SIMULATE = inspect.signature(simulate)
 
 
-def simulate_distributed(problem, *, group=None, device="cpu", progress=False, **options):
+def prepare_distributed(problem, options, group=None):
+    """:func:`simsgd.engine.prepare` for this group: N = world size, the rest from ``options``.
+
+    Returns
+    -------
+    run : simsgd.engine.Run
+    lr : float or callable
+    """
+    if not dist.is_initialized():
+        raise RuntimeError("torch.distributed.init_process_group must be called first")
+    if "nodes" in options or "progress" in options:
+        raise ValueError("nodes is the process group's world size and progress a keyword of its own; "
+                         "do not pass them as options")
+    bound = _SIMULATE.bind(problem, nodes=dist.get_world_size(group), **options)
+    bound.apply_defaults()
+    args = {k: v for k, v in bound.arguments.items() if k not in ("problem", "progress")}
+    return prepare(problem, **args), args["lr"]
+
+
+def simulate_distributed(problem, *, group=None, device="cpu", reference=False, error_block=64,
+                         progress=False, **options):
     """Run Algorithm 2 with this process as node ``dist.get_rank(group)`` of N = world size.
 
     Call it on every process of the group (after ``dist.init_process_group``), with the
@@ -41,7 +65,15 @@ def simulate_distributed(problem, *, group=None, device="cpu", progress=False, *
     group : ProcessGroup, optional
         Default: the world.
     device : str or torch.device
-        Where the tensors of Algorithm 2 live ("cpu", or "cuda:k" with NCCL).
+        Where the tensors live ("cpu", or "cuda:k" with NCCL). Ignored when ``reference``.
+    reference : bool
+        False: torch tensors and ``all_reduce`` (:class:`~simsgd.distributed.ops.TorchOps`).
+        True: NumPy arrays and an all-gather summed in node order
+        (:class:`~simsgd.distributed.ops.ReferenceOps`, gloo only): bit for bit
+        :func:`simsgd.simulate`'s trajectory.
+    error_block : int ≥ 1
+        The trace's ||(1/N) Σ_i e^{(i)}||² needs a node mean that Algorithm 2 itself does
+        not; it is reduced once per ``error_block`` steps, stacked, to save collectives.
     progress : bool
         Progress bar on rank 0's stderr.
     **options
@@ -60,33 +92,72 @@ def simulate_distributed(problem, *, group=None, device="cpu", progress=False, *
     FloatingPointError
         A non-finite gradient or iterate, naming the step and the replicas. A
         non-finite gradient is seen by its own node only; the others then wait in the
-        next ``all_reduce`` until the launcher stops them or the group's timeout.
+        next collective until :func:`~simsgd.distributed.launch` stops them, or the
+        group's timeout passes.
     """
-    if not dist.is_initialized():
-        raise RuntimeError("simulate_distributed needs torch.distributed.init_process_group first")
-    if "nodes" in options:
-        raise ValueError("nodes is the process group's world size; do not pass it")
-    ops = TorchOps(group)
+    run, lr = prepare_distributed(problem, options, group)
+    error_block = check_int("error_block", error_block, 1)
+    ops = ReferenceOps(group) if reference else TorchOps(group)
+    if reference:
+        to_array, stack = (lambda a: a), np.stack
+    else:
+        to_array, stack = (lambda a: torch.from_numpy(a).to(device)), torch.stack
     node = dist.get_rank(group)
-    bound = _SIMULATE.bind(problem, nodes=ops.world_size, **options)
-    bound.apply_defaults()
-    args = {k: v for k, v in bound.arguments.items() if k not in ("problem", "progress")}
-    run = prepare(problem, **args)
-    lr = args["lr"]
 
     streams = NodeStreams(run.seed, run.replica_ids, [node])
     recorder = Recorder(problem, run)
     bar = Progress(run.steps, progress and node == 0, label=f"simulate_distributed[{ops.world_size}]")
-    x_np, state = run.x, None
-    q = None if run.q is None else torch.from_numpy(run.q).to(device)
+    x_np, state, errors = run.x, None, []
     for t in range(run.steps):
-        grads = torch.from_numpy(checked_grads(problem, x_np, run, streams.at(t))).to(device)
+        grads = to_array(checked_grads(problem, x_np, run, streams.at(t)))
         if state is None:
-            state = algorithm.init(torch.from_numpy(run.x).to(device), q, grads, run.config)
+            q = None if run.q is None else to_array(run.q)
+            state = algorithm.init(to_array(run.x), q, grads, run.config)
         state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), run.config, ops)
         x_np = ops.asnumpy(state.x)
         degenerate = None if info.degenerate is None else ops.asnumpy(info.degenerate)
-        recorder.record(t, x_np, ops.asnumpy(ops.node_mean(state.error)), ops.asnumpy(info.momentum),
-                        degenerate)
+        recorder.record(t, x_np, None, ops.asnumpy(info.momentum), degenerate)
+        errors.append(state.error)
+        if len(errors) == error_block or t + 1 == run.steps:      # (K, R, 1, m, n) -> (K, R, m, n)
+            recorder.record_errors(t + 1 - len(errors), ops.asnumpy(ops.node_mean(stack(errors))))
+            errors = []
         bar.update(t + 1)
     return recorder.trace(x_np, None if state.q is None else ops.asnumpy(state.q), lr)
+
+
+def in_lanes(fn, cases, lanes=4):
+    """``[fn(problem, group=g, **options) for problem, options in cases]``, ``lanes`` at a time.
+
+    Each lane is a thread with a process group of its own over the same ranks, and runs
+    cases ``k, k + lanes, …`` in order, so every rank issues the same collectives on each
+    group in the same order; the lanes' waits in their collectives overlap. Call it on
+    every rank with the same arguments.
+
+    Parameters
+    ----------
+    fn : callable
+        E.g. :func:`simulate_distributed`; called with ``group=`` its lane's group.
+    cases : list of (problem, dict)
+    lanes : int ≥ 1
+
+    Returns
+    -------
+    list
+        ``fn``'s results, in the order of ``cases``.
+    """
+    lanes = min(check_int("lanes", lanes, 1), max(len(cases), 1))
+    groups = [dist.new_group() for _ in range(lanes)]
+
+    def lane(k):
+        return [fn(problem, group=groups[k], **options) for problem, options in cases[k::lanes]]
+
+    try:
+        with ThreadPoolExecutor(lanes) as pool:
+            done = list(pool.map(lane, range(lanes)))
+    finally:
+        for group in groups:
+            dist.destroy_process_group(group)
+    results = [None] * len(cases)
+    for k, values in enumerate(done):
+        results[k::lanes] = values
+    return results

@@ -1,21 +1,24 @@
-"""The array operations of Algorithm 2 on torch tensors, averaging nodes with ``all_reduce``.
+"""The array operations of Algorithm 2 for one node per process.
 
-:class:`TorchOps` has the methods of :class:`simsgd.backend.NumpyOps`, so
-:func:`simsgd.algorithm.step` runs unchanged on it. Each process holds one node: arrays
-keep the node axis at -3 with length 1, and ``node_mean`` sums it away and all-reduces
-the sum over the process group, divided by the world size.
+:class:`TorchOps` has the methods of :class:`simsgd.backend.NumpyOps` on torch tensors,
+so :func:`simsgd.algorithm.step` runs unchanged on it: arrays keep the node axis at -3
+with length 1, and ``node_mean`` sums it away and all-reduces the sum over the process
+group, divided by the world size. :class:`ReferenceOps` keeps NumPy's kernels and only
+moves the node mean across processes, in the simulator's order of summation, so a
+distributed run reproduces :func:`simsgd.simulate` bit for bit.
 """
 
 from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 from ..backend import NumpyOps
 
-__all__ = ["TorchOps"]
+__all__ = ["TorchOps", "ReferenceOps"]
 
 
 class TorchOps:
@@ -28,12 +31,12 @@ class TorchOps:
 
     Notes
     -----
-    The SVD of a restart step has a sign per singular vector that is up to the LAPACK
-    in use (NumPy's OpenBLAS and torch's MKL pick opposite signs for some columns). On
-    CPU tensors :meth:`top_left_singular_vectors` therefore calls NumPy's LAPACK, so
-    that Q_t is the simulator's bit for bit; on CUDA it calls ``torch.linalg.svd`` and
-    Q_t may differ from the simulator's by column signs (X_t and Δ̂_t do not depend on
-    them: P̃ → −P̃ gives Q → −Q and the same P̃ Qᵀ exactly).
+    The results agree with :class:`~simsgd.backend.NumpyOps` to rounding, not bit for
+    bit: the all-reduce adds the N terms in its own order, torch's QR (MKL), sums and
+    even ``sqrt`` round differently from NumPy's in the last bit, and the SVD of a
+    restart step may return singular vectors of the opposite sign (then Q_t has the
+    opposite sign; P̃ Qᵀ, X_t and the trace do not depend on it). :class:`ReferenceOps`
+    reproduces the simulator exactly.
     """
 
     name = "torch"
@@ -59,8 +62,6 @@ class TorchOps:
     @staticmethod
     def top_left_singular_vectors(d, rank):
         """First ``rank`` left singular vectors of ``d`` (..., m, n) -> (..., m, rank)."""
-        if d.device.type == "cpu":
-            return torch.from_numpy(NumpyOps.top_left_singular_vectors(d.numpy(), rank).copy())
         return torch.linalg.svd(d, full_matrices=False)[0][..., :rank]
 
     @staticmethod
@@ -117,3 +118,26 @@ class TorchOps:
         # torch does not warn on 0/0; the NaN is caught by the runner's finiteness check.
         return contextlib.nullcontext()
 
+
+
+class ReferenceOps(NumpyOps):
+    """NumPy's kernels for the node held by this process; node means across the group.
+
+    ``node_mean`` all-gathers the N local terms (gloo, CPU) and adds them in node order
+    0, 1, …, N−1 with :meth:`NumpyOps.node_mean` itself, so every number is the
+    simulator's bit for bit. It receives N−1 tensors per node where a ring all-reduce
+    moves about 2(N−1)/N: a check of the distributed algorithm, not a way to train.
+    """
+
+    name = "numpy+all_gather"
+
+    def __init__(self, group=None):
+        self.group = group
+        self.world_size = dist.get_world_size(group)
+
+    def node_mean(self, x):
+        """(1/N) Σ_i x^{(i)}: ``(..., 1, a, b) -> (..., a, b)``, NumPy arrays."""
+        local = torch.from_numpy(np.ascontiguousarray(x[..., 0, :, :]))
+        parts = [torch.empty_like(local) for _ in range(self.world_size)]
+        dist.all_gather(parts, local, group=self.group)
+        return NumpyOps.node_mean(np.stack([part.numpy() for part in parts], axis=-3))

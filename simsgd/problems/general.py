@@ -46,6 +46,8 @@ class GeneralCounterexample:
 
     Attributes
     ----------
+    U, V : (m, m), (n, n)
+        The rotation from the aligned basis (identities for ``"aligned"``).
     A : (k, m, n)
         Signal directions; ∇f(X) = Σ_j ψ'(⟨A_j, X⟩) A_j.
     B : (m, n)
@@ -73,11 +75,12 @@ class GeneralCounterexample:
         b = np.zeros((m, n))
         b[np.arange(k), np.arange(k)] = 2.0
         x0_default = np.eye(m, n)
+        u, v = np.eye(m), np.eye(n)
         if basis == "random":
             rng = np.random.default_rng(basis_seed)
             u, v = _random_orthogonal(m, rng), _random_orthogonal(n, rng)
             a, b, x0_default = u @ a @ v.T, u @ b @ v.T, u @ x0_default @ v.T
-        self.A, self.B = a, b
+        self.U, self.V, self.A, self.B = u, v, a, b
         x0 = x0_default if x0 is None else np.asarray(x0, dtype=np.float64)
         if x0.shape != self.shape or not np.all(np.isfinite(x0)):
             raise ValueError(f"x0 must be a finite array of shape {self.shape}, got {x0.shape}")
