@@ -164,7 +164,7 @@ def _floats_table(rows, name, rank):
     for r in rows:
         if r["problem"] == name and (r["rank"] == rank or r["method"] == "full"):
             diff = r["floats_per_step"] - r["table2_floats"]
-            lines.append(f"| {STYLE[r['method']][0]} | {r['tau'] or '–'} | {r['power_steps']} | "
+            lines.append(f"| {STYLE[r['method']][0]} | {str(r['tau']).replace('inf', '∞') or '–'} | {r['power_steps']} | "
                          f"{r['floats_per_step']:.2f} | {r['table2_floats']:.2f} | {diff:+.2f} |")
     return "\n".join(lines) + "\n"
 
@@ -181,6 +181,7 @@ def make(out_dir, setting: SweepSetting = SweepSetting()):
     note = (f"\nT = {setting.steps} steps. PowerSGD+ sends (m+n)r on SSP steps and mn + nr on SVD steps, so its "
             "mean is (m+n)r + (mn − mr)/τ: Table 2 counts mr more per restart. With τ = ∞ one SVD step "
             "(t = 0) still costs mn/T per step, which Table 2's mn/τ = 0 leaves out; when τ does not divide "
-            "T, ⌈T/τ⌉ restarts happen, not T/τ.\n")
+            "T, ⌈T/τ⌉ restarts happen, not T/τ. Full precision (mn) and K-step power iteration (K(m+n)r) are "
+            "not in Table 2; their formula column is the count written beside them.\n")
     write_text(paths[3], _floats_table(rows, "general", 4) + note)
     return paths

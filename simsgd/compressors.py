@@ -109,7 +109,7 @@ def ssp_compress(q, deltas, **options):
     deltas : array, shape (..., N, m, n)
         Δ^{(i)} of every node.
     **options
-        ``orthogonalization`` ("householder" | "gram-schmidt"),
+        ``orthogonalization`` ("householder" | "lapack" | "gram-schmidt"),
         ``orthogonalization_epsilon``, ``degenerate_qr`` and ``previous_basis``, as in
         :func:`simsgd.orthogonalize.orthogonalize`.
 

@@ -117,7 +117,7 @@ def simulate(problem, method="powersgd+", nodes=4, rank=1, restart_period=10, op
     error_feedback : {"local", "global", "none"}
         e^{(i)} ← Δ^{(i)} − P̃ Q^{(i)ᵀ} (paper), e^{(i)} ← Δ^{(i)} − Δ̂ (PyTorch's hook), or no
         error feedback.
-    orthogonalization : {"householder", "gram-schmidt"}
+    orthogonalization : {"householder", "lapack", "gram-schmidt"}
     orthogonalization_epsilon : float ≥ 0 (Gram–Schmidt only)
     degenerate_qr : {"previous", "native", "zero", "raise"}
         Convention when P is rank-deficient; see :mod:`simsgd.orthogonalize`.

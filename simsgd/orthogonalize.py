@@ -29,7 +29,7 @@ from .backend import NUMPY
 
 __all__ = ["ORTHOGONALIZATIONS", "DEGENERATE_QR", "DegenerateQRError", "orthogonalize"]
 
-ORTHOGONALIZATIONS = ("householder", "gram-schmidt")
+ORTHOGONALIZATIONS = ("householder", "lapack", "gram-schmidt")
 DEGENERATE_QR = ("previous", "native", "zero", "raise")
 
 
@@ -40,6 +40,10 @@ class DegenerateQRError(ArithmeticError):
 def _householder(p, ops):
     if p.shape[-1] == 1 and p.shape[-2] > 1:     # m = 1 has no tail p₂..p_m: LAPACK's Q = [1]
         return _householder_rank1(p, ops)
+    return _lapack(p, ops)
+
+
+def _lapack(p, ops):
     q, r_diag = ops.qr(p)
     return q, ops.amin_last(abs(r_diag))
 
@@ -87,7 +91,11 @@ def orthogonalize(p, *, method="householder", epsilon=0.0, previous=None,
     ----------
     p : array, shape (..., m, r)
         The node-averaged P = (1/N) Σ_i Δ^{(i)} Q.
-    method : {"householder", "gram-schmidt"}
+    method : {"householder", "lapack", "gram-schmidt"}
+        ``"householder"``: LAPACK's Householder QR, computed in closed form for r = 1
+        (Q = P/β, which keeps equal entries of P exactly equal); ``"lapack"``: always
+        ``geqrf``/``orgqr`` (the same numbers up to the last bit); ``"gram-schmidt"``:
+        PyTorch's hook.
     epsilon : float
         Gram–Schmidt only: columns are divided by ``norm + epsilon`` (PyTorch's
         ``orthogonalization_epsilon``).
@@ -106,6 +114,8 @@ def orthogonalize(p, *, method="householder", epsilon=0.0, previous=None,
     scale = ops.maxabs(p) * (m * r) ** 0.5          # ≥ ||P||_F, and cannot overflow
     if method == "householder":
         p_tilde, pivot = _householder(p, ops)
+    elif method == "lapack":
+        p_tilde, pivot = _lapack(p, ops)
     elif method == "gram-schmidt":
         p_tilde, pivot = _gram_schmidt(p, epsilon, ops)
     else:

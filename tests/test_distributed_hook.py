@@ -3,7 +3,8 @@
 - restart_period=None: the same parameters as PyTorch's powerSGD_hook at every step.
 - restart steps: the averaged gradient of a compressed matrix is P̃P̃ᵀ·mean(G), P̃ = the
   first r left singular vectors of the mean; floats sent follow Algorithm 1's count.
-- state_dict/load_state_dict: a resumed run continues bit for bit.
+- state_dict/load_state_dict: a resumed run continues bit for bit, across DDP's bucket
+  rebuild (the resumed DDP starts in its first bucket order again).
 - non-finite gradients: "zero" keeps every rank finite, "raise" raises on every rank.
 """
 
@@ -101,7 +102,8 @@ def _restart_step(rank, world):
 
 def _resume(rank, steps=16, tau=3):
     """Uninterrupted run against a run stopped halfway and resumed from state_dicts."""
-    options = dict(matrix_approximation_rank=2, start_powerSGD_iter=2, restart_period=tau)
+    # start 0: compression begins before DDP's bucket rebuild, in both runs.
+    options = dict(matrix_approximation_rank=2, start_powerSGD_iter=0, restart_period=tau)
     whole = _ddp(powersgd_plus_hook, PowerSGDPlusState(None, **options))
     for t in range(steps):
         _train_step(*whole, rank, t)
@@ -182,7 +184,7 @@ def test_nonfinite_gradient_policies(ranks):
 
 @pytest.mark.parametrize("options, match", [
     (dict(matrix_approximation_rank=0), "matrix_approximation_rank"),
-    (dict(start_powerSGD_iter=1), "start_powerSGD_iter"),
+    (dict(start_powerSGD_iter=-1), "start_powerSGD_iter"),
     (dict(restart_period=0), "restart_period"),
     (dict(nonfinite="ignore"), "nonfinite"),
     (dict(orthogonalization_epsilon=-1.0), "orthogonalization_epsilon"),

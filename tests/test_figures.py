@@ -73,12 +73,13 @@ def test_bad_output_folder_is_a_one_line_error(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--out" in result.stderr
 
 
-def test_notebook_executes_headless():
+def test_notebook_executes_headless(monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     path = ROOT / "notebooks" / "explore_tau_rank.ipynb"
     notebook = nbformat.read(path, as_version=4)
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    for name, value in _env().items():                  # the kernel inherits this environment
+        monkeypatch.setenv(name, value)
     nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]

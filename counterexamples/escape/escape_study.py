@@ -5,9 +5,9 @@ Two escape times per run:
 * ``span``: first t with X_t − X_0 ∉ span(B) (off-B part above 2¹⁰ machine epsilons);
 * ``grad``: first t with | ||∇f(X_t)||² − 16 | > 10⁻³ (the gradient itself moved).
 
-"LAPACK" replaces the core's rank-1 Householder (P̃ = P/β, which keeps equal entries
-equal) by ``np.linalg.qr`` (LAPACK dgeqrf/dorgqr), the routine the core used before commit
-9a9bc9d; it is patched in here only, for this comparison.
+"core" is ``orthogonalization="householder"`` (rank 1 in closed form, P̃ = P/β, which keeps
+equal entries equal); "lapack" is ``orthogonalization="lapack"`` (``np.linalg.qr``, LAPACK
+dgeqrf/dorgqr): the same Householder reflection, different in the last bit.
 
 Run: ``python counterexamples/escape/escape_study.py`` (about 25–40 s on one core). Writes
 ``figures/escape_steps.png`` and ``counterexamples/escape/escape_study.json``.
@@ -15,9 +15,7 @@ Run: ``python counterexamples/escape/escape_study.py`` (about 25–40 s on one c
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import time
 
 import numpy as np
@@ -34,24 +32,6 @@ VARIANTS = (("paper", "core"), ("paper", "lapack"), ("random", "core"), ("aligne
 STEPS, REPLICAS = 400, 200
 
 
-def _lapack_rank1(p, ops):
-    q, r_diag = ops.qr(p)
-    return q, abs(r_diag[..., 0])
-
-
-@contextlib.contextmanager
-def qr_routine(name):
-    """Use the core's rank-1 Householder ("core") or LAPACK's ("lapack") inside the block."""
-    module = sys.modules["simsgd.orthogonalize"]
-    saved = module._householder_rank1
-    if name == "lapack":
-        module._householder_rank1 = _lapack_rank1
-    try:
-        yield
-    finally:
-        module._householder_rank1 = saved
-
-
 def _quartiles(steps):
     hit = steps[steps >= 0]
     if hit.size == 0:
@@ -61,9 +41,9 @@ def _quartiles(steps):
 
 def measure(basis, qr, sigma, nodes, dtype, lr):
     problem = Psi2x2(sigma, basis=basis, lock_start=True)
-    with qr_routine(qr):
-        trace, locked = simulate_lock(problem, method="powersgd", nodes=nodes, optimizer="msgd", lr=lr,
-                                      momentum=0.9, steps=STEPS, replicas=REPLICAS, seed=0, dtype=dtype)
+    trace, locked = simulate_lock(problem, method="powersgd", nodes=nodes, optimizer="msgd", lr=lr,
+                                  momentum=0.9, steps=STEPS, replicas=REPLICAS, seed=0, dtype=dtype,
+                                  orthogonalization="householder" if qr == "core" else "lapack")
     span = escape_steps(locked)
     grad = escape_steps(np.abs(trace.grad_norm_sq - 16.0) <= 1e-3)
     return {"basis": basis, "qr": qr, "sigma": sigma, "nodes": nodes, "dtype": dtype, "lr": lr,

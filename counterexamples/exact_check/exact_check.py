@@ -6,7 +6,7 @@ convention for the degenerate step P_t = 0, and SGD / MSGD / Adam, run PowerSGD 
 keep every invariant for T steps, and where the first one breaks. Then the corner cases
 σ = 0 and Q_{-1} ⊥ C, and how long Theorem 1's conclusion survives LAPACK's convention.
 
-Run: ``python counterexamples/exact_check/exact_check.py`` (about 60 s on one core).
+Run: ``python counterexamples/exact_check/exact_check.py`` (about 40 s of CPU).
 Writes ``counterexamples/exact_check/exact_check.json``.
 """
 

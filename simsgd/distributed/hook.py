@@ -30,8 +30,6 @@ memory or the other nodes' gradients.
 """
 
 import logging
-from collections import defaultdict
-
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -56,8 +54,8 @@ class PowerSGDPlusState:
     matrix_approximation_rank : int ≥ 1
         r; a matrix m×n is compressed with rank min(m, n, r).
     start_powerSGD_iter : int ≥ 0
-        Plain all-reduce before this iteration; must be ≥ 2 with error feedback or warm
-        start (DDP rebuilds its buckets after iteration 1).
+        Plain all-reduce before this iteration. Unlike PyTorch's (≥ 2 with error feedback
+        or warm start), 0 and 1 are allowed: the memories follow DDP's bucket rebuild.
     min_compression_rate : float ≥ 0
         A matrix is compressed only if (m + n) r · rate < m n.
     use_error_feedback, warm_start : bool
@@ -90,9 +88,6 @@ class PowerSGDPlusState:
         self.process_group = process_group
         self.matrix_approximation_rank = check_int("matrix_approximation_rank", matrix_approximation_rank, 1)
         self.start_powerSGD_iter = check_int("start_powerSGD_iter", start_powerSGD_iter, 0)
-        if (use_error_feedback or warm_start) and start_powerSGD_iter <= 1:
-            raise ValueError("start_powerSGD_iter must be > 1 when use_error_feedback or warm_start is on "
-                             f"(DDP rebuilds its buckets after iteration 1), got {start_powerSGD_iter}")
         self.min_compression_rate = check_real("min_compression_rate", min_compression_rate, 0.0)
         self.use_error_feedback = bool(use_error_feedback)
         self.warm_start = bool(warm_start)
@@ -110,6 +105,10 @@ class PowerSGDPlusState:
         self.floats_sent_last_step = self.floats_sent_total = self.floats_uncompressed_last_step = 0
         self.restarts = self.nonfinite_steps = 0
         self._step_floats = self._step_uncompressed = 0
+        self._layouts: dict[int, list] = {}       # bucket index -> its parameters, in bucket order
+        self._first_layout: list = []             # all parameters in the order of the first iteration
+        self._first_layout_done = False
+        self._pending: dict[str, dict[int, torch.Tensor]] = {"error": {}, "q": {}}
 
     _COUNTERS = ("iter", "floats_sent_last_step", "floats_sent_total", "floats_uncompressed_last_step",
                  "restarts", "nonfinite_steps", "_step_floats", "_step_uncompressed")
@@ -126,16 +125,37 @@ class PowerSGDPlusState:
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue bit for bit (not the process group).
 
-        Resume with the same model, bucket layout (``bucket_cap_mb``) and world size.
+        The error and warm-start Q memories are saved per parameter (see :meth:`_see`), so
+        a resumed run needs a new DDP over the same model with this state registered
+        before its first step; the bucket layout may differ.
         """
-        tensors = {name: {k: v.detach().clone() for k, v in getattr(self, name).items()}
-                   for name in ("error_dict", "p_memory_dict", "q_memory_dict")}
+        memory = {kind: {k: v.detach().clone() for k, v in saved.items()}
+                  for kind, saved in self._per_parameter().items()}
         return {"options": {k: getattr(self, k) for k in self._OPTIONS},
                 "counters": {k: getattr(self, k) for k in self._COUNTERS},
-                "rng": self.rng.get_state(), **tensors}
+                "rng": self.rng.get_state(), "memory": memory}
+
+    def _per_parameter(self) -> dict:
+        """The memories per parameter: {"error": {k: e_k}, "q": {k: Q_k (n, r)}}, k numbering the
+        parameters in the order DDP presented them in the first iteration this state saw."""
+        number = {id(p): k for k, p in enumerate(self._first_layout)}
+        saved = {kind: dict(pending) for kind, pending in self._pending.items()}
+        for index, params in self._layouts.items():
+            keys = [number[id(p)] for p in params]
+            if index in self.error_dict:
+                for key, chunk in zip(keys, _unflatten(self.error_dict[index], params)):
+                    saved["error"][key] = chunk
+            if self.warm_start and index in self.q_memory_dict:
+                at = 0
+                for i, (m, n, rank) in _compressed(self, params):
+                    saved["q"][keys[i]] = self.q_memory_dict[index][at:at + n * rank].view(n, rank)
+                    at += n * rank
+        return saved
 
     def load_state_dict(self, state: dict, device=None) -> None:
-        """Restore :meth:`state_dict`'s output; ``device`` moves the memories (default: as saved).
+        """Restore :meth:`state_dict`'s output into a new state, before its DDP's first step.
+
+        ``device`` moves the memories (default: where each bucket lives).
 
         Raises
         ------
@@ -149,8 +169,42 @@ class PowerSGDPlusState:
         for k, v in state["counters"].items():
             setattr(self, k, v)
         self.rng.set_state(state["rng"])
-        for name in ("error_dict", "p_memory_dict", "q_memory_dict"):
-            setattr(self, name, {int(k): v.detach().clone().to(device or v.device) for k, v in state[name].items()})
+        self.error_dict, self.p_memory_dict, self.q_memory_dict = {}, {}, {}
+        self._layouts, self._first_layout, self._first_layout_done = {}, [], False
+        self._pending = {kind: {int(k): v.detach().clone() if device is None else v.detach().to(device, copy=True)
+                                for k, v in memory.items()} for kind, memory in state["memory"].items()}
+
+    def _see(self, bucket, params, device):
+        """Track DDP's bucket layouts and keep the memories aligned with them.
+
+        The error and Q memories are flat in a bucket's parameter order, which DDP changes
+        after its first iteration (and a resumed run starts from the first order again).
+        When a bucket's parameters change, every bucket's memories are set aside per
+        parameter and each bucket takes its parameters' memories back in its new order,
+        so ``start_powerSGD_iter`` need not wait for the rebuild (PyTorch's hook needs ≥ 2).
+        """
+        index = bucket.index()
+        old = self._layouts.get(index)
+        if old is not None and [id(p) for p in old] != [id(p) for p in params]:
+            self._pending = self._per_parameter()
+            self.error_dict, self.p_memory_dict, self.q_memory_dict, self._layouts = {}, {}, {}, {}
+        self._layouts[index] = params
+        if not self._first_layout_done:
+            self._first_layout.extend(params)
+            self._first_layout_done = bucket.is_last()
+        if not (self._pending["error"] or self._pending["q"]) or index in self.error_dict \
+                or index in self.q_memory_dict:
+            return
+        number = {id(p): k for k, p in enumerate(self._first_layout)}
+        keys = [number[id(p)] for p in params]
+        if self.use_error_feedback and all(k in self._pending["error"] for k in keys):
+            self.error_dict[index] = torch.cat([self._pending["error"].pop(k).reshape(-1) for k in keys]).to(device)
+        shapes = _compressed(self, params)
+        if self.warm_start and shapes and all(keys[i] in self._pending["q"] for i, _ in shapes):
+            self.q_memory_dict[index] = torch.cat([self._pending["q"].pop(keys[i]).reshape(-1)
+                                                   for i, _ in shapes]).to(device)
+            self.p_memory_dict[index] = torch.empty(sum(m * rank for _, (m, n, rank) in shapes),
+                                                    device=device, dtype=self.q_memory_dict[index].dtype)
 
     def _count(self, bucket, sent, uncompressed):
         self._step_floats += sent
@@ -185,27 +239,45 @@ def _orthogonalize(matrices, epsilon):
             rest -= torch.sum(col * rest, dim=1, keepdim=True) * col
 
 
-def _split(state, tensors):
-    """PyTorch's step I: the (m, n) views worth compressing, grouped by shape, and the rest."""
-    to_compress, uncompressed = [], []
-    for tensor in tensors:
-        matrix = tensor.view(tensor.shape[0], -1)
-        m, n = matrix.shape
+def _groups(state, tensors):
+    """PyTorch's step I on shapes: indices of the tensors worth compressing, grouped by their
+    matrix shape (m, n) = (shape[0], rest) in first-seen order, and the indices of the rest."""
+    groups, rest = {}, []
+    for i, tensor in enumerate(tensors):
+        m = tensor.shape[0]
+        n = tensor.numel() // m if m else 0
         rank = min(m, n, state.matrix_approximation_rank)
         if (m + n) * rank * state.min_compression_rate < m * n:
-            to_compress.append(matrix)
+            groups.setdefault((m, n), []).append(i)
         else:
-            uncompressed.append(tensor)
-    shape_to_tensors = defaultdict(list)
-    for matrix in to_compress:
-        shape_to_tensors[matrix.shape].append(matrix)
+            rest.append(i)
+    return list(groups.values()), rest
+
+
+def _compressed(state, tensors):
+    """(index, (m, n, r)) of each compressed tensor, in the order of the P/Q memories."""
+    groups, _ = _groups(state, tensors)
+    out = []
+    for group in groups:
+        for i in group:
+            m = tensors[i].shape[0]
+            n = tensors[i].numel() // m
+            out.append((i, (m, n, min(m, n, state.matrix_approximation_rank))))
+    return out
+
+
+def _split(state, tensors):
+    """The (b, m, n) batches to compress (views, or stacked copies when batching), the
+    matrices of each shape group, and the tensors sent uncompressed."""
+    groups, rest = _groups(state, tensors)
+    grouped = [[tensors[i].view(tensors[i].shape[0], -1) for i in group] for group in groups]
     batches = []
-    for group in shape_to_tensors.values():
+    for matrices in grouped:
         if state.batch_tensors_with_same_shape:
-            batches.append(group[0].unsqueeze(0) if len(group) == 1 else torch.stack(group))
+            batches.append(matrices[0].unsqueeze(0) if len(matrices) == 1 else torch.stack(matrices))
         else:
-            batches.extend(matrix.unsqueeze(0) for matrix in group)
-    return batches, uncompressed, shape_to_tensors
+            batches.extend(matrix.unsqueeze(0) for matrix in matrices)
+    return batches, [tensors[i] for i in rest], grouped
 
 
 def _low_rank_views(state, bucket_index, batches, device, dtype):
@@ -257,6 +329,7 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
     input_tensor = bucket.buffer()
 
     if state.iter < state.start_powerSGD_iter:
+        state._see(bucket, bucket.parameters(), input_tensor.device)
         state._count(bucket, input_tensor.numel(), input_tensor.numel())
         state._end_bucket(bucket)   # PyTorch counts a warm-up iteration before its all-reduce
 
@@ -276,6 +349,7 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
 
     device, dtype = input_tensor.device, input_tensor.dtype
     bucket_index = bucket.index()
+    state._see(bucket, bucket.parameters(), device)
     finite = torch.isfinite(input_tensor).all()
     input_tensor_cp = None
     if state.use_error_feedback:
@@ -285,7 +359,8 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
             state.error_dict[bucket_index] = torch.zeros_like(input_tensor)
         input_tensor_cp = input_tensor.detach().clone()
 
-    batches, uncompressed, shape_to_tensors = _split(state, bucket.gradients())
+    gradients = bucket.gradients()
+    batches, uncompressed, grouped = _split(state, gradients)
     restart = state.is_restart()
     ps, qs, fresh = _low_rank_views(state, bucket_index, batches, device, dtype)
     flag = torch.where(finite, 0.0, 1.0).to(device=device, dtype=dtype).reshape(1)
@@ -306,10 +381,10 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
         for p, q, matrix in zip(ps, qs, batches):
             torch.bmm(p, q.transpose(1, 2), out=matrix)
         if state.batch_tensors_with_same_shape:
-            for matrix in batches:
-                if matrix.shape[0] > 1:
-                    for i, original in enumerate(shape_to_tensors[matrix.shape[1:]]):
-                        original.copy_(matrix[i])
+            for batch, originals in zip(batches, grouped):
+                if batch.shape[0] > 1:
+                    for i, original in enumerate(originals):
+                        original.copy_(batch[i])
         if state.use_error_feedback:
             state.error_dict[bucket_index] = input_tensor_cp - input_tensor
         if not state.warm_start:
@@ -331,7 +406,7 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
             mean = fut.value()[0].div_(world_size)
             if mean[-1] != 0:
                 return _nonfinite(state, bucket, input_tensor, "restart step")
-            mean_batches, mean_uncompressed, _ = _split(state, _unflatten(mean[:-1], bucket.gradients()))
+            mean_batches, mean_uncompressed, _ = _split(state, _unflatten(mean[:-1], gradients))
             for tensor, tensor_mean in zip(uncompressed, mean_uncompressed):
                 tensor.copy_(tensor_mean)
             return finish(mean_batches)

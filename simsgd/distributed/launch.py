@@ -162,19 +162,25 @@ def _collect(processes, results, deadline):
                     raise RankError(f"rank {dead[0]} of {len(processes)} died with exit code "
                                     f"{processes[dead[0]].exitcode} before returning; the other ranks "
                                     "were stopped") from None
-                _accept(values, rank, status, value, len(processes))
+                _accept(values, rank, status, value, processes)
                 continue
             if end is not None and time.monotonic() > end:
                 missing = sorted(set(range(len(processes))) - set(values))
                 raise RankError(f"deadline passed with ranks {missing} still running; all ranks were stopped")
             continue
-        _accept(values, rank, status, value, len(processes))
+        _accept(values, rank, status, value, processes)
     return [values[r] for r in range(len(processes))]
 
 
-def _accept(values, rank, status, value, world_size):
+def _accept(values, rank, status, value, processes):
     if status == "error":
-        raise RankError(f"rank {rank} of {world_size} raised {value}(the other ranks were stopped)")
+        # A peer's death shows up first as a connection error in the ranks waiting for it:
+        # name the dead rank as the cause when there is one.
+        time.sleep(0.5)
+        dead = [r for r, p in enumerate(processes) if r != rank and p.exitcode not in (None, 0)]
+        cause = (f"rank {dead[0]} of {len(processes)} died with exit code {processes[dead[0]].exitcode}; then "
+                 if dead else "")
+        raise RankError(f"{cause}rank {rank} of {len(processes)} raised {value}(the other ranks were stopped)")
     values[rank] = value
 
 

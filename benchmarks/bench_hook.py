@@ -1,0 +1,163 @@
+"""DDP step time and floats on the wire: powersgd_plus_hook against PyTorch's hooks.
+
+An MLP of ``--layers`` square ``--width`` linear layers trains on N gloo processes (CPU).
+Per step (forward, backward with the hook, SGD step) the median time of ``--repeats``
+interleaved blocks of ``--block`` steps is reported for: plain all-reduce (no hook),
+PyTorch's ``powerSGD_hook``, ours with ``restart_period=None`` (PowerSGD) and with τ
+(PowerSGD+), all at rank r. Floats sent per node per step are our state's own count,
+beside Table 2's formula. Usage::
+
+    python -m benchmarks.bench_hook [--world-size 2] [--width 512] [--layers 4] [--rank 4] [--tau 100]
+
+Threads: every process runs with 1 OpenMP/MKL/OpenBLAS thread (set before torch and NumPy
+load); mixing NumPy's and torch's pools on 2 cores was seen to slow small torch
+linear-algebra calls by 100×.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import (  # noqa: E402
+    PowerSGDState, batched_powerSGD_hook, powerSGD_hook)
+from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
+
+from simsgd.distributed import launch  # noqa: E402
+from simsgd.distributed.hook import PowerSGDPlusState, powersgd_plus_hook  # noqa: E402
+
+START = 2   # start_powerSGD_iter
+
+
+def _model(width, layers):
+    torch.manual_seed(0)
+    mods = []
+    for _ in range(layers):
+        mods += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*mods, nn.Linear(width, 10))
+
+
+def _setups(args):
+    rank = args.rank
+    return {
+        "all-reduce": lambda: (None, None),
+        "torch powerSGD_hook": lambda: (PowerSGDState(None, rank, START), powerSGD_hook),
+        "ours, τ = None": lambda: (PowerSGDPlusState(None, rank, START), powersgd_plus_hook),
+        f"ours, τ = {args.tau}": lambda: (PowerSGDPlusState(None, rank, START, restart_period=args.tau),
+                                          powersgd_plus_hook),
+    }
+
+
+def _step(model, optimizer, x, y):
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+
+
+def _worker(args):
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(dist.get_rank())
+    x, y = torch.randn(args.batch, args.width, generator=g), torch.randint(0, 10, (args.batch,), generator=g)
+    runs = {}
+    for name, setup in _setups(args).items():
+        model = DDP(_model(args.width, args.layers))
+        state, hook = setup()
+        if hook is not None:
+            model.register_comm_hook(state, hook)
+        runs[name] = (model, torch.optim.SGD(model.parameters(), lr=1e-3), state, [])
+        for _ in range(START + 2):
+            _step(*runs[name][:2], x, y)
+    for _ in range(args.repeats):                 # interleaved, so load changes hit all alike
+        for name, (model, optimizer, state, times) in runs.items():
+            dist.barrier()
+            start = time.perf_counter()
+            for _ in range(args.block):
+                _step(model, optimizer, x, y)
+            times.append((time.perf_counter() - start) / args.block)
+    floats = {}
+    for name, (model, optimizer, state, _) in runs.items():
+        if isinstance(state, PowerSGDPlusState):
+            before, steps = state.floats_sent_total, args.tau if state.restart_period else 1
+            for _ in range(steps):
+                _step(model, optimizer, x, y)
+            floats[name] = (state.floats_sent_total - before) / steps
+    return {name: statistics.median(run[3]) for name, run in runs.items()}, floats, _batched_hook_outcome(args, x, y)
+
+
+def _batched_hook_outcome(args, x, y):
+    """What torch's batched_powerSGD_hook does on its first compressed step."""
+    model = DDP(_model(args.width, args.layers))
+    model.register_comm_hook(PowerSGDState(None, args.rank, START), batched_powerSGD_hook)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    try:
+        for _ in range(START + 1):
+            _step(model, optimizer, x, y)
+    except Exception as exc:  # noqa: BLE001 - recorded, not handled
+        inner = str(exc).split("\n")[0]
+        return f"raises {type(exc).__name__} ({inner[:120]})"
+    return "runs"
+
+
+def _table2(args):
+    """Floats per node per step from Table 2's formulas, for this model's matrices."""
+    model = _model(args.width, args.layers)
+    r, tau = args.rank, args.tau
+    matrices = [p.shape for p in model.parameters() if p.dim() == 2 and (p.shape[0] + p.shape[1]) * min(r, *p.shape) * 2
+                < p.shape[0] * p.shape[1]]
+    rest = sum(p.numel() for p in model.parameters()) - sum(m * n for m, n in matrices)
+    powersgd = sum((m + n) * r for m, n in matrices) + rest
+    plus = sum(n * r + m * r + m * n / tau for m, n in matrices) + rest
+    return {"all-reduce": sum(p.numel() for p in model.parameters()), "PowerSGD (m+n)r": powersgd,
+            f"PowerSGD+ nr + mr + mn/τ": plus}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_hook", description=__doc__.split("\n")[0])
+    parser.add_argument("--world-size", type=int, default=2)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--rank", type=int, default=4)
+    parser.add_argument("--tau", type=int, default=100)
+    parser.add_argument("--block", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    for name in ("world_size", "width", "layers", "batch", "rank", "tau", "block", "repeats"):
+        if getattr(args, name) < 1:
+            print(f"error: --{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}", file=sys.stderr)
+            return 2
+    times, floats, batched = launch(_worker, args.world_size, args, timeout=300)[0]
+    table2 = _table2(args)
+    if args.json:
+        print(json.dumps({"seconds_per_step": times, "floats_per_step": floats, "table2": table2,
+                          "batched_powerSGD_hook": batched, "torch": torch.__version__}, indent=1))
+        return 0
+    base, plain = times["torch powerSGD_hook"], times["all-reduce"]
+    print(f"N = {args.world_size} gloo processes (CPU, 1 thread each), MLP {args.layers}×{args.width}², "
+          f"batch {args.batch}, r = {args.rank}, torch {torch.__version__}")
+    print(f"{'hook':24s} {'ms/step':>8s} {'× torch hook':>12s} {'× all-reduce':>12s}")
+    for name, seconds in times.items():
+        print(f"{name:24s} {1e3 * seconds:8.2f} {seconds / base:12.2f} {seconds / plain:12.2f}")
+    print(f"\nfloats per node per step (ours, measured) vs Table 2 (+ uncompressed biases):")
+    for name, value in floats.items():
+        print(f"  {name:22s} {value:12.1f}")
+    for name, value in table2.items():
+        print(f"  {name:22s} {value:12.1f}")
+    print(f"\ntorch {torch.__version__} batched_powerSGD_hook: {batched}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

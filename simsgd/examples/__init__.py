@@ -1,0 +1,1 @@
+"""Runnable examples (need torch): ``python -m simsgd.examples.train --world-size 4``."""
