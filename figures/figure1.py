@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import simsgd  # noqa: E402
 from simsgd.problems import GeneralCounterexample  # noqa: E402
 
-from ._io import save_figure, write_csv  # noqa: E402
+from simsgd._io import atomic_savefig, atomic_write_csv  # noqa: E402
 from .curves import mean_band, plot_mean_band  # noqa: E402
 
 __all__ = ["Figure1Setting", "OPTIMIZERS", "METHODS", "run", "make"]
@@ -81,7 +81,7 @@ def make(out_dir, setting: Figure1Setting = Figure1Setting()):
                  f"σ = {setting.noise_scale:g}, N = {setting.nodes}, r = {setting.signal_rank}, "
                  f"R = {setting.replicas}", fontsize=10)
     png, csv = out_dir / "figure1.png", out_dir / "figure1.csv"
-    save_figure(fig, png)
+    atomic_savefig(fig, png, dpi=150, metadata={"Software": None})
     plt.close(fig)
-    write_csv(csv, ("optimizer", "method", "t", "mean_loss", "lower95", "upper95", "replicas"), rows)
+    atomic_write_csv(csv, ("optimizer", "method", "t", "mean_loss", "lower95", "upper95", "replicas"), rows)
     return [png, csv]

@@ -19,7 +19,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 import simsgd  # noqa: E402
 from simsgd.problems import GeneralCounterexample, HeterogeneousQuadratic  # noqa: E402
 
-from ._io import save_figure, write_csv, write_text  # noqa: E402
+from simsgd._io import atomic_savefig, atomic_write_csv, atomic_write_text  # noqa: E402
 
 __all__ = ["TAUS", "RANKS", "SweepSetting", "PROBLEMS", "table2_floats", "run_sweep", "make"]
 
@@ -117,7 +117,7 @@ def _plot_pareto(rows, path):
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("final E‖∇f(X)‖²  (last 10% of steps)")
     axes[0].legend(fontsize=7, loc="best", title="marker size ∝ rank r", title_fontsize=7)
-    save_figure(fig, path)
+    atomic_savefig(fig, path, dpi=150, metadata={"Software": None})
     plt.close(fig)
 
 
@@ -151,7 +151,7 @@ def _plot_heatmaps(rows, path):
                    title=f"{STYLE[method][0]} — {PROBLEMS[name][0]}")
             ax.title.set_fontsize(8.5)
         fig.colorbar(image, ax=row_axes, label="final E‖∇f‖²")
-    save_figure(fig, path)
+    atomic_savefig(fig, path, dpi=150, metadata={"Software": None})
     plt.close(fig)
 
 
@@ -175,7 +175,7 @@ def make(out_dir, setting: SweepSetting = SweepSetting()):
     rows = [row for name in PROBLEMS for row in run_sweep(name, setting)]
     paths = [out_dir / f for f in ("sweep.csv", "pareto.png", "heatmap_tau_rank.png", "floats_table.md")]
     header = tuple(rows[0])
-    write_csv(paths[0], header, ([row[h] for h in header] for row in rows))
+    atomic_write_csv(paths[0], header, ([row[h] for h in header] for row in rows))
     _plot_pareto(rows, paths[1])
     _plot_heatmaps(rows, paths[2])
     note = (f"\nT = {setting.steps} steps. PowerSGD+ sends (m+n)r on SSP steps and mn + nr on SVD steps, so its "
@@ -183,5 +183,5 @@ def make(out_dir, setting: SweepSetting = SweepSetting()):
             "(t = 0) still costs mn/T per step, which Table 2's mn/τ = 0 leaves out; when τ does not divide "
             "T, ⌈T/τ⌉ restarts happen, not T/τ. Full precision (mn) and K-step power iteration (K(m+n)r) are "
             "not in Table 2; their formula column is the count written beside them.\n")
-    write_text(paths[3], _floats_table(rows, "general", 4) + note)
+    atomic_write_text(paths[3], _floats_table(rows, "general", 4) + note)
     return paths
