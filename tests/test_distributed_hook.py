@@ -139,8 +139,8 @@ def _nonfinite(rank):
         for t in range(8):
             _train_step(model, optimizer, rank, t, float("inf") if rank == 1 and t == 4 else 1.0)
         out["raise"] = None
-    except RuntimeError as exc:
-        out["raise"] = (t, str(exc))
+    except FloatingPointError as exc:
+        out["raise"] = (t, f"{type(exc).__name__}: {exc}")
     return out
 
 

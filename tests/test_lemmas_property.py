@@ -97,12 +97,15 @@ def lemma1_terms(out, deltas):
     return sq(c), sq(c - delta), sq(delta), sq(out.local_hat.mean(axis=0) - c)
 
 
+@pytest.mark.parametrize("orthogonalization", ["householder", "lapack"])
 @pytest.mark.parametrize("degenerate_qr", ["previous", "native", "zero"])
 @given(p=problems)
-def test_lemma1_householder(p, degenerate_qr):
-    """Householder QR: all four statements of Lemma 1, on every kind of input, every convention."""
+def test_lemma1_householder(p, degenerate_qr, orthogonalization):
+    """Householder QR (own rank-1 path, or LAPACK always): all four statements of Lemma 1, on
+    every kind of input, under every convention."""
     m, n, r, deltas, q, previous = setup(p)
-    out = ssp_step(q, deltas, previous_basis=previous, degenerate_qr=degenerate_qr)
+    out = ssp_step(q, deltas, previous_basis=previous, degenerate_qr=degenerate_qr,
+                   orthogonalization=orthogonalization)
     c2, e2, d2, lin = lemma1_terms(out, deltas)
     tol = tolerance(m, n, r, p["nodes"], deltas)
     assert c2 <= d2 + tol
@@ -177,8 +180,8 @@ def test_lemma1_gram_schmidt_epsilon(p, degenerate_qr, epsilon):
         assert d2 - c2 - e2 == pytest.approx(2 * c_sq * (1 - c_sq) * along, rel=1e-6, abs=tol)
 
 
-@pytest.mark.parametrize("orthogonalization, epsilon", [("householder", 0.0), ("gram-schmidt", 0.0),
-                                                        ("gram-schmidt", 1e-8)])
+@pytest.mark.parametrize("orthogonalization, epsilon", [("householder", 0.0), ("lapack", 0.0),
+                                                        ("gram-schmidt", 0.0), ("gram-schmidt", 1e-8)])
 @given(p=problems)
 def test_degenerate_qr_raise(p, orthogonalization, epsilon):
     """``degenerate_qr="raise"`` raises exactly where the other conventions report degeneracy."""

@@ -22,8 +22,8 @@ Non-finite gradients (policy ``nonfinite``): every compressed step all-reduces o
 extra float, the number of nodes whose bucket holds a NaN or an infinity, with the
 uncompressed tensors; warm-up steps check the averaged bucket, which is non-finite
 whenever any node's is. Then every node alike either raises ``FloatingPointError``
-(``"raise"``, the default; DDP re-raises it from ``loss.backward()`` as a
-``RuntimeError`` whose message names it, on every rank; stop training there) or returns
+(``"raise"``, the default; it comes out of ``loss.backward()`` on every rank; stop
+training there) or returns
 a zero gradient for the bucket and leaves the error feedback untouched (``"zero"``; a
 warning is logged). Both count in ``state.nonfinite_steps``. NaN never reaches the error
 memory or the other nodes' gradients.
@@ -33,7 +33,6 @@ import logging
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from .._checks import check_choice, check_int, check_real
 
@@ -298,17 +297,18 @@ def _low_rank_views(state, bucket_index, batches, device, dtype):
 
 
 def _nonfinite(state, bucket, input_tensor, what):
-    """Apply the non-finite policy on every node alike; returns the (zeroed) bucket."""
+    """Apply the non-finite policy on every node alike; returns the (zeroed) bucket.
+
+    ``bucket`` is None when the step was already counted (warm-up)."""
     state.nonfinite_steps += 1
-    message = (f"non-finite gradient in bucket {bucket.index()} at iteration {state.iter} ({what}); "
-               "error feedback left unchanged")
-    if state.nonfinite == "raise":
+    iteration = state.iter if bucket is not None else state.iter - 1
+    message = f"non-finite gradient at iteration {iteration} ({what}); error feedback left unchanged"
+    if bucket is not None:
         state._end_bucket(bucket)
+    if state.nonfinite == "raise":
         raise FloatingPointError(message)
     logger.warning("%s; the bucket's gradient is set to zero for this step", message)
-    input_tensor.zero_()
-    state._end_bucket(bucket)
-    return input_tensor
+    return input_tensor.zero_()
 
 
 def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
@@ -333,19 +333,11 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
         state._count(bucket, input_tensor.numel(), input_tensor.numel())
         state._end_bucket(bucket)   # PyTorch counts a warm-up iteration before its all-reduce
 
-        def check(fut):
-            averaged = fut.value()
-            if not torch.isfinite(averaged).all():
-                state.nonfinite_steps += 1
-                if state.nonfinite == "raise":
-                    raise FloatingPointError(f"non-finite gradient in bucket {bucket.index()} "
-                                             f"during the all-reduce warm-up (iteration {state.iter - 1})")
-                logger.warning("non-finite gradient in bucket %s during the all-reduce warm-up; "
-                               "the bucket's gradient is set to zero for this step", bucket.index())
-                averaged.zero_()
-            return averaged
-
-        return default_hooks._allreduce_fut(group, input_tensor).then(check)
+        input_tensor.div_(world_size)            # as PyTorch's default all-reduce hook
+        dist.all_reduce(input_tensor, group=group)
+        if not torch.isfinite(input_tensor).all():
+            return _done(_nonfinite(state, None, input_tensor, "all-reduce warm-up"))
+        return _done(input_tensor)
 
     device, dtype = input_tensor.device, input_tensor.dtype
     bucket_index = bucket.index()
@@ -376,7 +368,7 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
         for matrix, p, q in zip(batches, ps, qs):
             torch.bmm(matrix.transpose(1, 2), p, out=q)
         q_memory = state.q_memory_dict[bucket_index]
-        dist.all_reduce(q_memory, group=group, async_op=True).get_future().wait()
+        dist.all_reduce(q_memory, group=group)
         q_memory.div_(world_size)
         for p, q, matrix in zip(ps, qs, batches):
             torch.bmm(p, q.transpose(1, 2), out=matrix)
@@ -402,16 +394,14 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
         memory = torch.cat([input_tensor, flag])
         state._count(bucket, memory.numel() + q_floats, input_tensor.numel())
 
-        def after_full(fut):
-            mean = fut.value()[0].div_(world_size)
-            if mean[-1] != 0:
-                return _nonfinite(state, bucket, input_tensor, "restart step")
-            mean_batches, mean_uncompressed, _ = _split(state, _unflatten(mean[:-1], gradients))
-            for tensor, tensor_mean in zip(uncompressed, mean_uncompressed):
-                tensor.copy_(tensor_mean)
-            return finish(mean_batches)
-
-        return dist.all_reduce(memory, group=group, async_op=True).get_future().then(after_full)
+        dist.all_reduce(memory, group=group)
+        mean = memory.div_(world_size)
+        if mean[-1] != 0:
+            return _done(_nonfinite(state, bucket, input_tensor, "restart step"))
+        mean_batches, mean_uncompressed, _ = _split(state, _unflatten(mean[:-1], gradients))
+        for tensor, tensor_mean in zip(uncompressed, mean_uncompressed):
+            tensor.copy_(tensor_mean)
+        return _done(finish(mean_batches))
 
     if fresh:
         state.generator.manual_seed(int(state.rng.randint(1_000_000_000)))
@@ -427,19 +417,27 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
     p_memory = state.p_memory_dict[bucket_index]
     state._count(bucket, memory.numel() + p_memory.numel() + q_floats, input_tensor.numel())
 
-    def after_uncompressed(fut):
-        mean = fut.value()[0].div_(world_size)
-        if mean[-1] != 0:
-            return _nonfinite(state, bucket, input_tensor, "compressed step")
-        at = 0
-        for tensor in uncompressed:
-            tensor.copy_(mean[at:at + tensor.numel()].view_as(tensor))
-            at += tensor.numel()
-        # P is orthogonalised next, so its sum need not be divided by N (as PyTorch).
-        dist.all_reduce(p_memory, group=group, async_op=True).get_future().wait()
-        return finish(None)
+    dist.all_reduce(memory, group=group)
+    mean = memory.div_(world_size)
+    if mean[-1] != 0:
+        return _done(_nonfinite(state, bucket, input_tensor, "compressed step"))
+    at = 0
+    for tensor in uncompressed:
+        tensor.copy_(mean[at:at + tensor.numel()].view_as(tensor))
+        at += tensor.numel()
+    # P is orthogonalised next, so its sum need not be divided by N (as PyTorch).
+    dist.all_reduce(p_memory, group=group)
+    return _done(finish(None))
 
-    return dist.all_reduce(memory, group=group, async_op=True).get_future().then(after_uncompressed)
+
+def _done(tensor):
+    """A completed future: every collective of a compressed step is issued by the hook's own
+    call, so all ranks issue them in the same (bucket) order. Issuing them from future
+    callbacks, as PyTorch's hook does, lets two buckets' collectives interleave differently
+    on different ranks; with a slow SVD in between that deadlocked gloo."""
+    fut = torch.futures.Future()
+    fut.set_result(tensor)
+    return fut
 
 
 def _unflatten(flat, tensors):
