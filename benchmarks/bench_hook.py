@@ -7,7 +7,7 @@ PyTorch's ``powerSGD_hook``, ours with ``restart_period=None`` (PowerSGD) and wi
 (PowerSGD+), all at rank r. Floats sent per node per step are our state's own count,
 beside Table 2's formula. Usage::
 
-    python -m benchmarks.bench_hook [--world-size 2] [--width 512] [--layers 4] [--rank 4] [--tau 100]
+    python -m benchmarks.bench_hook [--world-size 2] [--width 256] [--layers 3] [--rank 4] [--tau 100]
 
 Threads: every process runs with 1 OpenMP/MKL/OpenBLAS thread (set before torch and NumPy
 load); mixing NumPy's and torch's pools on 2 cores was seen to slow small torch
@@ -125,8 +125,8 @@ def _table2(args):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_hook", description=__doc__.split("\n")[0])
     parser.add_argument("--world-size", type=int, default=2)
-    parser.add_argument("--width", type=int, default=512)
-    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rank", type=int, default=4)
     parser.add_argument("--tau", type=int, default=100)

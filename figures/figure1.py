@@ -20,7 +20,8 @@ import simsgd  # noqa: E402
 from simsgd.problems import GeneralCounterexample  # noqa: E402
 
 from simsgd._io import atomic_savefig, atomic_write_csv  # noqa: E402
-from .curves import mean_band, plot_mean_band  # noqa: E402
+from simsgd.plotting import plot_mean_band  # noqa: E402
+from simsgd.stats import mean_band  # noqa: E402
 
 __all__ = ["Figure1Setting", "OPTIMIZERS", "METHODS", "run", "make"]
 

@@ -30,9 +30,10 @@ from ._checks import check_int, check_real
 from ._io import atomic_savefig, atomic_write_csv, atomic_write_json
 from .engine import simulate
 from .problems import Psi2x2
+from .stats import mean_ci, wilson_interval
 
-__all__ = ["main", "build_parser", "simulate_lock", "locked_mask", "at_initial_grad", "escape_steps", "mean_ci",
-           "wilson_interval", "lock_tolerance", "METHODS"]
+__all__ = ["main", "build_parser", "simulate_lock", "locked_mask", "at_initial_grad", "escape_steps",
+           "lock_tolerance", "METHODS"]
 
 METHODS = ("powersgd", "powersgd+")
 FLOAT_DEFAULTS = {"steps": 1000, "replicas": 1000}
@@ -137,22 +138,6 @@ def escape_steps(locked):
     (R,) int
     """
     return np.where(locked.all(axis=1), -1, np.argmin(locked, axis=1))
-
-
-def mean_ci(values, axis=0):
-    """Mean and the half-width of its normal 95% confidence interval (1.96 s/√R)."""
-    values = np.asarray(values, dtype=np.float64)
-    n = values.shape[axis]
-    sd = values.std(axis=axis, ddof=1) if n > 1 else np.zeros_like(values.mean(axis=axis))
-    return values.mean(axis=axis), 1.96 * sd / math.sqrt(n)
-
-
-def wilson_interval(k: int, n: int, z: float = 1.96):
-    """Wilson score 95% interval of a binomial proportion k/n."""
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 # ---------------------------------------------------------------- arguments

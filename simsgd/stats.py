@@ -20,6 +20,7 @@ squares on logarithms and bootstraps the replicas for an interval on p.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
@@ -27,7 +28,8 @@ import numpy as np
 
 from ._checks import check_choice, check_int, check_real
 
-__all__ = ["Estimate", "Exponent", "mean_bounds", "max_mean_bounds", "fit_exponent", "METHODS"]
+__all__ = ["Estimate", "Exponent", "mean_bounds", "max_mean_bounds", "fit_exponent", "METHODS",
+           "mean_ci", "mean_band", "wilson_interval"]
 
 METHODS = ("clt", "bootstrap")
 
@@ -199,3 +201,48 @@ def fit_exponent(x, samples, level: float = 0.9, resamples: int = 1000, seed: in
     slopes = slopes[np.isfinite(slopes)]
     q = (1.0 - level) / 2.0
     return Exponent(slope, float(np.quantile(slopes, q)), float(np.quantile(slopes, 1.0 - q)), level, resamples)
+
+
+# Two-sided 95% intervals for tables and plots.
+
+def mean_ci(values, axis=0):
+    """Mean and the half-width of its normal 95% confidence interval (1.96 s/√R)."""
+    values = np.asarray(values, dtype=np.float64)
+    n = values.shape[axis]
+    sd = values.std(axis=axis, ddof=1) if n > 1 else np.zeros_like(values.mean(axis=axis))
+    return values.mean(axis=axis), 1.96 * sd / math.sqrt(n)
+
+
+def mean_band(values, resamples=400, seed=0):
+    """Mean over replicas and a 95% bootstrap percentile band for it.
+
+    The band resamples the R replicas with replacement (seeded, so it is
+    reproducible); unlike mean ± 1.96·s/√R it stays positive for heavy-tailed,
+    positive data such as losses on a log axis.
+
+    Parameters
+    ----------
+    values : array, shape (R, T+1)
+    resamples : int
+        Bootstrap resamples B.
+    seed : int
+
+    Returns
+    -------
+    mean, lower, upper : arrays, shape (T+1,)
+        The mean and the 2.5% and 97.5% percentiles of the B resampled means.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    R = values.shape[0]
+    counts = np.random.default_rng(seed).multinomial(R, np.full(R, 1.0 / R), size=resamples)  # (B, R)
+    means = counts @ values / R                                                                # (B, T+1)
+    lower, upper = np.percentile(means, [2.5, 97.5], axis=0)
+    return values.mean(axis=0), lower, upper
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96):
+    """Wilson score 95% interval of a binomial proportion k/n."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

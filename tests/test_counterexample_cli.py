@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from simsgd import _io
-from simsgd.counterexample import main, wilson_interval
+from simsgd.counterexample import main
+from simsgd.stats import wilson_interval
 
 SMALL = ["--sigma", "5", "--N", "4", "--steps", "150", "--replicas", "300"]
 

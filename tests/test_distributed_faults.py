@@ -114,3 +114,12 @@ def test_gpu_backend_matches_the_simulator():
     ref = simsgd.simulate(problems["psi-aligned"], nodes=world, progress=False, **cases[0][1])
     assert max(trace_diff(free[0], ref).values()) <= 1e-10
     assert max(forced.values()) <= 1e-12
+
+
+def test_torch_ops_cover_the_numpy_ops_interface():
+    # Algorithm 2 is written against NumpyOps' methods; a method added there must exist here.
+    from simsgd.backend import NumpyOps
+    from simsgd.distributed.ops import TorchOps
+
+    missing = {name for name in dir(NumpyOps) if not name.startswith("_")} - set(dir(TorchOps))
+    assert not missing

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import simsgd
-from simsgd.counterexample import escape_steps, locked_mask, simulate_lock, wilson_interval
+from simsgd.counterexample import escape_steps, locked_mask, simulate_lock
+from simsgd.stats import wilson_interval
 from simsgd.problems import Psi2x2
 
 RUN = dict(method="powersgd", nodes=4, optimizer="msgd", lr=5e-4, momentum=0.9, seed=0)

@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from simsgd._io import atomic_savefig, atomic_write_json
-from simsgd.counterexample import mean_ci, simulate_lock, wilson_interval
+from simsgd.counterexample import simulate_lock
+from simsgd.stats import mean_ci, wilson_interval
 from simsgd.problems import Psi2x2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
