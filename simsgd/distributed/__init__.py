@@ -2,13 +2,16 @@
 
 Needs torch (``pip install ".[torch]"``); ``import simsgd`` does not import it.
 
-``simulate_distributed``      :func:`simsgd.simulate` with one node per process (all_reduce).
+``simulate_distributed``      :func:`simsgd.simulate` with one node per process (all_reduce),
+                              or bit for bit the simulator's numbers (``reference=True``).
 ``launch``                    run a function on N local gloo/NCCL processes, or under torchrun.
 ``PowerSGDPlusState``, ``powersgd_plus_hook``   PowerSGD+ as a ``DistributedDataParallel`` hook.
 """
 
-from .backend import simulate_distributed
+from .backend import in_lanes, simulate_distributed
+from .hook import PowerSGDPlusState, powersgd_plus_hook
 from .launch import RankError, launch, under_torchrun
-from .ops import TorchOps
+from .ops import ReferenceOps, TorchOps
 
-__all__ = ["simulate_distributed", "launch", "RankError", "under_torchrun", "TorchOps"]
+__all__ = ["simulate_distributed", "in_lanes", "launch", "RankError", "under_torchrun", "TorchOps",
+           "ReferenceOps", "PowerSGDPlusState", "powersgd_plus_hook"]

@@ -11,25 +11,26 @@ all-reduced, P̃ is the first r left singular vectors of each averaged matrix, a
 step finishes as SVD-COMP does (Q^{(i)} = Δ^{(i)ᵀ} P̃ all-reduced, Δ̂ = P̃ Qᵀ); the Q
 carried to the next step is that Q, so the power iteration restarts from the SVD basis.
 
-Two habits of PyTorch's hook are not copied: its Q's are drawn after
-``torch.manual_seed`` (which also reseeds the global CUDA generators); here a dedicated
-CPU ``torch.Generator`` draws the same numbers. And with ``orthogonalization_epsilon=0``
-a zero column of P or Q (a gradient matrix that is exactly zero, e.g. a frozen layer)
-gave NaN there; here it stays zero, so that component is sent as zero and kept in the
-error.
+Habits of PyTorch's hook not copied: its Q's are drawn after ``torch.manual_seed``
+(which also reseeds the global CUDA generators); here a dedicated CPU ``torch.Generator``
+draws the same numbers. With ``orthogonalization_epsilon=0`` a zero column of P or Q (a
+gradient matrix that is exactly zero, e.g. a frozen layer) gave NaN there; here it stays
+zero, so that component is sent as zero and kept in the error. PyTorch issues the P and
+Q all-reduces from future callbacks, whose order can differ between ranks when a bucket
+has more than one; here every collective is issued by the hook call, in bucket order.
 
 Non-finite gradients (policy ``nonfinite``): every compressed step all-reduces one
 extra float, the number of nodes whose bucket holds a NaN or an infinity, with the
 uncompressed tensors; warm-up steps check the averaged bucket, which is non-finite
 whenever any node's is. Then every node alike either raises ``FloatingPointError``
 (``"raise"``, the default; it comes out of ``loss.backward()`` on every rank; stop
-training there) or returns
-a zero gradient for the bucket and leaves the error feedback untouched (``"zero"``; a
-warning is logged). Both count in ``state.nonfinite_steps``. NaN never reaches the error
+training there) or returns a zero gradient for the bucket and leaves the error feedback
+untouched (``"zero"``; a warning is logged). Both count in ``state.nonfinite_steps``. NaN never reaches the error
 memory or the other nodes' gradients.
 """
 
 import logging
+
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -93,7 +94,8 @@ class PowerSGDPlusState:
         self.orthogonalization_epsilon = check_real("orthogonalization_epsilon", orthogonalization_epsilon, 0.0)
         self.random_seed = check_int("random_seed", random_seed, 0, 2 ** 32 - 1)
         self.batch_tensors_with_same_shape = bool(batch_tensors_with_same_shape)
-        self.restart_period = None if restart_period is None else check_int("restart_period", restart_period, 1)
+        self.restart_period = (None if restart_period is None
+                               else check_int("restart_period", restart_period, 1))
         self.nonfinite = check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
         self.rng = np.random.RandomState(self.random_seed)
         self.generator = torch.Generator(device="cpu")
@@ -205,7 +207,7 @@ class PowerSGDPlusState:
             self.p_memory_dict[index] = torch.empty(sum(m * rank for _, (m, n, rank) in shapes),
                                                     device=device, dtype=self.q_memory_dict[index].dtype)
 
-    def _count(self, bucket, sent, uncompressed):
+    def _count(self, sent, uncompressed):
         self._step_floats += sent
         self._step_uncompressed += uncompressed
 
@@ -330,7 +332,7 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
 
     if state.iter < state.start_powerSGD_iter:
         state._see(bucket, bucket.parameters(), input_tensor.device)
-        state._count(bucket, input_tensor.numel(), input_tensor.numel())
+        state._count(input_tensor.numel(), input_tensor.numel())
         state._end_bucket(bucket)   # PyTorch counts a warm-up iteration before its all-reduce
 
         input_tensor.div_(world_size)            # as PyTorch's default all-reduce hook
@@ -392,7 +394,7 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
         # The whole error-fed bucket and the flag in one all-reduce: uncompressed tensors and
         # the matrices' node average Δ alike.
         memory = torch.cat([input_tensor, flag])
-        state._count(bucket, memory.numel() + q_floats, input_tensor.numel())
+        state._count(memory.numel() + q_floats, input_tensor.numel())
 
         dist.all_reduce(memory, group=group)
         mean = memory.div_(world_size)
@@ -415,7 +417,7 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
         torch.bmm(matrix, q, out=p)
     memory = torch.cat([tensor.view(-1) for tensor in uncompressed] + [flag])
     p_memory = state.p_memory_dict[bucket_index]
-    state._count(bucket, memory.numel() + p_memory.numel() + q_floats, input_tensor.numel())
+    state._count(memory.numel() + p_memory.numel() + q_floats, input_tensor.numel())
 
     dist.all_reduce(memory, group=group)
     mean = memory.div_(world_size)
