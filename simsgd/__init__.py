@@ -1,6 +1,6 @@
 """simsgd: PowerSGD and PowerSGD+ (Xie, Chen & Yuan) put to the test.
 
-The NumPy core needs no torch; the torch.distributed backend lives in ``simsgd.torch``.
+The NumPy core needs no torch; the torch.distributed backend lives in ``simsgd.distributed``.
 """
 
 from . import problems

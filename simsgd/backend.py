@@ -3,7 +3,7 @@
 Algorithm 2 is written once (``simsgd.algorithm``) against this small interface. The
 simulated engine holds every node in an explicit node axis (axis -3 of a
 ``(..., N, m, n)`` array) and averages over it; the torch backend
-(``simsgd.torch``) holds one node per process in a node axis of length 1 and
+(``simsgd.distributed``) holds one node per process in a node axis of length 1 and
 averages with ``all_reduce``. Nothing else differs.
 """
 
