@@ -119,7 +119,7 @@ def _table2(args):
     powersgd = sum((m + n) * r for m, n in matrices) + rest
     plus = sum(n * r + m * r + m * n / tau for m, n in matrices) + rest
     return {"all-reduce": sum(p.numel() for p in model.parameters()), "PowerSGD (m+n)r": powersgd,
-            f"PowerSGD+ nr + mr + mn/τ": plus}
+            "PowerSGD+ nr + mr + mn/τ": plus}
 
 
 def main(argv=None) -> int:
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     print(f"{'hook':24s} {'ms/step':>8s} {'× torch hook':>12s} {'× all-reduce':>12s}")
     for name, seconds in times.items():
         print(f"{name:24s} {1e3 * seconds:8.2f} {seconds / base:12.2f} {seconds / plain:12.2f}")
-    print(f"\nfloats per node per step (ours, measured) vs Table 2 (+ uncompressed biases):")
+    print("\nfloats per node per step (ours, measured) vs Table 2 (+ uncompressed biases):")
     for name, value in floats.items():
         print(f"  {name:22s} {value:12.1f}")
     for name, value in table2.items():
