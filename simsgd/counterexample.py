@@ -259,7 +259,8 @@ def run_float(args):
                           "locked": locked_t.mean(axis=0),
                           "degenerate": np.append(trace.degenerate_per_step, 0)}
         summary["methods"][method] = {
-            "mean_grad_norm_sq_T": float(mean), "ci95": [float(mean - half), float(mean + half)],
+            "mean_grad_norm_sq_T": float(mean),
+            "ci95": [max(0.0, float(mean - half)), float(mean + half)],   # ||∇f||² ≥ 0
             "locked_fraction": k / args.replicas, "locked_runs": k,
             "locked_ci95": list(wilson_interval(k, args.replicas)),
             "degenerate_qr_steps": int(trace.degenerate_qr.sum()),
