@@ -79,10 +79,14 @@ def _initial_q(q_init, seed, replica_ids, n, rank, dtype):
     return q
 
 
-def _nonfinite(what, t, replica_ids, bad):
+def _check_finite(what, t, replica_ids, values):
+    """Raise FloatingPointError naming the replicas (axis 0 of ``values``) that hold a NaN or inf."""
+    if np.isfinite(values).all():   # one flat reduction on the hot path; per replica only on failure
+        return
+    bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
     ids = replica_ids[np.flatnonzero(bad)]
     shown = ", ".join(map(str, ids[:5])) + (", …" if ids.size > 5 else "")
-    return FloatingPointError(f"non-finite {what} at step t={t} in {ids.size} replica(s): {shown}")
+    raise FloatingPointError(f"non-finite {what} at step t={t} in {ids.size} replica(s): {shown}")
 
 
 def simulate(problem, method="powersgd+", nodes=4, rank=1, restart_period=10, optimizer="msgd",
@@ -234,9 +238,7 @@ def checked_grads(problem, x, run: Run, draws):
         raise ValueError(f"problem.stochastic_grads must return shape (R, N, m, n) = "
                          f"{shape}, got {getattr(grads, 'shape', type(grads))}")
     grads = grads.astype(run.dtype, copy=False)
-    finite = np.isfinite(grads).all(axis=(1, 2, 3))
-    if not finite.all():
-        raise _nonfinite("stochastic gradient", draws.step, run.replica_ids, ~finite)
+    _check_finite("stochastic gradient", draws.step, run.replica_ids, grads)
     return grads
 
 
@@ -271,9 +273,7 @@ class Recorder:
         FloatingPointError
             A non-finite X_{t+1}, naming the replicas.
         """
-        finite = np.isfinite(x).all(axis=(1, 2))
-        if not finite.all():
-            raise _nonfinite("iterate X_{t+1}", t, self.run.replica_ids, ~finite)
+        _check_finite("iterate X_{t+1}", t, self.run.replica_ids, x)
         if degenerate is not None:
             self.degenerate_qr += degenerate
             self.degenerate_per_step[t] = degenerate.sum()
