@@ -17,10 +17,10 @@ import numpy as np
 
 import simsgd
 from benchmarks.plain_loop import run_replica
-from simsgd.backend import NUMPY
 from simsgd.compressors import ssp_step, svd_step
+from simsgd.ops import NUMPY
 from simsgd.orthogonalize import orthogonalize
-from simsgd.random import NodeStreams
+from simsgd.streams import NodeStreams
 
 SETTINGS = dict(method="powersgd+", nodes=4, rank=1, restart_period=10, lr=0.005, momentum=0.9, seed=0)
 
@@ -69,10 +69,15 @@ def main(argv=None):
         run_replica(problem, k, steps=args.steps, **SETTINGS)
     loop_rate = args.loop_replicas * args.steps / (time.perf_counter() - start)
 
-    result = dict(engine_replica_steps_per_s=round(engine_rate), loop_replica_steps_per_s=round(loop_rate),
-                  speedup=round(engine_rate / loop_rate, 1),
-                  replicas=args.replicas, steps=args.steps, threads=os.environ.get("OMP_NUM_THREADS", "unset"),
-                  **SETTINGS)
+    result = dict(
+        engine_replica_steps_per_s=round(engine_rate),
+        loop_replica_steps_per_s=round(loop_rate),
+        speedup=round(engine_rate / loop_rate, 1),
+        replicas=args.replicas,
+        steps=args.steps,
+        threads=os.environ.get("OMP_NUM_THREADS", "unset"),
+        **SETTINGS,
+    )
     result["milliseconds_per_call"] = breakdown(problem, args.replicas)
     print(json.dumps(result, indent=2))
     return result

@@ -31,13 +31,16 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import (  # noqa: E402
-    PowerSGDState, batched_powerSGD_hook, powerSGD_hook)
+    PowerSGDState,
+    batched_powerSGD_hook,
+    powerSGD_hook,
+)
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
 from simsgd.distributed import launch  # noqa: E402
 from simsgd.distributed.hook import PowerSGDPlusState, powersgd_plus_hook  # noqa: E402
 
-START = 2   # start_powerSGD_iter
+START = 2  # start_powerSGD_iter
 
 
 def _model(width, layers):
@@ -54,8 +57,10 @@ def _setups(args):
         "all-reduce": lambda: (None, None),
         "torch powerSGD_hook": lambda: (PowerSGDState(None, rank, START), powerSGD_hook),
         "ours, τ = None": lambda: (PowerSGDPlusState(None, rank, START), powersgd_plus_hook),
-        f"ours, τ = {args.tau}": lambda: (PowerSGDPlusState(None, rank, START, restart_period=args.tau),
-                                          powersgd_plus_hook),
+        f"ours, τ = {args.tau}": lambda: (
+            PowerSGDPlusState(None, rank, START, restart_period=args.tau),
+            powersgd_plus_hook,
+        ),
     }
 
 
@@ -78,8 +83,8 @@ def _worker(args):
         runs[name] = (model, torch.optim.SGD(model.parameters(), lr=1e-3), state, [])
         for _ in range(START + 2):
             _step(*runs[name][:2], x, y)
-    for _ in range(args.repeats):                 # interleaved, so load changes hit all alike
-        for name, (model, optimizer, state, times) in runs.items():
+    for _ in range(args.repeats):  # interleaved, so load changes hit all alike
+        for model, optimizer, _state, times in runs.values():
             dist.barrier()
             start = time.perf_counter()
             for _ in range(args.block):
@@ -92,7 +97,11 @@ def _worker(args):
             for _ in range(steps):
                 _step(model, optimizer, x, y)
             floats[name] = (state.floats_sent_total - before) / steps
-    return {name: statistics.median(run[3]) for name, run in runs.items()}, floats, _batched_hook_outcome(args, x, y)
+    return (
+        {name: statistics.median(run[3]) for name, run in runs.items()},
+        floats,
+        _batched_hook_outcome(args, x, y),
+    )
 
 
 def _batched_hook_outcome(args, x, y):
@@ -113,17 +122,25 @@ def _table2(args):
     """Floats per node per step from Table 2's formulas, for this model's matrices."""
     model = _model(args.width, args.layers)
     r, tau = args.rank, args.tau
-    matrices = [p.shape for p in model.parameters() if p.dim() == 2 and (p.shape[0] + p.shape[1]) * min(r, *p.shape) * 2
-                < p.shape[0] * p.shape[1]]
+    matrices = [
+        p.shape
+        for p in model.parameters()
+        if p.dim() == 2 and (p.shape[0] + p.shape[1]) * min(r, *p.shape) * 2 < p.shape[0] * p.shape[1]
+    ]
     rest = sum(p.numel() for p in model.parameters()) - sum(m * n for m, n in matrices)
     powersgd = sum((m + n) * r for m, n in matrices) + rest
     plus = sum(n * r + m * r + m * n / tau for m, n in matrices) + rest
-    return {"all-reduce": sum(p.numel() for p in model.parameters()), "PowerSGD (m+n)r": powersgd,
-            "PowerSGD+ nr + mr + mn/τ": plus}
+    return {
+        "all-reduce": sum(p.numel() for p in model.parameters()),
+        "PowerSGD (m+n)r": powersgd,
+        "PowerSGD+ nr + mr + mn/τ": plus,
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_hook", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_hook", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--world-size", type=int, default=2)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--layers", type=int, default=3)
@@ -136,17 +153,31 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     for name in ("world_size", "width", "layers", "batch", "rank", "tau", "block", "repeats"):
         if getattr(args, name) < 1:
-            print(f"error: --{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}", file=sys.stderr)
+            print(
+                f"error: --{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}", file=sys.stderr
+            )
             return 2
     times, floats, batched = launch(_worker, args.world_size, args, timeout=300)[0]
     table2 = _table2(args)
     if args.json:
-        print(json.dumps({"seconds_per_step": times, "floats_per_step": floats, "table2": table2,
-                          "batched_powerSGD_hook": batched, "torch": torch.__version__}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "seconds_per_step": times,
+                    "floats_per_step": floats,
+                    "table2": table2,
+                    "batched_powerSGD_hook": batched,
+                    "torch": torch.__version__,
+                },
+                indent=1,
+            )
+        )
         return 0
     base, plain = times["torch powerSGD_hook"], times["all-reduce"]
-    print(f"N = {args.world_size} gloo processes (CPU, 1 thread each), MLP {args.layers}×{args.width}², "
-          f"batch {args.batch}, r = {args.rank}, torch {torch.__version__}")
+    print(
+        f"N = {args.world_size} gloo processes (CPU, 1 thread each), MLP {args.layers}×{args.width}², "
+        f"batch {args.batch}, r = {args.rank}, torch {torch.__version__}"
+    )
     print(f"{'hook':24s} {'ms/step':>8s} {'× torch hook':>12s} {'× all-reduce':>12s}")
     for name, seconds in times.items():
         print(f"{name:24s} {1e3 * seconds:8.2f} {seconds / base:12.2f} {seconds / plain:12.2f}")

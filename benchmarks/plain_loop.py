@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simsgd.random import NodeStreams, initial_q
+from simsgd.streams import NodeStreams, initial_q
 
 
 def run_replica(problem, replica, *, method, nodes, rank, restart_period, lr, momentum, steps, seed):
@@ -23,18 +23,18 @@ def run_replica(problem, replica, *, method, nodes, rank, restart_period, lr, mo
     streams = NodeStreams(seed, [replica], np.arange(nodes))
     for t in range(steps):
         grads = problem.stochastic_grads(x[None], nodes, streams.at(t))[0]
-        deltas = [grads[i] + errors[i] for i in range(nodes)]                       # (7a)
-        if method == "powersgd+" and t % restart_period == 0:                      # SVD-COMP
+        deltas = [grads[i] + errors[i] for i in range(nodes)]  # (7a)
+        if method == "powersgd+" and t % restart_period == 0:  # SVD-COMP
             basis = np.linalg.svd(sum(deltas) / nodes)[0][:, :rank]
-        else:                                                                      # SSP-COMP
+        else:  # SSP-COMP
             p = sum(d @ q for d in deltas) / nodes
             p_tilde, r = np.linalg.qr(p)
             tol = max(m, rank) * np.finfo(float).eps * np.abs(p).max() * np.sqrt(m * rank)
-            if basis is None or np.abs(np.diag(r)).min() > tol:   # degenerate: keep P̃_{t-1}
+            if basis is None or np.abs(np.diag(r)).min() > tol:  # degenerate: keep P̃_{t-1}
                 basis = p_tilde
         q_nodes = [d.T @ basis for d in deltas]
         q = sum(q_nodes) / nodes
         errors = [d - basis @ qi.T for d, qi in zip(deltas, q_nodes)]
-        mom = momentum * mom + basis @ q.T                                          # (7c)
+        mom = momentum * mom + basis @ q.T  # (7c)
         x = x - lr * mom
     return x

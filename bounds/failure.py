@@ -30,8 +30,9 @@ STEPS = {"quick": [1000, 2000, 4000], "full": [1000, 2000, 4000, 8000, 16000, 32
 
 def critical_tau(c, measured_lower, *, lr, momentum, delta, nodes, steps) -> int:
     """Largest τ ≥ 0 with Theorem 4's right-hand side(τ) < ``measured_lower`` (0 if none)."""
-    t1 = theory.theorem4_terms(c, lr=lr, momentum=momentum, restart_period=1, delta=delta, nodes=nodes,
-                               steps=steps)
+    t1 = theory.theorem4_terms(
+        c, lr=lr, momentum=momentum, restart_period=1, delta=delta, nodes=nodes, steps=steps
+    )
     room = measured_lower - t1.optimization - t1.noise
     return max(0, math.ceil(math.sqrt(room / t1.compression)) - 1) if room > 0 else 0
 
@@ -43,26 +44,49 @@ def run(mode: str, seed: int, replicas: int):
     c = theory.constants(problem)
     d = theory.delta(s["rank"], problem.shape)
     steps = STEPS[mode]
-    common = dict(nodes=s["nodes"], rank=s["rank"], optimizer="msgd", lr=s["lr"], momentum=s["momentum"],
-                  steps=steps[-1], replicas=replicas, seed=seed, progress=False)
+    common = dict(
+        nodes=s["nodes"],
+        rank=s["rank"],
+        optimizer="msgd",
+        lr=s["lr"],
+        momentum=s["momentum"],
+        steps=steps[-1],
+        replicas=replicas,
+        seed=seed,
+        progress=False,
+    )
     traces = {("powersgd", 1): simsgd.simulate(problem, method="powersgd", **common)}
     for tau in (1, 4):
-        traces[("powersgd+", tau)] = simsgd.simulate(problem, method="powersgd+", restart_period=tau, **common)
+        traces[("powersgd+", tau)] = simsgd.simulate(
+            problem, method="powersgd+", restart_period=tau, **common
+        )
     rows = []
     for T in steps:
         for (method, tau), trace in traces.items():
-            terms = theory.theorem4_terms(c, lr=s["lr"], momentum=s["momentum"], restart_period=tau, delta=d,
-                                          nodes=s["nodes"], steps=T)
+            terms = theory.theorem4_terms(
+                c, lr=s["lr"], momentum=s["momentum"], restart_period=tau, delta=d, nodes=s["nodes"], steps=T
+            )
             est = mean_bounds(trace.grad_norm_sq[:, :T].mean(axis=1))
             name = "PowerSGD (no restart)" if method == "powersgd" else f"PowerSGD+ τ={tau}"
             notes = ""
             if method == "powersgd" and est.lower > terms.total:
-                tau_c = critical_tau(c, est.lower, lr=s["lr"], momentum=s["momentum"], delta=d, nodes=s["nodes"],
-                                     steps=T)
+                tau_c = critical_tau(
+                    c, est.lower, lr=s["lr"], momentum=s["momentum"], delta=d, nodes=s["nodes"], steps=T
+                )
                 notes = f"exceeds RHS(τ) for every τ ≤ {tau_c}"
-            rows.append(Row(study="failure", statement=f"Theorem 4 RHS(τ={tau}) for {name}", problem=label,
-                            params=dict(method=method, N=s["nodes"], r=s["rank"], τ=tau, μ=s["momentum"],
-                                        η=s["lr"], T=T),
-                            measured=est, bound=terms.total, terms=terms._asdict(), notes=notes,
-                            constants=c.to_dict()))
+            rows.append(
+                Row(
+                    study="failure",
+                    statement=f"Theorem 4 RHS(τ={tau}) for {name}",
+                    problem=label,
+                    params=dict(
+                        method=method, N=s["nodes"], r=s["rank"], τ=tau, μ=s["momentum"], η=s["lr"], T=T
+                    ),
+                    measured=est,
+                    bound=terms.total,
+                    terms=terms._asdict(),
+                    notes=notes,
+                    constants=c.to_dict(),
+                )
+            )
     return rows

@@ -14,7 +14,8 @@ __all__ = ["Row", "verdict", "write_atomic", "markdown_table", "fmt"]
 
 def verdict(measured: Estimate, bound: float) -> str:
     """``pass`` iff the upper confidence bound is ≤ the bound; a failure is ``violated``
-    when even the lower confidence bound exceeds it, ``inconclusive`` otherwise."""
+    when even the lower confidence bound exceeds it, ``inconclusive`` otherwise.
+    """
     if measured.upper <= bound:
         return "pass"
     return "FAIL (violated)" if measured.lower > bound else "FAIL (inconclusive)"
@@ -41,7 +42,7 @@ class Row:
 
     @property
     def slack(self) -> float:
-        """measured / bound (point estimate)."""
+        """Measured / bound (point estimate)."""
         return self.measured.mean / self.bound if self.bound > 0 else float("inf")
 
     @property
@@ -66,14 +67,18 @@ def _params(p: dict) -> str:
 
 def markdown_table(rows) -> str:
     """The table: statement, problem, parameters, measured [95% one-sided bounds], bound, slack, verdict."""
-    lines = ["| statement | problem | parameters | measured (mean [LCB, UCB]) | bound | slack | verdict |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| statement | problem | parameters | measured (mean [LCB, UCB]) | bound | slack | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         m = r.measured
         note = f" ({r.notes})" if r.notes else ""
-        lines.append(f"| {r.statement} | {r.problem}{note} | {_params(r.params)} | "
-                     f"{fmt(m.mean)} [{fmt(m.lower)}, {fmt(m.upper)}] | {fmt(r.bound)} | "
-                     f"{fmt(r.slack)} | {r.verdict} |")
+        lines.append(
+            f"| {r.statement} | {r.problem}{note} | {_params(r.params)} | "
+            f"{fmt(m.mean)} [{fmt(m.lower)}, {fmt(m.upper)}] | {fmt(r.bound)} | "
+            f"{fmt(r.slack)} | {r.verdict} |"
+        )
     return "\n".join(lines)
 
 
@@ -84,7 +89,7 @@ def write_atomic(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o644)          # mkstemp makes 0600; a report is for everyone to read
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is for everyone to read
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

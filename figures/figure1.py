@@ -17,17 +17,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import simsgd  # noqa: E402
-from simsgd.problems import GeneralCounterexample  # noqa: E402
-
-from simsgd._io import atomic_savefig, atomic_write_csv  # noqa: E402
+from simsgd.output import atomic_savefig, atomic_write_csv  # noqa: E402
 from simsgd.plotting import plot_mean_band  # noqa: E402
+from simsgd.problems import GeneralCounterexample  # noqa: E402
 from simsgd.stats import mean_band  # noqa: E402
 
 __all__ = ["Figure1Setting", "OPTIMIZERS", "METHODS", "run", "make"]
 
 OPTIMIZERS = (("msgd", 1e-3), ("adam", 1e-2))
-METHODS = (("powersgd", "PowerSGD", "tab:red"), ("powersgd+", "PowerSGD+ (τ = 10)", "tab:blue"),
-           ("full", "full precision", "0.4"))
+METHODS = (
+    ("powersgd", "PowerSGD", "tab:red"),
+    ("powersgd+", "PowerSGD+ (τ = 10)", "tab:blue"),
+    ("full", "full precision", "0.4"),
+)
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,27 @@ QUICK = Figure1Setting(steps=400, replicas=16)
 
 def run(setting: Figure1Setting):
     """Simulate every (optimizer, method) pair: ``{(optimizer, method): Trace}``."""
-    problem = GeneralCounterexample(setting.m, setting.n, setting.signal_rank, setting.noise_scale,
-                                    basis="aligned")
-    return {(opt, method): simsgd.simulate(
-                problem, method=method, nodes=setting.nodes, rank=setting.signal_rank,
-                restart_period=setting.restart_period, optimizer=opt, lr=lr, momentum=setting.momentum,
-                steps=setting.steps, replicas=setting.replicas, seed=setting.seed, progress=False)
-            for opt, lr in OPTIMIZERS for method, _, _ in METHODS}
+    problem = GeneralCounterexample(
+        setting.m, setting.n, setting.signal_rank, setting.noise_scale, basis="aligned"
+    )
+    return {
+        (opt, method): simsgd.simulate(
+            problem,
+            method=method,
+            nodes=setting.nodes,
+            rank=setting.signal_rank,
+            restart_period=setting.restart_period,
+            optimizer=opt,
+            lr=lr,
+            momentum=setting.momentum,
+            steps=setting.steps,
+            replicas=setting.replicas,
+            seed=setting.seed,
+            progress=False,
+        )
+        for opt, lr in OPTIMIZERS
+        for method, _, _ in METHODS
+    }
 
 
 def make(out_dir, setting: Figure1Setting = Figure1Setting()):
@@ -63,24 +79,34 @@ def make(out_dir, setting: Figure1Setting = Figure1Setting()):
     traces = run(setting)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True, constrained_layout=True)
     rows = []
-    lock = float(traces[OPTIMIZERS[0][0], "full"].loss[0, 0]) / 2.0 ** setting.nodes
+    lock = float(traces[OPTIMIZERS[0][0], "full"].loss[0, 0]) / 2.0**setting.nodes
     for ax, (opt, lr) in zip(axes, OPTIMIZERS):
         for method, label, color in METHODS:
             loss = traces[opt, method].loss
             plot_mean_band(ax, loss, label, color)
             mean, lower, upper = mean_band(loss)
-            rows += [(opt, method, t, float(mean[t]), float(lower[t]), float(upper[t]), loss.shape[0])
-                     for t in range(mean.size)]
-        ax.axhline(lock, color="tab:red", lw=0.8, ls=":",
-                   label="2$^{-N}$ f(X$_0$): runs locked at t = 0" if opt == "msgd" else None)
+            rows += [
+                (opt, method, t, float(mean[t]), float(lower[t]), float(upper[t]), loss.shape[0])
+                for t in range(mean.size)
+            ]
+        ax.axhline(
+            lock,
+            color="tab:red",
+            lw=0.8,
+            ls=":",
+            label="2$^{-N}$ f(X$_0$): runs locked at t = 0" if opt == "msgd" else None,
+        )
         name = "MSGD (μ = 0.9)" if opt == "msgd" else "Adam"
         ax.set(title=f"{name}, η = {lr:g}", xlabel="iteration t", yscale="log", ylim=(1e-20, 30))
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("E f(X$_t$) − f*  (mean of R runs)")
     axes[0].legend(loc="lower left", fontsize=8)
-    fig.suptitle(f"General counterexample: {setting.m}×{setting.n}, signal rank {setting.signal_rank}, "
-                 f"σ = {setting.noise_scale:g}, N = {setting.nodes}, r = {setting.signal_rank}, "
-                 f"R = {setting.replicas}", fontsize=10)
+    fig.suptitle(
+        f"General counterexample: {setting.m}×{setting.n}, signal rank {setting.signal_rank}, "
+        f"σ = {setting.noise_scale:g}, N = {setting.nodes}, r = {setting.signal_rank}, "
+        f"R = {setting.replicas}",
+        fontsize=10,
+    )
     png, csv = out_dir / "figure1.png", out_dir / "figure1.csv"
     atomic_savefig(fig, png, dpi=150, metadata={"Software": None})
     plt.close(fig)

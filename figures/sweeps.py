@@ -17,20 +17,23 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
 import simsgd  # noqa: E402
+from simsgd.output import atomic_savefig, atomic_write_csv, atomic_write_text  # noqa: E402
 from simsgd.problems import GeneralCounterexample, HeterogeneousQuadratic  # noqa: E402
-
-from simsgd._io import atomic_savefig, atomic_write_csv, atomic_write_text  # noqa: E402
 
 __all__ = ["TAUS", "RANKS", "SweepSetting", "PROBLEMS", "table2_floats", "run_sweep", "make"]
 
-TAUS = (1, 2, 5, 10, 20, 50, 100, None)          # None: τ = ∞
+TAUS = (1, 2, 5, 10, 20, 50, 100, None)  # None: τ = ∞
 RANKS = (1, 2, 4, 8)
 POWER_STEPS = (2, 4)
 NODES, MOMENTUM, SEED = 4, 0.9, 0
 
-STYLE = {"powersgd+": ("PowerSGD+", "tab:blue", "o"), "galore": ("GaLore", "tab:orange", "s"),
-         "powersgd": ("PowerSGD", "tab:red", "v"), "power-iteration": ("power iteration", "tab:purple", "^"),
-         "full": ("full precision", "0.3", "*")}
+STYLE = {
+    "powersgd+": ("PowerSGD+", "tab:blue", "o"),
+    "galore": ("GaLore", "tab:orange", "s"),
+    "powersgd": ("PowerSGD", "tab:red", "v"),
+    "power-iteration": ("power iteration", "tab:purple", "^"),
+    "full": ("full precision", "0.3", "*"),
+}
 
 
 @dataclass(frozen=True)
@@ -43,25 +46,36 @@ QUICK = SweepSetting(steps=40, replicas=4)
 
 # name -> (title, problem factory, MSGD step size η)
 PROBLEMS = {
-    "general": ("general counterexample 12×10, k = 4, σ = 5 (aligned)",
-                lambda: GeneralCounterexample(12, 10, signal_rank=4, noise_scale=5.0, basis="aligned"), 5e-4),
-    "quadratic": ("heterogeneous quadratic 16×12, N = 4",
-                  lambda: HeterogeneousQuadratic(16, 12, nodes=NODES, heterogeneity=0.5, noise=0.1,
-                                                 lowrank_noise=1.0, noise_rank=2, seed=0), 2e-3),
+    "general": (
+        "general counterexample 12×10, k = 4, σ = 5 (aligned)",
+        lambda: GeneralCounterexample(12, 10, signal_rank=4, noise_scale=5.0, basis="aligned"),
+        5e-4,
+    ),
+    "quadratic": (
+        "heterogeneous quadratic 16×12, N = 4",
+        lambda: HeterogeneousQuadratic(
+            16, 12, nodes=NODES, heterogeneity=0.5, noise=0.1, lowrank_noise=1.0, noise_rank=2, seed=0
+        ),
+        2e-3,
+    ),
 }
 
 
 def table2_floats(method, m, n, rank, tau, power_steps=1):
     """Table 2's communication per iteration (τ = None: mn/τ = 0)."""
     per_restart = 0.0 if tau is None else m * n / tau
-    return {"powersgd": (m + n) * rank, "powersgd+": n * rank + m * rank + per_restart,
-            "galore": n * rank + per_restart, "full": m * n,
-            "power-iteration": power_steps * (m + n) * rank}[method]
+    return {
+        "powersgd": (m + n) * rank,
+        "powersgd+": n * rank + m * rank + per_restart,
+        "galore": n * rank + per_restart,
+        "full": m * n,
+        "power-iteration": power_steps * (m + n) * rank,
+    }[method]
 
 
 def _runs():
     """(method, τ, r, K) of every run of one problem's sweep (τ = None: ∞)."""
-    yield "full", "", 1, 1                        # "": τ does not apply
+    yield "full", "", 1, 1  # "": τ does not apply
     for r in RANKS:
         yield "powersgd", "", r, 1
         for k in POWER_STEPS:
@@ -79,14 +93,33 @@ def run_sweep(name, setting: SweepSetting):
     tail = max(1, setting.steps // 10)
     rows = []
     for method, tau, r, k in _runs():
-        trace = simsgd.simulate(problem, method=method, nodes=NODES, rank=r,
-                                restart_period=tau or setting.steps, optimizer="msgd",
-                                lr=lr, momentum=MOMENTUM, steps=setting.steps, replicas=setting.replicas,
-                                seed=SEED, progress=False, power_steps=k)
-        rows.append(dict(problem=name, method=method, tau="inf" if tau is None else tau, rank=r,
-                         power_steps=k, final_grad_norm_sq=float(trace.grad_norm_sq[:, -tail:].mean()),
-                         floats_per_step=float(trace.floats_sent.mean()),
-                         table2_floats=float(table2_floats(method, m, n, r, tau or None, k))))
+        trace = simsgd.simulate(
+            problem,
+            method=method,
+            nodes=NODES,
+            rank=r,
+            restart_period=tau or setting.steps,
+            optimizer="msgd",
+            lr=lr,
+            momentum=MOMENTUM,
+            steps=setting.steps,
+            replicas=setting.replicas,
+            seed=SEED,
+            progress=False,
+            power_steps=k,
+        )
+        rows.append(
+            dict(
+                problem=name,
+                method=method,
+                tau="inf" if tau is None else tau,
+                rank=r,
+                power_steps=k,
+                final_grad_norm_sq=float(trace.grad_norm_sq[:, -tail:].mean()),
+                floats_per_step=float(trace.floats_sent.mean()),
+                table2_floats=float(table2_floats(method, m, n, r, tau or None, k)),
+            )
+        )
     return rows
 
 
@@ -111,8 +144,9 @@ def _plot_pareto(rows, path):
         for method, (label, color, marker) in STYLE.items():
             pick = [i for i, r in enumerate(sub) if r["method"] == method]
             sizes = [12 + 10 * sub[i]["rank"] for i in pick]
-            ax.scatter(x[pick], y[pick], s=sizes, c=color, marker=marker, alpha=0.75, label=label,
-                       edgecolors="none")
+            ax.scatter(
+                x[pick], y[pick], s=sizes, c=color, marker=marker, alpha=0.75, label=label, edgecolors="none"
+            )
         ax.set(xscale="log", yscale="log", title=PROBLEMS[name][0], xlabel="floats sent per node per step")
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("final E‖∇f(X)‖²  (last 10% of steps)")
@@ -138,17 +172,30 @@ def _plot_heatmaps(rows, path):
         positive = values[values > 0]
         norm = LogNorm(vmin=max(positive.min(), positive.max() * 1e-12), vmax=positive.max())
         for ax, method in zip(row_axes, methods):
-            image = ax.imshow(np.maximum(grids[method], norm.vmin), norm=norm, cmap="viridis", aspect="auto",
-                              origin="lower")
+            image = ax.imshow(
+                np.maximum(grids[method], norm.vmin), norm=norm, cmap="viridis", aspect="auto", origin="lower"
+            )
             for i in range(len(RANKS)):
                 for j in range(len(TAUS)):
                     v = grids[method][i, j]
-                    ax.text(j, i, f"{v:.1e}" if v >= 1e-3 or v == 0 else f"{v:.0e}", ha="center", va="center",
-                            fontsize=6.5, color="w" if np.maximum(v, norm.vmin) < np.sqrt(norm.vmin * norm.vmax)
-                            else "k")
-            ax.set(xticks=range(len(TAUS)), xticklabels=tau_labels, yticks=range(len(RANKS)), yticklabels=RANKS,
-                   xlabel="restart period τ (steps)", ylabel="rank r",
-                   title=f"{STYLE[method][0]} — {PROBLEMS[name][0]}")
+                    ax.text(
+                        j,
+                        i,
+                        f"{v:.1e}" if v >= 1e-3 or v == 0 else f"{v:.0e}",
+                        ha="center",
+                        va="center",
+                        fontsize=6.5,
+                        color="w" if np.maximum(v, norm.vmin) < np.sqrt(norm.vmin * norm.vmax) else "k",
+                    )
+            ax.set(
+                xticks=range(len(TAUS)),
+                xticklabels=tau_labels,
+                yticks=range(len(RANKS)),
+                yticklabels=RANKS,
+                xlabel="restart period τ (steps)",
+                ylabel="rank r",
+                title=f"{STYLE[method][0]} — {PROBLEMS[name][0]}",
+            )
             ax.title.set_fontsize(8.5)
         fig.colorbar(image, ax=row_axes, label="final E‖∇f‖²")
     atomic_savefig(fig, path, dpi=150, metadata={"Software": None})
@@ -158,30 +205,39 @@ def _plot_heatmaps(rows, path):
 def _floats_table(rows, name, rank):
     title, factory, _ = PROBLEMS[name]
     m, n = factory().shape
-    lines = [f"Floats per node per step on the {title} (m = {m}, n = {n}, r = {rank}), measured as the "
-             "mean of `Trace.floats_sent` over T steps, against Table 2's formula.", "",
-             "| method | τ | K | measured | Table 2 | measured − Table 2 |", "|---|---|---|---:|---:|---:|"]
+    lines = [
+        f"Floats per node per step on the {title} (m = {m}, n = {n}, r = {rank}), measured as the "
+        "mean of `Trace.floats_sent` over T steps, against Table 2's formula.",
+        "",
+        "| method | τ | K | measured | Table 2 | measured − Table 2 |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     for r in rows:
         if r["problem"] == name and (r["rank"] == rank or r["method"] == "full"):
             diff = r["floats_per_step"] - r["table2_floats"]
-            lines.append(f"| {STYLE[r['method']][0]} | {str(r['tau']).replace('inf', '∞') or '–'} | {r['power_steps']} | "
-                         f"{r['floats_per_step']:.2f} | {r['table2_floats']:.2f} | {diff:+.2f} |")
+            lines.append(
+                f"| {STYLE[r['method']][0]} | {str(r['tau']).replace('inf', '∞') or '–'} | {r['power_steps']} | "
+                f"{r['floats_per_step']:.2f} | {r['table2_floats']:.2f} | {diff:+.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def make(out_dir, setting: SweepSetting = SweepSetting()):
     """Run both sweeps; write ``sweep.csv``, ``pareto.png``, ``heatmap_tau_rank.png`` and
-    ``floats_table.md`` into ``out_dir``; return the paths."""
+    ``floats_table.md`` into ``out_dir``; return the paths.
+    """
     rows = [row for name in PROBLEMS for row in run_sweep(name, setting)]
     paths = [out_dir / f for f in ("sweep.csv", "pareto.png", "heatmap_tau_rank.png", "floats_table.md")]
     header = tuple(rows[0])
     atomic_write_csv(paths[0], header, ([row[h] for h in header] for row in rows))
     _plot_pareto(rows, paths[1])
     _plot_heatmaps(rows, paths[2])
-    note = (f"\nT = {setting.steps} steps. PowerSGD+ sends (m+n)r on SSP steps and mn + nr on SVD steps, so its "
-            "mean is (m+n)r + (mn − mr)/τ: Table 2 counts mr more per restart. With τ = ∞ one SVD step "
-            "(t = 0) still costs mn/T per step, which Table 2's mn/τ = 0 leaves out; when τ does not divide "
-            "T, ⌈T/τ⌉ restarts happen, not T/τ. Full precision (mn) and K-step power iteration (K(m+n)r) are "
-            "not in Table 2; their formula column is the count written beside them.\n")
+    note = (
+        f"\nT = {setting.steps} steps. PowerSGD+ sends (m+n)r on SSP steps and mn + nr on SVD steps, so its "
+        "mean is (m+n)r + (mn − mr)/τ: Table 2 counts mr more per restart. With τ = ∞ one SVD step "
+        "(t = 0) still costs mn/T per step, which Table 2's mn/τ = 0 leaves out; when τ does not divide "
+        "T, ⌈T/τ⌉ restarts happen, not T/τ. Full precision (mn) and K-step power iteration (K(m+n)r) are "
+        "not in Table 2; their formula column is the count written beside them.\n"
+    )
     atomic_write_text(paths[3], _floats_table(rows, "general", 4) + note)
     return paths

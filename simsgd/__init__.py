@@ -10,6 +10,14 @@ from .engine import simulate
 from .orthogonalize import DegenerateQRError, orthogonalize
 from .trace import Trace
 
-__all__ = ["ssp_compress", "svd_compress", "simulate", "problems", "orthogonalize", "Config",
-           "Trace", "DegenerateQRError"]
+__all__ = [
+    "ssp_compress",
+    "svd_compress",
+    "simulate",
+    "problems",
+    "orthogonalize",
+    "Config",
+    "Trace",
+    "DegenerateQRError",
+]
 __version__ = "0.1.0"

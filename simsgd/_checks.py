@@ -21,8 +21,14 @@ def check_int(name: str, value, low: int, high: int | None = None) -> int:
     return value
 
 
-def check_real(name: str, value, low: float = -math.inf, high: float = math.inf,
-               low_open: bool = False, high_open: bool = False) -> float:
+def check_real(
+    name: str,
+    value,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """Return ``value`` as float if it is finite and inside the interval; else raise ValueError."""
     rng = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -2,7 +2,7 @@
 
 One call of :func:`step` is one iteration t: (7a) error feedback, (7b) Algorithm 1,
 the error update, and (7c) the base optimiser. It is agnostic of how nodes are held:
-the simulated engine passes all N nodes in axis -3 with :data:`simsgd.backend.NUMPY`;
+the simulated engine passes all N nodes in axis -3 with :data:`simsgd.ops.NUMPY`;
 the torch backend passes its own node (axis of length 1) with an ``all_reduce`` ops.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .backend import NUMPY
 from .compressors import power_iteration_step, project, svd_step
+from .ops import NUMPY
 from .optimizers import make_optimizer
 
 __all__ = ["Config", "State", "StepInfo", "METHODS", "ERROR_FEEDBACKS", "init", "step", "floats_per_node"]
@@ -44,7 +44,8 @@ class Config:
 
     def is_svd_step(self, t: int) -> bool:
         """PowerSGD+ restarts with SVD-COMP, and GaLore refreshes its P̃, when t mod τ = 0
-        (t counts from 0)."""
+        (t counts from 0).
+        """
         return self.method in ("powersgd+", "galore") and t % self.restart_period == 0
 
     def base_optimizer(self):
@@ -69,9 +70,9 @@ class State(NamedTuple):
 
 
 class StepInfo(NamedTuple):
-    delta_hat: object      # (..., m, n)  Δ̂_t
-    momentum: object       # (..., m, n)  m_t
-    degenerate: object     # bool (...) or None
+    delta_hat: object  # (..., m, n)  Δ̂_t
+    momentum: object  # (..., m, n)  m_t
+    degenerate: object  # bool (...) or None
     svd_step: bool
 
 
@@ -117,12 +118,12 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
         With X_{t+1}, Q_t, P̃_t, e_{t+1}, and the optimiser's state.
     info : StepInfo
     """
-    deltas = grads + state.error                                        # (7a)
+    deltas = grads + state.error  # (7a)
     local = config.error_feedback == "local"
     if config.method == "full":
         delta_hat, error = ops.node_mean(deltas), state.error
         q, basis, degenerate, svd = state.q, state.basis, None, False
-    elif config.method == "galore":                                     # no error feedback
+    elif config.method == "galore":  # no error feedback
         svd = config.is_svd_step(t)
         if svd:
             out = svd_step(deltas, config.rank, want_local=False, ops=ops)
@@ -133,24 +134,28 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
         error, degenerate = state.error, None
     else:
         svd = config.is_svd_step(t)
-        if svd:                                                         # (7b) PowerSGD+ restart
+        if svd:  # (7b) PowerSGD+ restart
             out = svd_step(deltas, config.rank, want_local=local, ops=ops)
-        else:                                                           # (7b) SSP, or (8) with K steps
+        else:  # (7b) SSP, or (8) with K steps
             power_steps = config.power_steps if config.method == "power-iteration" else 1
             out = power_iteration_step(
-                state.q, deltas, power_steps, previous_basis=state.basis,
+                state.q,
+                deltas,
+                power_steps,
+                previous_basis=state.basis,
                 orthogonalization=config.orthogonalization,
                 orthogonalization_epsilon=config.orthogonalization_epsilon,
-                degenerate_qr=config.degenerate_qr, want_local=local, ops=ops)
+                degenerate_qr=config.degenerate_qr,
+                want_local=local,
+                ops=ops,
+            )
         q, basis, degenerate, delta_hat = out.q, out.basis, out.degenerate, out.global_hat
-        if local:                                                       # e ← Δ^{(i)} − P̃ Q^{(i)ᵀ}
+        if local:  # e ← Δ^{(i)} − P̃ Q^{(i)ᵀ}
             error = deltas - out.local_hat
-        elif config.error_feedback == "global":                         # e ← Δ^{(i)} − Δ̂
+        elif config.error_feedback == "global":  # e ← Δ^{(i)} − Δ̂
             error = deltas - delta_hat[..., None, :, :]
         else:
             error = state.error
-    update, opt, momentum = config.base_optimizer().update(state.opt, delta_hat, lr)   # (7c)
+    update, opt, momentum = config.base_optimizer().update(state.opt, delta_hat, lr)  # (7c)
     new_state = State(state.x - update, q, basis, error, opt)
     return new_state, StepInfo(delta_hat, momentum, degenerate, svd)
-
-

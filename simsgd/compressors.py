@@ -12,11 +12,18 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import check_int
-from .backend import NUMPY
+from .ops import NUMPY
 from .orthogonalize import orthogonalize
 
-__all__ = ["Compressed", "ssp_compress", "svd_compress", "ssp_step", "svd_step", "project",
-           "power_iteration_step"]
+__all__ = [
+    "Compressed",
+    "ssp_compress",
+    "svd_compress",
+    "ssp_step",
+    "svd_step",
+    "project",
+    "power_iteration_step",
+]
 
 
 class Compressed(NamedTuple):
@@ -45,30 +52,54 @@ class Compressed(NamedTuple):
 
 def project(basis, deltas, *, want_local=True, ops=NUMPY):
     """Second half of both compressors: Q^{(i)} = (Δ^{(i)})ᵀ P̃, Q = mean_i Q^{(i)}."""
-    q_local = ops.matmul(basis[..., None, :, :].mT, deltas).mT   # (..., N, n, r) = Δ^{(i)ᵀ} P̃
-    q = ops.node_mean(q_local)                                     # (..., n, r)  all-reduce mean
+    q_local = ops.matmul(basis[..., None, :, :].mT, deltas).mT  # (..., N, n, r) = Δ^{(i)ᵀ} P̃
+    q = ops.node_mean(q_local)  # (..., n, r)  all-reduce mean
     local_hat = ops.matmul(basis[..., None, :, :], q_local.mT) if want_local else None
     return q, local_hat, ops.matmul(basis, q.mT)
 
 
-def ssp_step(q, deltas, *, previous_basis=None, orthogonalization="householder",
-             orthogonalization_epsilon=0.0, degenerate_qr="previous", want_local=True, ops=NUMPY):
+def ssp_step(
+    q,
+    deltas,
+    *,
+    previous_basis=None,
+    orthogonalization="householder",
+    orthogonalization_epsilon=0.0,
+    degenerate_qr="previous",
+    want_local=True,
+    ops=NUMPY,
+):
     """SSP-COMP(Q, Δ^{(1..N)}) with its diagnostics; see :func:`ssp_compress`."""
-    p = ops.node_mean(ops.matmul(deltas, q[..., None, :, :]))   # P = mean_i Δ^{(i)} Q, all-reduce mean
+    p = ops.node_mean(ops.matmul(deltas, q[..., None, :, :]))  # P = mean_i Δ^{(i)} Q, all-reduce mean
     basis, degenerate = orthogonalize(
-        p, method=orthogonalization, epsilon=orthogonalization_epsilon,
-        previous=previous_basis, degenerate_qr=degenerate_qr, ops=ops)
+        p,
+        method=orthogonalization,
+        epsilon=orthogonalization_epsilon,
+        previous=previous_basis,
+        degenerate_qr=degenerate_qr,
+        ops=ops,
+    )
     return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, degenerate)
 
 
 def svd_step(deltas, rank, *, want_local=True, ops=NUMPY):
     """SVD-COMP(Δ^{(1..N)}) with its diagnostics; see :func:`svd_compress`."""
-    basis = ops.top_left_singular_vectors(ops.node_mean(deltas), rank)   # all-reduce of full Δ
+    basis = ops.top_left_singular_vectors(ops.node_mean(deltas), rank)  # all-reduce of full Δ
     return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, None)
 
 
-def power_iteration_step(q, deltas, power_steps, *, previous_basis=None, orthogonalization="householder",
-                         orthogonalization_epsilon=0.0, degenerate_qr="previous", want_local=True, ops=NUMPY):
+def power_iteration_step(
+    q,
+    deltas,
+    power_steps,
+    *,
+    previous_basis=None,
+    orthogonalization="householder",
+    orthogonalization_epsilon=0.0,
+    degenerate_qr="previous",
+    want_local=True,
+    ops=NUMPY,
+):
     """K steps of power iteration (8) on the node average, warm-started from Q_{t-1}.
 
     Each of the ``power_steps`` = K steps is one :func:`ssp_step` (two all-reduces, of P
@@ -91,9 +122,16 @@ def power_iteration_step(q, deltas, power_steps, *, previous_basis=None, orthogo
     """
     degenerate = None
     for k in range(power_steps):
-        out = ssp_step(q, deltas, previous_basis=previous_basis, orthogonalization=orthogonalization,
-                       orthogonalization_epsilon=orthogonalization_epsilon, degenerate_qr=degenerate_qr,
-                       want_local=want_local and k == power_steps - 1, ops=ops)
+        out = ssp_step(
+            q,
+            deltas,
+            previous_basis=previous_basis,
+            orthogonalization=orthogonalization,
+            orthogonalization_epsilon=orthogonalization_epsilon,
+            degenerate_qr=degenerate_qr,
+            want_local=want_local and k == power_steps - 1,
+            ops=ops,
+        )
         q, previous_basis = out.q, out.basis
         degenerate = out.degenerate if degenerate is None else degenerate | out.degenerate
     return out._replace(degenerate=degenerate)
@@ -126,8 +164,9 @@ def ssp_compress(q, deltas, **options):
     q = np.asarray(q)
     m, n = deltas.shape[-2:]
     if q.ndim < 2 or q.shape[-2] != n or not 1 <= q.shape[-1] <= min(m, n):
-        raise ValueError(f"q must have shape (..., n, r) with n = {n} and 1 ≤ r ≤ min(m, n) = {min(m, n)}, "
-                         f"got {q.shape}")
+        raise ValueError(
+            f"q must have shape (..., n, r) with n = {n} and 1 ≤ r ≤ min(m, n) = {min(m, n)}, got {q.shape}"
+        )
     out = ssp_step(q.astype(deltas.dtype, copy=False), deltas, **options)
     return out.q, out.local_hat, out.global_hat
 
@@ -155,5 +194,7 @@ def svd_compress(deltas, rank):
 def _check_deltas(deltas):
     deltas = np.asarray(deltas)
     if deltas.ndim < 3 or not np.issubdtype(deltas.dtype, np.floating):
-        raise ValueError(f"deltas must be a float array of shape (..., N, m, n), got {deltas.dtype} {deltas.shape}")
+        raise ValueError(
+            f"deltas must be a float array of shape (..., N, m, n), got {deltas.dtype} {deltas.shape}"
+        )
     return deltas

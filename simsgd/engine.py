@@ -9,20 +9,40 @@ import numpy as np
 from . import algorithm
 from ._checks import check_choice, check_float_dtype, check_int, check_real
 from ._progress import Progress
-from .backend import NUMPY
+from .ops import NUMPY
 from .optimizers import OPTIMIZERS
 from .orthogonalize import DEGENERATE_QR, ORTHOGONALIZATIONS
-from .random import NodeStreams, initial_q
+from .streams import NodeStreams, initial_q
 from .trace import Trace
 
-__all__ = ["simulate", "make_config", "resolve_lr", "check_problem", "prepare", "checked_grads",
-           "Recorder", "Run"]
+__all__ = [
+    "simulate",
+    "make_config",
+    "resolve_lr",
+    "check_problem",
+    "prepare",
+    "checked_grads",
+    "Recorder",
+    "Run",
+]
 
 
-def make_config(*, method, rank, restart_period, optimizer, momentum, betas=(0.9, 0.999),
-                adam_eps=1e-8, error_feedback="local", orthogonalization="householder",
-                orthogonalization_epsilon=0.0, degenerate_qr="previous", shape=None,
-                power_steps=1) -> algorithm.Config:
+def make_config(
+    *,
+    method,
+    rank,
+    restart_period,
+    optimizer,
+    momentum,
+    betas=(0.9, 0.999),
+    adam_eps=1e-8,
+    error_feedback="local",
+    orthogonalization="householder",
+    orthogonalization_epsilon=0.0,
+    degenerate_qr="previous",
+    shape=None,
+    power_steps=1,
+) -> algorithm.Config:
     """Check every option of Algorithm 2 and return its :class:`~simsgd.algorithm.Config`."""
     check_choice("method", method, algorithm.METHODS)
     if shape is not None:
@@ -42,10 +62,20 @@ def make_config(*, method, rank, restart_period, optimizer, momentum, betas=(0.9
     check_real("orthogonalization_epsilon", orthogonalization_epsilon, 0.0)
     check_choice("degenerate_qr", degenerate_qr, DEGENERATE_QR)
     power_steps = check_int("power_steps", power_steps, 1)
-    return algorithm.Config(method, int(rank), int(restart_period), optimizer, float(momentum),
-                            tuple(float(b) for b in betas), float(adam_eps), error_feedback,
-                            orthogonalization, float(orthogonalization_epsilon), degenerate_qr,
-                            power_steps)
+    return algorithm.Config(
+        method,
+        int(rank),
+        int(restart_period),
+        optimizer,
+        float(momentum),
+        tuple(float(b) for b in betas),
+        float(adam_eps),
+        error_feedback,
+        orthogonalization,
+        float(orthogonalization_epsilon),
+        degenerate_qr,
+        power_steps,
+    )
 
 
 def resolve_lr(lr, t: int) -> float:
@@ -74,14 +104,16 @@ def _initial_q(q_init, seed, replica_ids, n, rank, dtype):
     if q.shape == (n, rank):
         q = np.broadcast_to(q, (R, n, rank)).copy()
     if q.shape != (R, n, rank) or not np.all(np.isfinite(q)):
-        raise ValueError(f"q_init must be a finite array of shape ({n}, {rank}) or ({R}, {n}, {rank}), "
-                         f"got shape {np.shape(q_init)}")
+        raise ValueError(
+            f"q_init must be a finite array of shape ({n}, {rank}) or ({R}, {n}, {rank}), "
+            f"got shape {np.shape(q_init)}"
+        )
     return q
 
 
 def _check_finite(what, t, replica_ids, values):
     """Raise FloatingPointError naming the replicas (axis 0 of ``values``) that hold a NaN or inf."""
-    if np.isfinite(values).all():   # one flat reduction on the hot path; per replica only on failure
+    if np.isfinite(values).all():  # one flat reduction on the hot path; per replica only on failure
         return
     bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
     ids = replica_ids[np.flatnonzero(bad)]
@@ -89,11 +121,32 @@ def _check_finite(what, t, replica_ids, values):
     raise FloatingPointError(f"non-finite {what} at step t={t} in {ids.size} replica(s): {shown}")
 
 
-def simulate(problem, method="powersgd+", nodes=4, rank=1, restart_period=10, optimizer="msgd",
-             lr=1e-3, momentum=0.9, steps=1000, replicas=1000, seed=0, q_init=None,
-             dtype="float64", *, error_feedback="local", orthogonalization="householder",
-             orthogonalization_epsilon=0.0, degenerate_qr="previous", betas=(0.9, 0.999),
-             adam_eps=1e-8, x0=None, replica_ids=None, progress=None, power_steps=1) -> Trace:
+def simulate(
+    problem,
+    method="powersgd+",
+    nodes=4,
+    rank=1,
+    restart_period=10,
+    optimizer="msgd",
+    lr=1e-3,
+    momentum=0.9,
+    steps=1000,
+    replicas=1000,
+    seed=0,
+    q_init=None,
+    dtype="float64",
+    *,
+    error_feedback="local",
+    orthogonalization="householder",
+    orthogonalization_epsilon=0.0,
+    degenerate_qr="previous",
+    betas=(0.9, 0.999),
+    adam_eps=1e-8,
+    x0=None,
+    replica_ids=None,
+    progress=None,
+    power_steps=1,
+) -> Trace:
     """Run Algorithm 2 on ``replicas`` independent copies of an N-node system.
 
     Parameters
@@ -146,13 +199,30 @@ def simulate(problem, method="powersgd+", nodes=4, rank=1, restart_period=10, op
     FloatingPointError
         A non-finite gradient or iterate, naming the step and the replicas.
     """
-    run = prepare(problem, method=method, nodes=nodes, rank=rank, restart_period=restart_period,
-                  optimizer=optimizer, momentum=momentum, steps=steps, replicas=replicas, seed=seed,
-                  q_init=q_init, dtype=dtype, error_feedback=error_feedback,
-                  orthogonalization=orthogonalization,
-                  orthogonalization_epsilon=orthogonalization_epsilon, degenerate_qr=degenerate_qr,
-                  betas=betas, adam_eps=adam_eps, x0=x0, replica_ids=replica_ids, lr=lr,
-                  power_steps=power_steps)
+    run = prepare(
+        problem,
+        method=method,
+        nodes=nodes,
+        rank=rank,
+        restart_period=restart_period,
+        optimizer=optimizer,
+        momentum=momentum,
+        steps=steps,
+        replicas=replicas,
+        seed=seed,
+        q_init=q_init,
+        dtype=dtype,
+        error_feedback=error_feedback,
+        orthogonalization=orthogonalization,
+        orthogonalization_epsilon=orthogonalization_epsilon,
+        degenerate_qr=degenerate_qr,
+        betas=betas,
+        adam_eps=adam_eps,
+        x0=x0,
+        replica_ids=replica_ids,
+        lr=lr,
+        power_steps=power_steps,
+    )
     streams = NodeStreams(run.seed, run.replica_ids, np.arange(run.nodes))
     recorder = Recorder(problem, run)
     bar = Progress(run.steps, progress)
@@ -185,9 +255,31 @@ class Run(NamedTuple):
     q: np.ndarray | None
 
 
-def prepare(problem, *, method, nodes, rank, restart_period, optimizer, momentum, steps, replicas,
-            seed, q_init, dtype, error_feedback, orthogonalization, orthogonalization_epsilon,
-            degenerate_qr, betas, adam_eps, x0, replica_ids, lr, power_steps=1) -> Run:
+def prepare(
+    problem,
+    *,
+    method,
+    nodes,
+    rank,
+    restart_period,
+    optimizer,
+    momentum,
+    steps,
+    replicas,
+    seed,
+    q_init,
+    dtype,
+    error_feedback,
+    orthogonalization,
+    orthogonalization_epsilon,
+    degenerate_qr,
+    betas,
+    adam_eps,
+    x0,
+    replica_ids,
+    lr,
+    power_steps=1,
+) -> Run:
     """Check the options of :func:`simulate` and build X_0 and Q_{-1}; shared by every engine.
 
     Raises
@@ -196,11 +288,21 @@ def prepare(problem, *, method, nodes, rank, restart_period, optimizer, momentum
         An option outside its range.
     """
     m, n = check_problem(problem)
-    config = make_config(method=method, rank=rank, restart_period=restart_period, optimizer=optimizer,
-                         momentum=momentum, betas=betas, adam_eps=adam_eps, error_feedback=error_feedback,
-                         orthogonalization=orthogonalization,
-                         orthogonalization_epsilon=orthogonalization_epsilon,
-                         degenerate_qr=degenerate_qr, shape=(m, n), power_steps=power_steps)
+    config = make_config(
+        method=method,
+        rank=rank,
+        restart_period=restart_period,
+        optimizer=optimizer,
+        momentum=momentum,
+        betas=betas,
+        adam_eps=adam_eps,
+        error_feedback=error_feedback,
+        orthogonalization=orthogonalization,
+        orthogonalization_epsilon=orthogonalization_epsilon,
+        degenerate_qr=degenerate_qr,
+        shape=(m, n),
+        power_steps=power_steps,
+    )
     nodes = check_int("nodes", nodes, 1)
     steps = check_int("steps", steps, 1)
     seed = check_int("seed", seed, 0)
@@ -209,8 +311,12 @@ def prepare(problem, *, method, nodes, rank, restart_period, optimizer, momentum
         replica_ids = np.arange(check_int("replicas", replicas, 1))
     else:
         replica_ids = np.asarray(replica_ids)
-        if replica_ids.ndim != 1 or replica_ids.size < 1 or not np.issubdtype(replica_ids.dtype, np.integer) \
-                or replica_ids.min() < 0:
+        if (
+            replica_ids.ndim != 1
+            or replica_ids.size < 1
+            or not np.issubdtype(replica_ids.dtype, np.integer)
+            or replica_ids.min() < 0
+        ):
             raise ValueError("replica_ids must be a non-empty 1-D array of integers ≥ 0")
     if not callable(lr):
         resolve_lr(lr, 0)
@@ -235,8 +341,10 @@ def checked_grads(problem, x, run: Run, draws):
     shape = (run.replica_ids.size, draws.node_ids.size) + run.shape
     grads = problem.stochastic_grads(x, run.nodes, draws)
     if not hasattr(grads, "shape") or grads.shape != shape:
-        raise ValueError(f"problem.stochastic_grads must return shape (R, N, m, n) = "
-                         f"{shape}, got {getattr(grads, 'shape', type(grads))}")
+        raise ValueError(
+            f"problem.stochastic_grads must return shape (R, N, m, n) = "
+            f"{shape}, got {getattr(grads, 'shape', type(grads))}"
+        )
     grads = grads.astype(run.dtype, copy=False)
     _check_finite("stochastic gradient", draws.step, run.replica_ids, grads)
     return grads
@@ -258,8 +366,9 @@ class Recorder:
         self.grad_norm_sq[:, 0] = NUMPY.sqnorm(problem.grad(run.x))
         self.loss[:, 0] = problem.loss(run.x)
         m, n = run.shape
-        self.floats = np.array([algorithm.floats_per_node(run.config, t, m, n) for t in range(steps)],
-                               dtype=np.int64)
+        self.floats = np.array(
+            [algorithm.floats_per_node(run.config, t, m, n) for t in range(steps)], dtype=np.int64
+        )
         self.restarts = np.array([run.config.is_svd_step(t) for t in range(steps)], dtype=bool)
         self.degenerate_qr = np.zeros(R, dtype=np.int64)
         self.degenerate_per_step = np.zeros(steps, dtype=np.int64)
@@ -289,13 +398,30 @@ class Recorder:
         For a caller that averages the errors in blocks of K steps (``record`` with
         ``error_mean=None`` in between).
         """
-        self.error_norm_sq[:, t + 1:t + 1 + len(error_means)] = NUMPY.sqnorm(error_means).T
+        self.error_norm_sq[:, t + 1 : t + 1 + len(error_means)] = NUMPY.sqnorm(error_means).T
 
     def trace(self, x, q, lr) -> Trace:
         """The :class:`Trace` with X_T (R, m, n) and Q_{T-1} (R, n, r) or None."""
         run = self.run
-        cfg = dict(run.config.__dict__, nodes=run.nodes, steps=run.steps, seed=run.seed,
-                   dtype=run.dtype.name, lr=None if callable(lr) else float(lr),
-                   problem=type(self.problem).__name__)
-        return Trace(self.grad_norm_sq, self.loss, self.error_norm_sq, self.momentum_norm_sq, self.floats,
-                     self.restarts, self.degenerate_qr, self.degenerate_per_step, x, q, cfg)
+        cfg = dict(
+            run.config.__dict__,
+            nodes=run.nodes,
+            steps=run.steps,
+            seed=run.seed,
+            dtype=run.dtype.name,
+            lr=None if callable(lr) else float(lr),
+            problem=type(self.problem).__name__,
+        )
+        return Trace(
+            self.grad_norm_sq,
+            self.loss,
+            self.error_norm_sq,
+            self.momentum_norm_sq,
+            self.floats,
+            self.restarts,
+            self.degenerate_qr,
+            self.degenerate_per_step,
+            x,
+            q,
+            cfg,
+        )

@@ -42,13 +42,27 @@ from fractions import Fraction
 import numpy as np
 
 from ._checks import check_choice, check_int, check_real
-from .random import NodeStreams, initial_q
+from .streams import NodeStreams, initial_q
 
-__all__ = ["ExactPsi", "ExactRun", "run_exact", "as_fraction", "INVARIANTS", "EXACT_BASES",
-           "EXACT_OPTIMIZERS", "EXACT_DEGENERATE_QR"]
+__all__ = [
+    "ExactPsi",
+    "ExactRun",
+    "run_exact",
+    "as_fraction",
+    "INVARIANTS",
+    "EXACT_BASES",
+    "EXACT_OPTIMIZERS",
+    "EXACT_DEGENERATE_QR",
+]
 
-INVARIANTS = ("P_tilde in span(C)", "Q in span(C)", "e in span(A)", "m in span(B)",
-              "X - X0 in span(B)", "grad_norm_sq")
+INVARIANTS = (
+    "P_tilde in span(C)",
+    "Q in span(C)",
+    "e in span(A)",
+    "m in span(B)",
+    "X - X0 in span(B)",
+    "grad_norm_sq",
+)
 EXACT_BASES = ("paper", "aligned", "pythagorean")
 EXACT_OPTIMIZERS = ("sgd", "msgd", "adam")
 EXACT_DEGENERATE_QR = ("previous", "native", "zero", "raise")
@@ -113,7 +127,7 @@ def _mean(items):
 
 
 def _parallel(a, b) -> bool:
-    """a ∈ span(b) for b ≠ 0 (all 2×2 minors of [a; b] vanish)."""
+    """A ∈ span(b) for b ≠ 0 (all 2×2 minors of [a; b] vanish)."""
     return all(a[i] * b[j] == a[j] * b[i] for i in range(len(a)) for j in range(i + 1, len(a)))
 
 
@@ -184,7 +198,7 @@ class ExactPsi:
 
     @property
     def x0(self):
-        return tuple(map(Fraction, (1, 0, 0, 1)))       # U I Uᵀ = I in every basis
+        return tuple(map(Fraction, (1, 0, 0, 1)))  # U I Uᵀ = I in every basis
 
     def grad(self, x):
         """∇f(X) = ψ'(⟨A, X⟩) A (4-tuple)."""
@@ -196,8 +210,12 @@ class ExactPsi:
 
 
 def _matmul(a, b):
-    return (a[0] * b[0] + a[1] * b[2], a[0] * b[1] + a[1] * b[3],
-            a[2] * b[0] + a[3] * b[2], a[2] * b[1] + a[3] * b[3])
+    return (
+        a[0] * b[0] + a[1] * b[2],
+        a[0] * b[1] + a[1] * b[3],
+        a[2] * b[0] + a[3] * b[2],
+        a[2] * b[1] + a[3] * b[3],
+    )
 
 
 @dataclass
@@ -252,18 +270,26 @@ class ExactRun:
 
     def summary(self) -> dict:
         """JSON-ready dict (Fractions as strings)."""
-        return {"outcome": self.outcome, "steps_run": self.steps_run,
-                "broken_invariant": self.broken_invariant, "broken_at": self.broken_at,
-                "degenerate_steps": len(self.degenerate_steps),
-                "first_degenerate_step": self.degenerate_steps[0] if self.degenerate_steps else None,
-                "target_grad_norm_sq": str(self.target), "frozen_from": self.frozen_from,
-                "conclusion_broken_at": self.conclusion_broken_at,
-                "max_bits": self.max_bits, "seconds": round(self.seconds, 3), "note": self.note}
+        return {
+            "outcome": self.outcome,
+            "steps_run": self.steps_run,
+            "broken_invariant": self.broken_invariant,
+            "broken_at": self.broken_at,
+            "degenerate_steps": len(self.degenerate_steps),
+            "first_degenerate_step": self.degenerate_steps[0] if self.degenerate_steps else None,
+            "target_grad_norm_sq": str(self.target),
+            "frozen_from": self.frozen_from,
+            "conclusion_broken_at": self.conclusion_broken_at,
+            "max_bits": self.max_bits,
+            "seconds": round(self.seconds, 3),
+            "note": self.note,
+        }
 
 
 def _noise(xi, seed, replica, nodes, steps, lock_start):
     """ξ_t^{(i)} ∈ {−1, 1}: given, or from the engine's counter-based streams (same seed,
-    replica and node ids as :func:`simsgd.simulate`, so float and exact runs share ξ)."""
+    replica and node ids as :func:`simsgd.simulate`, so float and exact runs share ξ).
+    """
     if xi is not None:
         xi = np.asarray(xi)
         if xi.shape != (steps, nodes) or not np.all(np.isin(xi, (-1, 1))):
@@ -277,11 +303,26 @@ def _noise(xi, seed, replica, nodes, steps, lock_start):
     return rows
 
 
-def run_exact(noise_scale, nodes: int, steps: int, *, x0=None, q_init=None, lr="1/1000",
-              momentum="9/10", optimizer: str = "msgd", basis: str = "paper",
-              degenerate_qr: str = "previous", lock_start: bool = True, xi=None, seed: int = 0,
-              replica: int = 0, max_seconds: float = 10.0, max_bits: int = 200_000,
-              stop_on=INVARIANTS) -> ExactRun:
+def run_exact(
+    noise_scale,
+    nodes: int,
+    steps: int,
+    *,
+    x0=None,
+    q_init=None,
+    lr="1/1000",
+    momentum="9/10",
+    optimizer: str = "msgd",
+    basis: str = "paper",
+    degenerate_qr: str = "previous",
+    lock_start: bool = True,
+    xi=None,
+    seed: int = 0,
+    replica: int = 0,
+    max_seconds: float = 10.0,
+    max_bits: int = 200_000,
+    stop_on=INVARIANTS,
+) -> ExactRun:
     """Run PowerSGD (SSP-COMP every step, rank 1, local error feedback) exactly and check
     Claim 1's invariants after every step.
 
@@ -357,9 +398,16 @@ def run_exact(noise_scale, nodes: int, steps: int, *, x0=None, q_init=None, lr="
     zero4 = (_ZERO,) * 4
     x, m, v = x0, zero4, zero4
     errors = [zero4] * nodes
-    previous = None                        # P̃_{t-1} up to a non-zero factor
-    run = ExactRun("held", 0, None, None, target=target, xi=noise,
-                   grad_norm_sq=[_inner(problem.grad(x0), problem.grad(x0))])
+    previous = None  # P̃_{t-1} up to a non-zero factor
+    run = ExactRun(
+        "held",
+        0,
+        None,
+        None,
+        target=target,
+        xi=noise,
+        grad_norm_sq=[_inner(problem.grad(x0), problem.grad(x0))],
+    )
     frozen = False
     start = time.monotonic()
 
@@ -369,7 +417,7 @@ def run_exact(noise_scale, nodes: int, steps: int, *, x0=None, q_init=None, lr="
         raise ValueError(f"stop_on must be a subset of {INVARIANTS}; got {sorted(unknown)}")
 
     def stop(outcome, note=""):
-        if run.broken_invariant is None:                # "broken" was set by broken()
+        if run.broken_invariant is None:  # "broken" was set by broken()
             run.outcome = outcome
         run.note, run.x = note, None if optimizer == "adam" else x
         run.seconds = time.monotonic() - start
@@ -387,37 +435,39 @@ def run_exact(noise_scale, nodes: int, steps: int, *, x0=None, q_init=None, lr="
         grad = problem.grad(x)
         noisy = _sub(_scale(sigma, B), grad)
         deltas = [_add(_add(grad, _scale(Fraction(s), noisy)), e) for s, e in zip(noise[t], errors)]
-        p = _mean([_mv(d, q) for d in deltas])                    # P = mean_i Δ^{(i)} Q_{t-1}
+        p = _mean([_mv(d, q) for d in deltas])  # P = mean_i Δ^{(i)} Q_{t-1}
         if p == (_ZERO, _ZERO):
             run.degenerate_steps.append(t)
             if degenerate_qr == "raise":
                 run.broken_at = t
-                return stop("undefined", "P_t = 0: QR(P_t) divides 0 by 0 (PyTorch's "
-                            "Gram–Schmidt with ε = 0 returns NaN)")
+                return stop(
+                    "undefined",
+                    "P_t = 0: QR(P_t) divides 0 by 0 (PyTorch's Gram–Schmidt with ε = 0 returns NaN)",
+                )
             if degenerate_qr == "zero":
                 p = None
             elif degenerate_qr == "previous" and previous is not None:
                 p = previous
-            else:                                                  # LAPACK's answer: e₁
+            else:  # LAPACK's answer: e₁
                 p = (Fraction(1), _ZERO)
         if p is not None and not _parallel(p, c) and broken(INVARIANTS[0], t):
             return stop("broken")
         previous = p if p is not None else previous
-        if p is None:                                              # P̃ = 0: nothing sent
+        if p is None:  # P̃ = 0: nothing sent
             q_local = [(_ZERO, _ZERO)] * nodes
             local_hat = [zero4] * nodes
         else:
             pp = _inner(p, p)
-            q_local = [_mtv(d, p) for d in deltas]                 # Q^{(i)} = Δ^{(i)ᵀ} P (up to 1/||P||)
-            local_hat = [_scale(1 / pp, _outer(p, qi)) for qi in q_local]   # Π Δ^{(i)}
+            q_local = [_mtv(d, p) for d in deltas]  # Q^{(i)} = Δ^{(i)ᵀ} P (up to 1/||P||)
+            local_hat = [_scale(1 / pp, _outer(p, qi)) for qi in q_local]  # Π Δ^{(i)}
         q_new = _mean(q_local)
         if q_new != (_ZERO, _ZERO) and not _parallel(q_new, c) and broken(INVARIANTS[1], t):
             return stop("broken")
         if q_new == (_ZERO, _ZERO) and p is None and not frozen:
             frozen, run.frozen_from = True, t
         scale = max(abs(q_new[0]), abs(q_new[1]))
-        q = q_new if scale == 0 else _scale(1 / scale, q_new)      # a positive right factor
-        errors = [_sub(d, h) for d, h in zip(deltas, local_hat)]   # e_{t+1} = Δ − P̃ Q^{(i)ᵀ}
+        q = q_new if scale == 0 else _scale(1 / scale, q_new)  # a positive right factor
+        errors = [_sub(d, h) for d, h in zip(deltas, local_hat)]  # e_{t+1} = Δ − P̃ Q^{(i)ᵀ}
         if not all(e == zero4 or _parallel(e, A) for e in errors) and broken(INVARIANTS[2], t):
             return stop("broken")
         delta_hat = _mean(local_hat)
@@ -431,9 +481,12 @@ def run_exact(noise_scale, nodes: int, steps: int, *, x0=None, q_init=None, lr="
         if optimizer == "adam":
             if not ((v == zero4 or _parallel(v, b_squared)) and (m == zero4 or adam_in_span)):
                 broken(INVARIANTS[4], t)
-                return stop("broken", "Adam's elementwise √v̂ leaves span(B): "
-                            "B's non-zero entries differ in magnitude in this basis")
-            run.steps_run = t + 1               # X_{t+1} − X_0 ∈ span(B), so ⟨A, X_{t+1}⟩ = ⟨A, X_0⟩
+                return stop(
+                    "broken",
+                    "Adam's elementwise √v̂ leaves span(B): "
+                    "B's non-zero entries differ in magnitude in this basis",
+                )
+            run.steps_run = t + 1  # X_{t+1} − X_0 ∈ span(B), so ⟨A, X_{t+1}⟩ = ⟨A, X_0⟩
         else:
             x = _sub(x, _scale(eta(t), m))
             grad_new = problem.grad(x)
@@ -446,6 +499,8 @@ def run_exact(noise_scale, nodes: int, steps: int, *, x0=None, q_init=None, lr="
                 return stop("broken")
         run.max_bits = max(run.max_bits, _bits(x + m + v + q + errors[0]))
         if run.max_bits >= max_bits or time.monotonic() - start > max_seconds:
-            return stop("budget", f"stopped after {t + 1} steps: "
-                        f"{run.max_bits} bits, {time.monotonic() - start:.1f} s")
+            return stop(
+                "budget",
+                f"stopped after {t + 1} steps: {run.max_bits} bits, {time.monotonic() - start:.1f} s",
+            )
     return stop("held")

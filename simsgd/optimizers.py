@@ -7,7 +7,8 @@ has none, m_t = Δ̂_t, i.e. MSGD with μ = 0).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 __all__ = ["Optimizer", "sgd", "msgd", "adam", "make_optimizer", "OPTIMIZERS"]
 
@@ -21,6 +22,7 @@ class Optimizer(NamedTuple):
 
 def sgd() -> Optimizer:
     """X ← X − η Δ̂_t."""
+
     def init(x):
         return ()
 
@@ -32,6 +34,7 @@ def sgd() -> Optimizer:
 
 def msgd(momentum: float) -> Optimizer:
     """(7c) exactly: m_t = μ m_{t-1} + Δ̂_t, X ← X − η m_t (no dampening, no Nesterov)."""
+
     def init(x):
         return x * 0
 
@@ -50,6 +53,7 @@ class AdamState(NamedTuple):
 
 def adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
     """Bias-corrected Adam applied to Δ̂_t: X ← X − η m̂_t / (√v̂_t + ε)."""
+
     def init(x):
         return AdamState(0, x * 0, x * 0)
 
@@ -57,9 +61,9 @@ def adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
         count = state.count + 1
         m = b1 * state.m + (1 - b1) * delta_hat
         v = b2 * state.v + (1 - b2) * delta_hat * delta_hat
-        m_hat = m / (1 - b1 ** count)
-        v_hat = v / (1 - b2 ** count)
-        return lr * m_hat / (v_hat ** 0.5 + eps), AdamState(count, m, v), m
+        m_hat = m / (1 - b1**count)
+        v_hat = v / (1 - b2**count)
+        return lr * m_hat / (v_hat**0.5 + eps), AdamState(count, m, v), m
 
     return Optimizer(init, update)
 

@@ -25,7 +25,7 @@ P (..., m, r) counts as degenerate when min_j |R_jj| ≤ max(m, r)·eps·√(mr)
 
 from __future__ import annotations
 
-from .backend import NUMPY
+from .ops import NUMPY
 
 __all__ = ["ORTHOGONALIZATIONS", "DEGENERATE_QR", "DegenerateQRError", "orthogonalize"]
 
@@ -38,7 +38,7 @@ class DegenerateQRError(ArithmeticError):
 
 
 def _householder(p, ops):
-    if p.shape[-1] == 1 and p.shape[-2] > 1:     # m = 1 has no tail p₂..p_m: LAPACK's Q = [1]
+    if p.shape[-1] == 1 and p.shape[-2] > 1:  # m = 1 has no tail p₂..p_m: LAPACK's Q = [1]
         return _householder_rank1(p, ops)
     return _lapack(p, ops)
 
@@ -53,7 +53,8 @@ def _householder_rank1(p, ops):
 
     Q = p / β with β = −sign(p₁)·||p|| (sign(0) = +1), and Q = e₁ when p₂..p_m are all
     zero (then H = I). Computed on p / max|p| so that huge or tiny scales neither
-    overflow nor underflow. Returns (Q, |R₁₁|)."""
+    overflow nor underflow. Returns (Q, |R₁₁|).
+    """
     scale = ops.maxabs(p)[..., None, None]
     unit = p / ops.where(scale == 0, 1, scale)
     norm = ops.col_sum(unit * unit) ** 0.5
@@ -72,19 +73,23 @@ def _gram_schmidt(p, epsilon, ops):
     smallest = None
     with ops.ignore_division_warnings():
         for i in range(p.shape[-1]):
-            col = p[..., i:i + 1]
+            col = p[..., i : i + 1]
             norm = ops.col_sum(col * col) ** 0.5
-            smallest = norm[..., 0, 0] if smallest is None else ops.where(
-                norm[..., 0, 0] < smallest, norm[..., 0, 0], smallest)
+            smallest = (
+                norm[..., 0, 0]
+                if smallest is None
+                else ops.where(norm[..., 0, 0] < smallest, norm[..., 0, 0], smallest)
+            )
             col /= norm + epsilon
             if i + 1 < p.shape[-1]:
-                rest = p[..., i + 1:]
+                rest = p[..., i + 1 :]
                 rest -= ops.col_sum(col * rest) * col
     return p, smallest
 
 
-def orthogonalize(p, *, method="householder", epsilon=0.0, previous=None,
-                  degenerate_qr="previous", ops=NUMPY):
+def orthogonalize(
+    p, *, method="householder", epsilon=0.0, previous=None, degenerate_qr="previous", ops=NUMPY
+):
     """Orthonormal basis P̃ of the column space of ``p`` with the degenerate-case convention.
 
     Parameters
@@ -111,7 +116,7 @@ def orthogonalize(p, *, method="householder", epsilon=0.0, previous=None,
         Where P was numerically rank-deficient (the convention was applied).
     """
     m, r = p.shape[-2], p.shape[-1]
-    scale = ops.maxabs(p) * (m * r) ** 0.5          # ≥ ||P||_F, and cannot overflow
+    scale = ops.maxabs(p) * (m * r) ** 0.5  # ≥ ||P||_F, and cannot overflow
     if method == "householder":
         p_tilde, pivot = _householder(p, ops)
     elif method == "lapack":
@@ -126,7 +131,8 @@ def orthogonalize(p, *, method="householder", epsilon=0.0, previous=None,
     if degenerate_qr == "raise":
         raise DegenerateQRError(
             f"P is numerically rank-deficient (rank < r = {r}) in {int(degenerate.sum())} "
-            "replica(s); choose degenerate_qr='previous', 'native' or 'zero' to continue")
+            "replica(s); choose degenerate_qr='previous', 'native' or 'zero' to continue"
+        )
     if degenerate_qr == "zero":
         replacement = ops.zeros_like(p_tilde)
     elif degenerate_qr == "previous":

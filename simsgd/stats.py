@@ -28,8 +28,17 @@ import numpy as np
 
 from ._checks import check_choice, check_int, check_real
 
-__all__ = ["Estimate", "Exponent", "mean_bounds", "max_mean_bounds", "fit_exponent", "METHODS",
-           "mean_ci", "mean_band", "wilson_interval"]
+__all__ = [
+    "Estimate",
+    "Exponent",
+    "mean_bounds",
+    "max_mean_bounds",
+    "fit_exponent",
+    "METHODS",
+    "mean_ci",
+    "mean_band",
+    "wilson_interval",
+]
 
 METHODS = ("clt", "bootstrap")
 
@@ -94,7 +103,7 @@ def _column_bounds(x: np.ndarray, alpha: float, method: str, resamples: int, see
         return mean, mean - half, mean + half
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, R, size=(resamples, R))
-    means = x[idx].mean(axis=1)                                    # (B, T)
+    means = x[idx].mean(axis=1)  # (B, T)
     return mean, np.quantile(means, alpha, axis=0), np.quantile(means, 1.0 - alpha, axis=0)
 
 
@@ -105,8 +114,9 @@ def _check_options(alpha, method, resamples, seed):
     check_int("seed", seed, 0)
 
 
-def mean_bounds(samples, alpha: float = 0.05, method: str = "clt", resamples: int = 2000,
-                seed: int = 0) -> Estimate:
+def mean_bounds(
+    samples, alpha: float = 0.05, method: str = "clt", resamples: int = 2000, seed: int = 0
+) -> Estimate:
     """E[Y] from R independent replicas with one-sided bounds at level 1 − α.
 
     Parameters
@@ -131,8 +141,9 @@ def mean_bounds(samples, alpha: float = 0.05, method: str = "clt", resamples: in
     return Estimate(float(mean[0]), float(lower[0]), float(upper[0]), x.shape[0], alpha, label)
 
 
-def max_mean_bounds(samples, alpha: float = 0.05, method: str = "clt", resamples: int = 2000,
-                    seed: int = 0) -> Estimate:
+def max_mean_bounds(
+    samples, alpha: float = 0.05, method: str = "clt", resamples: int = 2000, seed: int = 0
+) -> Estimate:
     """max_t E[Y_t] with bounds simultaneous over the T columns (Bonferroni).
 
     Parameters
@@ -154,7 +165,8 @@ def max_mean_bounds(samples, alpha: float = 0.05, method: str = "clt", resamples
     T = x.shape[1]
     mean, lower, upper = _column_bounds(x, alpha / T, method, resamples, seed)
     label = f"{method}, R={x.shape[0]}, Bonferroni over T={T}" + (
-        f", B={resamples}" if method == "bootstrap" else "")
+        f", B={resamples}" if method == "bootstrap" else ""
+    )
     return Estimate(float(mean.max()), float(lower.max()), float(upper.max()), x.shape[0], alpha, label)
 
 
@@ -185,8 +197,13 @@ def fit_exponent(x, samples, level: float = 0.9, resamples: int = 1000, seed: in
     check_int("resamples", resamples, 100)
     check_int("seed", seed, 0)
     logx = np.log(np.asarray(x, dtype=np.float64))
-    if logx.ndim != 1 or logx.size < 2 or len(samples) != logx.size or not np.all(np.isfinite(logx)) \
-            or np.ptp(logx) == 0:
+    if (
+        logx.ndim != 1
+        or logx.size < 2
+        or len(samples) != logx.size
+        or not np.all(np.isfinite(logx))
+        or np.ptp(logx) == 0
+    ):
         raise ValueError("x must hold K ≥ 2 distinct positive values, one per entry of samples")
     ys = [_samples(s, 1, f"samples[{k}]") for k, s in enumerate(samples)]
     means = np.array([y.mean() for y in ys])
@@ -194,16 +211,19 @@ def fit_exponent(x, samples, level: float = 0.9, resamples: int = 1000, seed: in
         raise ValueError(f"samples must have positive means to fit a power law, got {means.tolist()}")
     rng = np.random.default_rng(seed)
     boot = np.stack([y[rng.integers(0, y.size, size=(resamples, y.size))].mean(axis=1) for y in ys], axis=1)
-    boot = np.where(boot > 0, boot, np.nan)                          # (B, K); a non-positive mean cannot be fitted
+    boot = np.where(boot > 0, boot, np.nan)  # (B, K); a non-positive mean cannot be fitted
     xc = logx - logx.mean()
     slope = float(xc @ np.log(means) / (xc @ xc))
     slopes = np.log(boot) @ xc / (xc @ xc)
     slopes = slopes[np.isfinite(slopes)]
     q = (1.0 - level) / 2.0
-    return Exponent(slope, float(np.quantile(slopes, q)), float(np.quantile(slopes, 1.0 - q)), level, resamples)
+    return Exponent(
+        slope, float(np.quantile(slopes, q)), float(np.quantile(slopes, 1.0 - q)), level, resamples
+    )
 
 
 # Two-sided 95% intervals for tables and plots.
+
 
 def mean_ci(values, axis=0):
     """Mean and the half-width of its normal 95% confidence interval (1.96 s/√R)."""
@@ -235,7 +255,7 @@ def mean_band(values, resamples=400, seed=0):
     values = np.asarray(values, dtype=np.float64)
     R = values.shape[0]
     counts = np.random.default_rng(seed).multinomial(R, np.full(R, 1.0 / R), size=resamples)  # (B, R)
-    means = counts @ values / R                                                                # (B, T+1)
+    means = counts @ values / R  # (B, T+1)
     lower, upper = np.percentile(means, [2.5, 97.5], axis=0)
     return values.mean(axis=0), lower, upper
 

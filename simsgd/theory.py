@@ -41,9 +41,19 @@ from ._checks import check_int, check_real
 from .problems import HeterogeneousQuadratic, Psi2x2
 from .stats import max_mean_bounds
 
-__all__ = ["Constants", "constants", "visited_omega_sq", "delta", "check_step_size",
-           "lemma3_bound", "lemma4_bound", "Theorem4", "theorem4_terms", "corollary1_lr",
-           "corollary1_rate"]
+__all__ = [
+    "Constants",
+    "constants",
+    "visited_omega_sq",
+    "delta",
+    "check_step_size",
+    "lemma3_bound",
+    "lemma4_bound",
+    "Theorem4",
+    "theorem4_terms",
+    "corollary1_lr",
+    "corollary1_rate",
+]
 
 
 @dataclass(frozen=True)
@@ -103,15 +113,24 @@ def constants(problem, omega_sq: float | None = None) -> Constants:
         omega_sq = problem.omega_sq if omega_sq is None else check_real("omega_sq", omega_sq, 0.0)
     elif isinstance(problem, HeterogeneousQuadratic):
         if omega_sq is None:
-            raise ValueError("omega_sq must be given for HeterogeneousQuadratic: ω² = sup ||∇f||² is "
-                             "unbounded on R^{m×n}; pass a bound over the visited region, "
-                             "e.g. simsgd.theory.visited_omega_sq(trace.grad_norm_sq)")
+            raise ValueError(
+                "omega_sq must be given for HeterogeneousQuadratic: ω² = sup ||∇f||² is "
+                "unbounded on R^{m×n}; pass a bound over the visited region, "
+                "e.g. simsgd.theory.visited_omega_sq(trace.grad_norm_sq)"
+            )
         omega_sq, source = check_real("omega_sq", omega_sq, 0.0), "visited"
     else:
         raise ValueError(f"problem must be Psi2x2 or HeterogeneousQuadratic, got {type(problem).__name__}")
     f0 = float(problem.loss(np.asarray(problem.x0, dtype=np.float64)))
-    return Constants(float(problem.L), float(problem.variance), float(omega_sq), float(problem.f_star),
-                     f0 - float(problem.f_star), tuple(problem.shape), source)
+    return Constants(
+        float(problem.L),
+        float(problem.variance),
+        float(omega_sq),
+        float(problem.f_star),
+        f0 - float(problem.f_star),
+        tuple(problem.shape),
+        source,
+    )
 
 
 def visited_omega_sq(grad_norm_sq, alpha: float = 0.05) -> float:
@@ -161,30 +180,31 @@ def check_step_size(lr: float, momentum: float, L: float) -> float:
 def lemma3_bound(restart_period: int, G_sq: float, delta: float) -> float:
     """Lemma 3: 45 τ² G² / δ², the bound on E||(1/N) Σ_i e_t^{(i)}||² for every t."""
     tau = check_int("restart_period", restart_period, 1)
-    return 45.0 * tau ** 2 * check_real("G_sq", G_sq, 0.0) / _delta(delta) ** 2
+    return 45.0 * tau**2 * check_real("G_sq", G_sq, 0.0) / _delta(delta) ** 2
 
 
 def lemma4_bound(restart_period: int, G_sq: float, delta: float, momentum: float) -> float:
     """Lemma 4: 92 τ² G² / ((1 − μ)² δ²), the bound on E||m_t||² for every t."""
     tau = check_int("restart_period", restart_period, 1)
     mu = _momentum(momentum)
-    return 92.0 * tau ** 2 * check_real("G_sq", G_sq, 0.0) / ((1.0 - mu) ** 2 * _delta(delta) ** 2)
+    return 92.0 * tau**2 * check_real("G_sq", G_sq, 0.0) / ((1.0 - mu) ** 2 * _delta(delta) ** 2)
 
 
 class Theorem4(NamedTuple):
     """The three terms of Theorem 4's right-hand side."""
 
-    optimization: float   # 4(1 − μ)ΔF / (ηT)
-    noise: float          # 2Lη·variance / ((1 − μ)N)
-    compression: float    # 548 L² η² τ² G² / ((1 − μ)⁴ δ²)
+    optimization: float  # 4(1 − μ)ΔF / (ηT)
+    noise: float  # 2Lη·variance / ((1 − μ)N)
+    compression: float  # 548 L² η² τ² G² / ((1 − μ)⁴ δ²)
 
     @property
     def total(self) -> float:
         return self.optimization + self.noise + self.compression
 
 
-def theorem4_terms(c: Constants, *, lr: float, momentum: float, restart_period: int, delta: float,
-                   nodes: int, steps: int) -> Theorem4:
+def theorem4_terms(
+    c: Constants, *, lr: float, momentum: float, restart_period: int, delta: float, nodes: int, steps: int
+) -> Theorem4:
     """Theorem 4's bound on (1/T) Σ_{t=0}^{T-1} E||∇f(X_t)||² for PowerSGD+ with MSGD.
 
     Parameters
@@ -206,29 +226,40 @@ def theorem4_terms(c: Constants, *, lr: float, momentum: float, restart_period: 
     mu, d = _momentum(momentum), _delta(delta)
     tau = check_int("restart_period", restart_period, 1)
     N, T = check_int("nodes", nodes, 1), check_int("steps", steps, 1)
-    return Theorem4(4.0 * (1.0 - mu) * c.delta_f / (eta * T),
-                    2.0 * c.L * eta * c.variance / ((1.0 - mu) * N),
-                    548.0 * c.L ** 2 * eta ** 2 * tau ** 2 * c.G_sq / ((1.0 - mu) ** 4 * d ** 2))
+    return Theorem4(
+        4.0 * (1.0 - mu) * c.delta_f / (eta * T),
+        2.0 * c.L * eta * c.variance / ((1.0 - mu) * N),
+        548.0 * c.L**2 * eta**2 * tau**2 * c.G_sq / ((1.0 - mu) ** 4 * d**2),
+    )
 
 
 def _corollary_args(c, momentum, restart_period, delta, nodes, steps):
     if c.delta_f <= 0:
         raise ValueError(f"delta_f must be > 0 for Corollary 1 (X_0 is already optimal), got {c.delta_f}")
-    return (_momentum(momentum), check_int("restart_period", restart_period, 1), _delta(delta),
-            check_int("nodes", nodes, 1), check_int("steps", steps, 1))
+    return (
+        _momentum(momentum),
+        check_int("restart_period", restart_period, 1),
+        _delta(delta),
+        check_int("nodes", nodes, 1),
+        check_int("steps", steps, 1),
+    )
 
 
-def corollary1_lr(c: Constants, *, momentum: float, restart_period: int, delta: float, nodes: int,
-                  steps: int) -> float:
+def corollary1_lr(
+    c: Constants, *, momentum: float, restart_period: int, delta: float, nodes: int, steps: int
+) -> float:
     """Corollary 1's step size η = (2L/(1−μ) + √(Lσ²T/(2(1−μ)²NΔF)) + ∛(274L²τ²G²T/((1−μ)⁵δ²ΔF)))⁻¹."""
     mu, tau, d, N, T = _corollary_args(c, momentum, restart_period, delta, nodes, steps)
-    return 1.0 / (2.0 * c.L / (1.0 - mu)
-                  + math.sqrt(c.L * c.variance * T / (2.0 * (1.0 - mu) ** 2 * N * c.delta_f))
-                  + (274.0 * c.L ** 2 * tau ** 2 * c.G_sq * T / ((1.0 - mu) ** 5 * d ** 2 * c.delta_f)) ** (1 / 3))
+    return 1.0 / (
+        2.0 * c.L / (1.0 - mu)
+        + math.sqrt(c.L * c.variance * T / (2.0 * (1.0 - mu) ** 2 * N * c.delta_f))
+        + (274.0 * c.L**2 * tau**2 * c.G_sq * T / ((1.0 - mu) ** 5 * d**2 * c.delta_f)) ** (1 / 3)
+    )
 
 
-def corollary1_rate(c: Constants, *, momentum: float, restart_period: int, delta: float, nodes: int,
-                    steps: int) -> Theorem4:
+def corollary1_rate(
+    c: Constants, *, momentum: float, restart_period: int, delta: float, nodes: int, steps: int
+) -> Theorem4:
     """Corollary 1's rate, as three terms (in the fields of :class:`Theorem4`).
 
     ``optimization`` = 8LΔF/T, ``noise`` = √(32Lσ²ΔF/(NT)),
@@ -236,7 +267,11 @@ def corollary1_rate(c: Constants, *, momentum: float, restart_period: int, delta
     """
     mu, tau, d, N, T = _corollary_args(c, momentum, restart_period, delta, nodes, steps)
     G = math.sqrt(c.G_sq)
-    return Theorem4(8.0 * c.L * c.delta_f / T,
-                    math.sqrt(32.0 * c.L * c.variance * c.delta_f / (N * T)),
-                    6.0 * 274.0 ** (1 / 3) * (c.L * tau * G * c.delta_f) ** (2 / 3)
-                    / (T ** (2 / 3) * d ** (2 / 3) * (1.0 - mu) ** (2 / 3)))
+    return Theorem4(
+        8.0 * c.L * c.delta_f / T,
+        math.sqrt(32.0 * c.L * c.variance * c.delta_f / (N * T)),
+        6.0
+        * 274.0 ** (1 / 3)
+        * (c.L * tau * G * c.delta_f) ** (2 / 3)
+        / (T ** (2 / 3) * d ** (2 / 3) * (1.0 - mu) ** (2 / 3)),
+    )

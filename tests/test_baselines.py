@@ -17,21 +17,31 @@ def _same(a, b):
     return np.array_equal(a.grad_norm_sq, b.grad_norm_sq) and np.array_equal(a.x, b.x)
 
 
-@pytest.mark.parametrize("method, tau, rank, expected", [
-    ("galore", 5, 2, lambda m, n, r, tau: n * r + m * n / tau),
-    ("galore", 1, 1, lambda m, n, r, tau: n * r + m * n / tau),
-    ("power-iteration", 5, 2, lambda m, n, r, tau: 3 * (m + n) * r),
-    ("powersgd+", 5, 2, lambda m, n, r, tau: (m + n) * r + (m * n - m * r) / tau),
-])
+@pytest.mark.parametrize(
+    "method, tau, rank, expected",
+    [
+        ("galore", 5, 2, lambda m, n, r, tau: n * r + m * n / tau),
+        ("galore", 1, 1, lambda m, n, r, tau: n * r + m * n / tau),
+        ("power-iteration", 5, 2, lambda m, n, r, tau: 3 * (m + n) * r),
+        ("powersgd+", 5, 2, lambda m, n, r, tau: (m + n) * r + (m * n - m * r) / tau),
+    ],
+)
 def test_mean_floats_per_step_match_the_formula(method, tau, rank, expected):
-    trace = simsgd.simulate(HeterogeneousQuadratic(**QUAD), method=method, rank=rank, restart_period=tau,
-                            power_steps=3, **RUN)
+    trace = simsgd.simulate(
+        HeterogeneousQuadratic(**QUAD), method=method, rank=rank, restart_period=tau, power_steps=3, **RUN
+    )
     assert trace.floats_sent.mean() == pytest.approx(expected(6, 5, rank, tau), rel=1e-12)
 
 
 def test_galore_never_feeds_back_error_and_refreshes_only_every_tau_steps():
-    trace = simsgd.simulate(HeterogeneousQuadratic(**QUAD), method="galore", rank=2, restart_period=7,
-                            error_feedback="local", **RUN)
+    trace = simsgd.simulate(
+        HeterogeneousQuadratic(**QUAD),
+        method="galore",
+        rank=2,
+        restart_period=7,
+        error_feedback="local",
+        **RUN,
+    )
     assert np.all(trace.error_norm_sq == 0)
     np.testing.assert_array_equal(np.flatnonzero(trace.restart_steps), np.arange(0, 30, 7))
 
@@ -39,7 +49,7 @@ def test_galore_never_feeds_back_error_and_refreshes_only_every_tau_steps():
 def test_galore_keeps_its_projection_between_refreshes():
     rng = np.random.default_rng(0)
     config = make_config(method="galore", rank=2, restart_period=3, optimizer="sgd", momentum=0.0)
-    grads = rng.standard_normal((5, 3, 6, 4))                       # (T, N, m, n)
+    grads = rng.standard_normal((5, 3, 6, 4))  # (T, N, m, n)
     state = algorithm.init(np.zeros((6, 4)), rng.standard_normal((4, 2)), grads[0], config)
     bases = []
     for t in range(5):
@@ -47,7 +57,7 @@ def test_galore_keeps_its_projection_between_refreshes():
         bases.append(state.basis)
         np.testing.assert_allclose(info.delta_hat, state.basis @ state.basis.T @ grads[t].mean(0), atol=1e-12)
     assert np.array_equal(bases[0], bases[2]) and not np.allclose(bases[2], bases[3])
-    u = np.linalg.svd(grads[3].mean(0))[0][:, :2]                   # refresh at t = 3: top-2 subspace
+    u = np.linalg.svd(grads[3].mean(0))[0][:, :2]  # refresh at t = 3: top-2 subspace
     np.testing.assert_allclose(bases[3] @ bases[3].T, u @ u.T, atol=1e-12)
 
 
@@ -59,7 +69,7 @@ def test_galore_with_tau_one_is_svd_compression_without_error_feedback():
 
 
 def test_galore_at_full_rank_is_full_precision():
-    problem = HeterogeneousQuadratic(**dict(QUAD, m=5, n=6))      # P̃ is 5×5: an orthonormal basis of R^m
+    problem = HeterogeneousQuadratic(**dict(QUAD, m=5, n=6))  # P̃ is 5×5: an orthonormal basis of R^m
     a = simsgd.simulate(problem, method="galore", rank=5, restart_period=4, **RUN)
     b = simsgd.simulate(problem, method="full", **RUN)
     np.testing.assert_allclose(a.x, b.x, rtol=1e-9, atol=1e-9)
@@ -78,7 +88,7 @@ def test_many_power_steps_reach_the_optimal_rank_r_subspace():
     v, _ = np.linalg.qr(rng.standard_normal((6, 6)))
     mean = u[:, :6] @ np.diag([5.0, 4.0, 1.0, 0.5, 0.2, 0.1]) @ v.T
     spread = rng.standard_normal((3, 8, 6))
-    deltas = mean + spread - spread.mean(0)                        # node average = mean
+    deltas = mean + spread - spread.mean(0)  # node average = mean
     q0 = rng.standard_normal((6, 2))
     one = power_iteration_step(q0, deltas, 1)
     many = power_iteration_step(q0, deltas, 40)
@@ -107,7 +117,7 @@ def test_general_counterexample_constants(basis):
     assert np.einsum("kij,ij->k", problem.A, problem.B) == pytest.approx(np.zeros(3), abs=1e-12)
     assert np.linalg.matrix_rank(problem.B) == 3
     # ||∇F − ∇f||² = σ²||B||² + ||∇f||² for either sign: the variance bound is attained at X_0.
-    grads = problem.stochastic_grads(x0[None], 5, simsgd.random.NodeStreams(0, [0], range(5)).at(1))
+    grads = problem.stochastic_grads(x0[None], 5, simsgd.streams.NodeStreams(0, [0], range(5)).at(1))
     deviation = np.sum((grads - problem.grad(x0)) ** 2, axis=(-2, -1))
     np.testing.assert_allclose(deviation, problem.variance)
     # finite-difference gradient at a generic point
@@ -130,9 +140,16 @@ def test_random_basis_is_a_rotation_of_the_aligned_problem():
     np.testing.assert_allclose(rotated.x0, u @ aligned.x0 @ v.T)
 
 
-@pytest.mark.parametrize("kwargs, name", [(dict(m=3, signal_rank=2), "m"), (dict(n=1), "n"),
-                                          (dict(signal_rank=0), "signal_rank"), (dict(noise_scale=-1), "noise_scale"),
-                                          (dict(basis="paper"), "basis")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(m=3, signal_rank=2), "m"),
+        (dict(n=1), "n"),
+        (dict(signal_rank=0), "signal_rank"),
+        (dict(noise_scale=-1), "noise_scale"),
+        (dict(basis="paper"), "basis"),
+    ],
+)
 def test_general_counterexample_rejects_bad_input(kwargs, name):
     with pytest.raises(ValueError, match=name):
         GeneralCounterexample(**kwargs)

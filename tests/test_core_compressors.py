@@ -36,7 +36,7 @@ def test_svd_full_rank_reproduces_the_average():
 @pytest.mark.parametrize("rank", [1, 2])
 def test_svd_is_the_optimal_rank_r_approximation(shape, rank):
     rng = np.random.default_rng(1)
-    deltas = rng.standard_normal((7, 3) + shape)     # 7 replicas, 3 nodes
+    deltas = rng.standard_normal((7, 3) + shape)  # 7 replicas, 3 nodes
     _, _, global_hat = simsgd.svd_compress(deltas, rank)
     u, s, vt = np.linalg.svd(deltas.mean(1))
     best = (u[..., :rank] * s[..., None, :rank]) @ vt[..., :rank, :]
@@ -103,13 +103,16 @@ class TestDegenerateConventions:
         assert degenerate.tolist() == [True]
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: simsgd.svd_compress(DELTAS, 3), "rank"),
-    (lambda: simsgd.svd_compress(DELTAS, 0), "rank"),
-    (lambda: simsgd.svd_compress(DELTAS[0], 1), "deltas"),
-    (lambda: simsgd.ssp_compress(np.ones((3, 1)), DELTAS), "q must have shape"),
-    (lambda: simsgd.ssp_compress(np.ones((2, 3)), DELTAS), "q must have shape"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: simsgd.svd_compress(DELTAS, 3), "rank"),
+        (lambda: simsgd.svd_compress(DELTAS, 0), "rank"),
+        (lambda: simsgd.svd_compress(DELTAS[0], 1), "deltas"),
+        (lambda: simsgd.ssp_compress(np.ones((3, 1)), DELTAS), "q must have shape"),
+        (lambda: simsgd.ssp_compress(np.ones((2, 3)), DELTAS), "q must have shape"),
+    ],
+)
 def test_compressor_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import simsgd
 from simsgd.problems import HeterogeneousQuadratic, Psi2x2
-from simsgd.random import NodeStreams, initial_q
+from simsgd.streams import NodeStreams, initial_q
 
 QUAD = HeterogeneousQuadratic(m=5, n=4, nodes=3, seed=1)
 
@@ -38,8 +38,17 @@ def _truncated_svd(a, r):
 
 @pytest.mark.parametrize("optimizer, momentum", [("sgd", 0.0), ("msgd", 0.5)])
 def test_full_equals_plain_distributed_sgd(optimizer, momentum):
-    trace = simsgd.simulate(QUAD, method="full", nodes=3, optimizer=optimizer, momentum=momentum,
-                            lr=0.05, steps=30, replicas=3, seed=4)
+    trace = simsgd.simulate(
+        QUAD,
+        method="full",
+        nodes=3,
+        optimizer=optimizer,
+        momentum=momentum,
+        lr=0.05,
+        steps=30,
+        replicas=3,
+        seed=4,
+    )
     x = _plain_loop(QUAD, 3, 30, 4, 0.05, lambda d, t: d, momentum)
     np.testing.assert_allclose(trace.x, x, rtol=1e-12, atol=1e-12)
     assert np.all(trace.floats_sent == 5 * 4) and not trace.restart_steps.any()
@@ -49,17 +58,29 @@ def test_full_equals_plain_distributed_sgd(optimizer, momentum):
 def test_powersgd_plus_tau1_is_the_optimal_rank_r_step(rank):
     # With τ = 1 every step is SVD-COMP; without error feedback each update is the best
     # rank-r approximation of the node average.
-    trace = simsgd.simulate(QUAD, method="powersgd+", restart_period=1, nodes=3, rank=rank,
-                            optimizer="msgd", momentum=0.3, lr=0.05, steps=25, replicas=3, seed=5,
-                            error_feedback="none")
+    trace = simsgd.simulate(
+        QUAD,
+        method="powersgd+",
+        restart_period=1,
+        nodes=3,
+        rank=rank,
+        optimizer="msgd",
+        momentum=0.3,
+        lr=0.05,
+        steps=25,
+        replicas=3,
+        seed=5,
+        error_feedback="none",
+    )
     x = _plain_loop(QUAD, 3, 25, 5, 0.05, lambda d, t: _truncated_svd(d, rank), 0.3)
     np.testing.assert_allclose(trace.x, x, rtol=1e-10, atol=1e-12)
     assert trace.restart_steps.all() and np.all(trace.floats_sent == 5 * 4 + 4 * rank)
 
 
 def test_adam_matches_a_reference_implementation():
-    trace = simsgd.simulate(QUAD, method="full", nodes=3, optimizer="adam", lr=0.01, steps=20,
-                            replicas=2, seed=6)
+    trace = simsgd.simulate(
+        QUAD, method="full", nodes=3, optimizer="adam", lr=0.01, steps=20, replicas=2, seed=6
+    )
     ids = np.arange(2)
     x = np.broadcast_to(QUAD.x0, (2, 5, 4)).copy()
     m, v = np.zeros_like(x), np.zeros_like(x)
@@ -70,12 +91,26 @@ def test_adam_matches_a_reference_implementation():
     np.testing.assert_allclose(trace.x, x, rtol=1e-12, atol=1e-14)
 
 
-@given(seed=st.integers(0, 2**31), nodes=st.integers(1, 4), rank=st.integers(1, 3),
-       optimizer=st.sampled_from(["sgd", "msgd", "adam"]), method=st.sampled_from(["powersgd", "powersgd+"]))
+@given(
+    seed=st.integers(0, 2**31),
+    nodes=st.integers(1, 4),
+    rank=st.integers(1, 3),
+    optimizer=st.sampled_from(["sgd", "msgd", "adam"]),
+    method=st.sampled_from(["powersgd", "powersgd+"]),
+)
 def test_local_and_global_error_feedback_give_the_same_iterates(seed, nodes, rank, optimizer, method):
     problem = HeterogeneousQuadratic(m=5, n=4, nodes=nodes, seed=seed % 1000)
-    kw = dict(method=method, nodes=nodes, rank=rank, restart_period=3, optimizer=optimizer,
-              lr=0.02, steps=15, replicas=4, seed=seed)
+    kw = dict(
+        method=method,
+        nodes=nodes,
+        rank=rank,
+        restart_period=3,
+        optimizer=optimizer,
+        lr=0.02,
+        steps=15,
+        replicas=4,
+        seed=seed,
+    )
     local = simsgd.simulate(problem, error_feedback="local", **kw)
     glob = simsgd.simulate(problem, error_feedback="global", **kw)
     # Linearity: Σ_i e^{(i)} is the same under both, so X, ||mean e|| and Q agree.
@@ -86,12 +121,14 @@ def test_local_and_global_error_feedback_give_the_same_iterates(seed, nodes, ran
 def test_the_two_conventions_keep_different_local_errors():
     from simsgd import algorithm
     from simsgd.engine import make_config
+
     rng = np.random.default_rng(0)
     grads = rng.standard_normal((1, 3, 5, 4))
     states = {}
     for ef in ("local", "global"):
-        cfg = make_config(method="powersgd", rank=1, restart_period=1, optimizer="sgd", momentum=0.0,
-                          error_feedback=ef)
+        cfg = make_config(
+            method="powersgd", rank=1, restart_period=1, optimizer="sgd", momentum=0.0, error_feedback=ef
+        )
         state = algorithm.init(np.zeros((1, 5, 4)), np.ones((1, 4, 1)), grads, cfg)
         states[ef], _ = algorithm.step(state, grads, 1, 0.1, cfg)
     assert not np.allclose(states["local"].error, states["global"].error)
@@ -119,8 +156,9 @@ def test_same_seed_same_numbers_other_seed_other_numbers():
 
 
 def test_schedule_and_floats_sent():
-    trace = simsgd.simulate(QUAD, method="powersgd+", nodes=3, rank=2, restart_period=4, steps=10,
-                            replicas=1, lr=0.01)
+    trace = simsgd.simulate(
+        QUAD, method="powersgd+", nodes=3, rank=2, restart_period=4, steps=10, replicas=1, lr=0.01
+    )
     assert trace.restart_steps.tolist() == [t % 4 == 0 for t in range(10)]
     expected = [5 * 4 + 4 * 2 if t % 4 == 0 else (5 + 4) * 2 for t in range(10)]
     assert trace.floats_sent.tolist() == expected
@@ -129,8 +167,9 @@ def test_schedule_and_floats_sent():
 
 
 def test_trace_fields_and_shapes():
-    trace = simsgd.simulate(QUAD, method="powersgd", nodes=3, rank=2, steps=7, replicas=5, lr=0.01,
-                            optimizer="msgd", momentum=0.9)
+    trace = simsgd.simulate(
+        QUAD, method="powersgd", nodes=3, rank=2, steps=7, replicas=5, lr=0.01, optimizer="msgd", momentum=0.9
+    )
     for name in ("grad_norm_sq", "loss", "error_norm_sq", "momentum_norm_sq"):
         assert getattr(trace, name).shape == (5, 8)
     assert trace.error_norm_sq[:, 0].tolist() == [0.0] * 5
@@ -179,15 +218,24 @@ def test_degenerate_qr_is_counted():
 def test_degenerate_qr_raise_names_the_problem():
     problem = Psi2x2(5.0, basis="aligned", lock_start=True)
     with pytest.raises(simsgd.DegenerateQRError):
-        simsgd.simulate(problem, method="powersgd", nodes=2, lr=0.005, steps=50, replicas=50,
-                        degenerate_qr="raise")
+        simsgd.simulate(
+            problem, method="powersgd", nodes=2, lr=0.005, steps=50, replicas=50, degenerate_qr="raise"
+        )
 
 
 def test_gram_schmidt_without_epsilon_stops_with_a_named_step():
     problem = Psi2x2(5.0, basis="aligned", lock_start=True)
     with pytest.raises(FloatingPointError, match=r"step t=\d+ in \d+ replica"):
-        simsgd.simulate(problem, method="powersgd", nodes=2, lr=0.005, steps=50, replicas=50,
-                        orthogonalization="gram-schmidt", degenerate_qr="native")
+        simsgd.simulate(
+            problem,
+            method="powersgd",
+            nodes=2,
+            lr=0.005,
+            steps=50,
+            replicas=50,
+            orthogonalization="gram-schmidt",
+            degenerate_qr="native",
+        )
 
 
 class _BadOracle:
@@ -222,19 +270,35 @@ def test_wrong_oracle_shape_is_a_value_error():
         simsgd.simulate(_BadOracle("shape"), nodes=2, steps=5, replicas=5, lr=0.1)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(rank=0), "rank"), (dict(rank=3), "rank"), (dict(rank=1.5), "rank"),
-    (dict(restart_period=0), "restart_period"), (dict(nodes=0), "nodes"),
-    (dict(lr=0.0), "lr"), (dict(lr=-1.0), "lr"), (dict(lr=float("nan")), "lr"),
-    (dict(momentum=1.0), "momentum"), (dict(momentum=-0.1), "momentum"),
-    (dict(replicas=0), "replicas"), (dict(steps=0), "steps"), (dict(seed=-1), "seed"),
-    (dict(dtype="int32"), "dtype"), (dict(dtype="float16"), "dtype"),
-    (dict(method="sgd"), "method"), (dict(optimizer="rmsprop"), "optimizer"),
-    (dict(error_feedback="both"), "error_feedback"), (dict(orthogonalization="svd"), "orthogonalization"),
-    (dict(degenerate_qr="ignore"), "degenerate_qr"), (dict(orthogonalization_epsilon=-1e-8), "orthogonalization_epsilon"),
-    (dict(q_init=np.ones((3, 1))), "q_init"), (dict(x0=np.ones(3)), "x0"),
-    (dict(betas=(0.9, 1.0)), r"betas\[1\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(rank=0), "rank"),
+        (dict(rank=3), "rank"),
+        (dict(rank=1.5), "rank"),
+        (dict(restart_period=0), "restart_period"),
+        (dict(nodes=0), "nodes"),
+        (dict(lr=0.0), "lr"),
+        (dict(lr=-1.0), "lr"),
+        (dict(lr=float("nan")), "lr"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(momentum=-0.1), "momentum"),
+        (dict(replicas=0), "replicas"),
+        (dict(steps=0), "steps"),
+        (dict(seed=-1), "seed"),
+        (dict(dtype="int32"), "dtype"),
+        (dict(dtype="float16"), "dtype"),
+        (dict(method="sgd"), "method"),
+        (dict(optimizer="rmsprop"), "optimizer"),
+        (dict(error_feedback="both"), "error_feedback"),
+        (dict(orthogonalization="svd"), "orthogonalization"),
+        (dict(degenerate_qr="ignore"), "degenerate_qr"),
+        (dict(orthogonalization_epsilon=-1e-8), "orthogonalization_epsilon"),
+        (dict(q_init=np.ones((3, 1))), "q_init"),
+        (dict(x0=np.ones(3)), "x0"),
+        (dict(betas=(0.9, 1.0)), r"betas\[1\]"),
+    ],
+)
 def test_bad_input_names_the_parameter(kwargs, name):
     base = dict(method="powersgd+", nodes=2, steps=3, replicas=2, lr=0.01)
     with pytest.raises(ValueError, match=name):
@@ -253,8 +317,10 @@ def test_problem_constructors_reject_bad_input():
 
 
 def test_import_without_torch():
-    code = ("import sys; sys.modules['torch'] = None; import simsgd; "
-            "t = simsgd.simulate(simsgd.problems.Psi2x2(5.0), steps=5, replicas=3); print(t.x.shape)")
+    code = (
+        "import sys; sys.modules['torch'] = None; import simsgd; "
+        "t = simsgd.simulate(simsgd.problems.Psi2x2(5.0), steps=5, replicas=3); print(t.x.shape)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "(3, 2, 2)" in out.stdout

@@ -25,4 +25,6 @@ def test_engine_matches_the_plain_loop(name, method):
     kw = dict(method=method, nodes=nodes, rank=rank, restart_period=4, lr=0.004, momentum=0.9, seed=7)
     trace = simsgd.simulate(problem, optimizer="msgd", steps=steps, replicas=3, **kw)
     for k in range(3):
-        np.testing.assert_allclose(trace.x[k], run_replica(problem, k, steps=steps, **kw), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            trace.x[k], run_replica(problem, k, steps=steps, **kw), rtol=1e-10, atol=1e-12
+        )

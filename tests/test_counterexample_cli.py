@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from simsgd import _io
+from simsgd import output
 from simsgd.counterexample import main
 from simsgd.stats import wilson_interval
 
@@ -21,14 +21,18 @@ def test_table_and_files(tmp_path, capsys):
     assert main(SMALL + ["--out", str(out)]) == 0
     table = capsys.readouterr().out
     assert "powersgd " in table and "powersgd+" in table and "0.0625" in table and "ε₀" in table
-    assert sorted(os.listdir(out)) == ["counterexample.json", "counterexample.png", "counterexample_steps.csv"]
+    assert sorted(os.listdir(out)) == [
+        "counterexample.json",
+        "counterexample.png",
+        "counterexample_steps.csv",
+    ]
     summary = json.loads((out / "counterexample.json").read_text())
     plain, plus = summary["methods"]["powersgd"], summary["methods"]["powersgd+"]
-    assert summary["epsilon0"] == 1.0 and summary["lock_bound"] == 2.0 ** -4
+    assert summary["epsilon0"] == 1.0 and summary["lock_bound"] == 2.0**-4
     # the locked runs (ξ_0 ≡ 1, probability 1/16) keep ||∇f||² = 16: E ≥ 16·(locked fraction)
     assert plain["mean_grad_norm_sq_T"] >= 16 * plain["locked_fraction"] - 1e-9
     lo, hi = plain["locked_ci95"]
-    assert lo <= 2.0 ** -4 <= hi
+    assert lo <= 2.0**-4 <= hi
     assert plus["locked_fraction"] == 0 and plus["mean_grad_norm_sq_T"] < plain["mean_grad_norm_sq_T"]
     with open(out / "counterexample_steps.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -38,33 +42,69 @@ def test_table_and_files(tmp_path, capsys):
 
 
 def test_json_output_and_no_plot(tmp_path, capsys):
-    assert main(SMALL + ["--json", "--no-plot", "--out", str(tmp_path), "--basis", "random",
-                         "--precision", "float32"]) == 0
+    assert (
+        main(
+            SMALL
+            + ["--json", "--no-plot", "--out", str(tmp_path), "--basis", "random", "--precision", "float32"]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["config"]["precision"] == "float32"
-    assert summary["methods"]["powersgd"]["locked_fraction"] == 0.0      # rounding breaks the lock
+    assert summary["methods"]["powersgd"]["locked_fraction"] == 0.0  # rounding breaks the lock
     assert not (tmp_path / "counterexample.png").exists()
 
 
 def test_exact_precision(tmp_path, capsys):
-    assert main(["--precision", "exact", "--N", "2", "--steps", "30", "--replicas", "2", "--basis", "paper",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "--precision",
+                "exact",
+                "--N",
+                "2",
+                "--steps",
+                "30",
+                "--replicas",
+                "2",
+                "--basis",
+                "paper",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "previous" in table and "native" in table and "P_tilde in span(C)" in table
     summary = json.loads((tmp_path / "counterexample.json").read_text())
     conv = summary["conventions"]
     assert conv["previous"]["held"] == 2 and conv["native"]["broken"] == 2 and conv["raise"]["undefined"] == 2
     with open(tmp_path / "counterexample_steps.csv", newline="") as handle:
-        assert len(list(csv.DictReader(handle))) == 8              # 4 conventions × 2 replicas
+        assert len(list(csv.DictReader(handle))) == 8  # 4 conventions × 2 replicas
 
 
-@pytest.mark.parametrize("argv, option", [
-    (["--sigma", "-1"], "--sigma"), (["--sigma", "inf"], "--sigma"), (["--N", "0"], "--N"),
-    (["--N", "two"], "--N"), (["--steps", "0"], "--steps"), (["--replicas", "0"], "--replicas"),
-    (["--lr", "0"], "--lr"), (["--momentum", "1"], "--momentum"), (["--tau", "0"], "--tau"),
-    (["--rank", "3"], "--rank"), (["--x0", "1", "2", "3", "nan"], "--x0"), (["--basis", "polar"], "--basis"),
-    (["--precision", "exact", "--basis", "random"], "--basis"), (["--precision", "exact", "--rank", "2"], "--rank"),
-    (["--optimizer", "lion"], "--optimizer"), (["--seed", "-3"], "--seed")])
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["--sigma", "-1"], "--sigma"),
+        (["--sigma", "inf"], "--sigma"),
+        (["--N", "0"], "--N"),
+        (["--N", "two"], "--N"),
+        (["--steps", "0"], "--steps"),
+        (["--replicas", "0"], "--replicas"),
+        (["--lr", "0"], "--lr"),
+        (["--momentum", "1"], "--momentum"),
+        (["--tau", "0"], "--tau"),
+        (["--rank", "3"], "--rank"),
+        (["--x0", "1", "2", "3", "nan"], "--x0"),
+        (["--basis", "polar"], "--basis"),
+        (["--precision", "exact", "--basis", "random"], "--basis"),
+        (["--precision", "exact", "--rank", "2"], "--rank"),
+        (["--optimizer", "lion"], "--optimizer"),
+        (["--seed", "-3"], "--seed"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(argv, option, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -83,11 +123,21 @@ def test_out_must_be_a_folder(tmp_path, capsys):
 
 def test_help_and_module_entry_point():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    done = subprocess.run([sys.executable, "-m", "simsgd.counterexample", "--help"], capture_output=True,
-                          text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "simsgd.counterexample", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0 and "--sigma" in done.stdout and "σ" in done.stdout
-    bad = subprocess.run([sys.executable, "-m", "simsgd.counterexample", "--N", "0"], capture_output=True,
-                         text=True, env=env, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "simsgd.counterexample", "--N", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
 
@@ -97,12 +147,12 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     def boom(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_io.os, "replace", boom)
+    monkeypatch.setattr(output.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
-        _io.atomic_write_json(target, {"a": 1})
+        output.atomic_write_json(target, {"a": 1})
     assert os.listdir(tmp_path) == []
     monkeypatch.undo()
-    _io.atomic_write_json(target, {"a": 1})
+    output.atomic_write_json(target, {"a": 1})
     assert json.loads(target.read_text()) == {"a": 1}
 
 

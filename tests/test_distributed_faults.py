@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 import torch.distributed as dist  # noqa: E402
 
 from simsgd.distributed import RankError, launch, simulate_distributed  # noqa: E402
-from simsgd.distributed.compare import forced_step_diff, matching_problems, trace_diff  # noqa: E402
+from simsgd.distributed.matching import forced_step_diff, matching_problems, trace_diff  # noqa: E402
 from simsgd.problems import HeterogeneousQuadratic  # noqa: E402
 
 QUAD = HeterogeneousQuadratic(m=4, n=3, nodes=2, seed=0)
@@ -39,7 +39,7 @@ def _die_on_rank1():
     if dist.get_rank() == 1:
         os._exit(7)
     x = torch.ones(3)
-    dist.all_reduce(x)       # rank 0 waits here for a peer that is gone
+    dist.all_reduce(x)  # rank 0 waits here for a peer that is gone
     return x
 
 
@@ -47,11 +47,18 @@ def _sleep():
     time.sleep(60)
 
 
-@pytest.mark.parametrize("fn, deadline, match", [
-    (_simulate_nan, None, r"rank 1 of 2 raised FloatingPointError: non-finite stochastic gradient at step t=3"),
-    (_die_on_rank1, None, r"rank 1 of 2 died with exit code 7"),
-    (_sleep, 2.0, r"deadline passed with ranks \[0, 1\] still running"),
-])
+@pytest.mark.parametrize(
+    "fn, deadline, match",
+    [
+        (
+            _simulate_nan,
+            None,
+            r"rank 1 of 2 raised FloatingPointError: non-finite stochastic gradient at step t=3",
+        ),
+        (_die_on_rank1, None, r"rank 1 of 2 died with exit code 7"),
+        (_sleep, 2.0, r"deadline passed with ranks \[0, 1\] still running"),
+    ],
+)
 def test_a_failing_rank_stops_the_run_with_a_clear_error(fn, deadline, match):
     start = time.monotonic()
     with pytest.raises(RankError, match=match):
@@ -81,10 +88,12 @@ def test_bad_options_are_refused(solo_group):
 
 
 def test_simsgd_imports_and_simulates_without_torch():
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "import simsgd\n"
-            "t = simsgd.simulate(simsgd.problems.Psi2x2(), steps=3, replicas=2, progress=False)\n"
-            "assert t.x.shape == (2, 2, 2) and 'torch' not in [m.split('.')[0] for m in sys.modules if sys.modules[m]]\n")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import simsgd\n"
+        "t = simsgd.simulate(simsgd.problems.Psi2x2(), steps=3, replicas=2, progress=False)\n"
+        "assert t.x.shape == (2, 2, 2) and 'torch' not in [m.split('.')[0] for m in sys.modules if sys.modules[m]]\n"
+    )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, timeout=60)
 
@@ -98,17 +107,42 @@ def _gpu_work(cases):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CI has none); "
-                    "the NCCL/GPU figures in the README are not yet measured")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="needs a CUDA device (CI has none); the NCCL/GPU figures in the README are not yet measured",
+)
 def test_gpu_backend_matches_the_simulator():
     import simsgd
 
     world = max(torch.cuda.device_count(), 2)
-    backend = "nccl" if torch.cuda.device_count() >= 2 else "gloo"   # gloo on CUDA tensors with one GPU
-    cases = [("psi-aligned", dict(method="powersgd+", optimizer="msgd", steps=200, replicas=3, seed=1,
-                                  lr=0.005, restart_period=7)),
-             ("quadratic", dict(method="powersgd+", optimizer="adam", rank=2, steps=50, replicas=3, seed=1,
-                                lr=0.005, restart_period=7))]
+    backend = "nccl" if torch.cuda.device_count() >= 2 else "gloo"  # gloo on CUDA tensors with one GPU
+    cases = [
+        (
+            "psi-aligned",
+            dict(
+                method="powersgd+",
+                optimizer="msgd",
+                steps=200,
+                replicas=3,
+                seed=1,
+                lr=0.005,
+                restart_period=7,
+            ),
+        ),
+        (
+            "quadratic",
+            dict(
+                method="powersgd+",
+                optimizer="adam",
+                rank=2,
+                steps=50,
+                replicas=3,
+                seed=1,
+                lr=0.005,
+                restart_period=7,
+            ),
+        ),
+    ]
     free, forced = launch(_gpu_work, world, cases, backend=backend, timeout=120)[0]
     problems = matching_problems(world)
     ref = simsgd.simulate(problems["psi-aligned"], nodes=world, progress=False, **cases[0][1])
@@ -118,8 +152,8 @@ def test_gpu_backend_matches_the_simulator():
 
 def test_torch_ops_cover_the_numpy_ops_interface():
     # Algorithm 2 is written against NumpyOps' methods; a method added there must exist here.
-    from simsgd.backend import NumpyOps
     from simsgd.distributed.ops import TorchOps
+    from simsgd.ops import NumpyOps
 
     missing = {name for name in dir(NumpyOps) if not name.startswith("_")} - set(dir(TorchOps))
     assert not missing

@@ -22,17 +22,31 @@ from simsgd.distributed.hook import PowerSGDPlusState, powersgd_plus_hook  # noq
 
 PARITY_OPTIONS = [
     dict(matrix_approximation_rank=1, start_powerSGD_iter=2),
-    dict(matrix_approximation_rank=3, start_powerSGD_iter=3, warm_start=False),      # QR branch, fresh Q
-    dict(matrix_approximation_rank=2, start_powerSGD_iter=2, batch_tensors_with_same_shape=True,
-         orthogonalization_epsilon=1e-8, min_compression_rate=1, random_seed=7),
+    dict(matrix_approximation_rank=3, start_powerSGD_iter=3, warm_start=False),  # QR branch, fresh Q
+    dict(
+        matrix_approximation_rank=2,
+        start_powerSGD_iter=2,
+        batch_tensors_with_same_shape=True,
+        orthogonalization_epsilon=1e-8,
+        min_compression_rate=1,
+        random_seed=7,
+    ),
 ]
 PARITY_STEPS = 25
 
 
 def _model():
-    torch.manual_seed(0)   # the same initial parameters on every rank and in every copy
-    return nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 32), nn.ReLU(),
-                         nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 4))
+    torch.manual_seed(0)  # the same initial parameters on every rank and in every copy
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 6 * 6, 32),
+        nn.ReLU(),
+        nn.Linear(32, 32),
+        nn.ReLU(),
+        nn.Linear(32, 4),
+    )
 
 
 def _batch(rank, step):
@@ -67,22 +81,30 @@ def _parity(rank):
         for t in range(PARITY_STEPS):
             for model, optimizer in (theirs, ours):
                 _train_step(model, optimizer, rank, t)
-            worst.append(max(float((a - b).abs().max()) for a, b in zip(theirs[0].parameters(), ours[0].parameters())))
+            worst.append(
+                max(float((a - b).abs().max()) for a, b in zip(theirs[0].parameters(), ours[0].parameters()))
+            )
         out.append(worst)
     return out
 
 
 def _restart_step(rank, world):
     """τ = 1, no error feedback: DDP's gradient against P̃P̃ᵀ mean(G) computed by hand."""
-    state = PowerSGDPlusState(None, matrix_approximation_rank=2, start_powerSGD_iter=0, use_error_feedback=False,
-                              warm_start=False, restart_period=1)
+    state = PowerSGDPlusState(
+        None,
+        matrix_approximation_rank=2,
+        start_powerSGD_iter=0,
+        use_error_feedback=False,
+        warm_start=False,
+        restart_period=1,
+    )
     model = DDP(_model())
     model.register_comm_hook(state, powersgd_plus_hook)
     plain = _model()
     x, y = _batch(rank, 0)
     nn.functional.cross_entropy(model(x), y).backward()
     nn.functional.cross_entropy(plain(x), y).backward()
-    worst, expected_floats = 0.0, 1     # + the non-finite flag
+    worst, expected_floats = 0.0, 1  # + the non-finite flag
     for p, q in zip(model.parameters(), plain.parameters()):
         mean = q.grad.clone()
         dist.all_reduce(mean)
@@ -131,8 +153,11 @@ def _nonfinite(rank):
     model, optimizer = _ddp(powersgd_plus_hook, state)
     for t in range(8):
         _train_step(model, optimizer, rank, t, float("nan") if rank == 1 and t in (4, 5) else 1.0)
-    out["zero"] = (state.nonfinite_steps, all(bool(torch.isfinite(p).all()) for p in model.parameters()),
-                   all(bool(torch.isfinite(e).all()) for e in state.error_dict.values()))
+    out["zero"] = (
+        state.nonfinite_steps,
+        all(bool(torch.isfinite(p).all()) for p in model.parameters()),
+        all(bool(torch.isfinite(e).all()) for e in state.error_dict.values()),
+    )
     state = PowerSGDPlusState(None, start_powerSGD_iter=2, restart_period=3)
     model, optimizer = _ddp(powersgd_plus_hook, state)
     try:
@@ -146,8 +171,12 @@ def _nonfinite(rank):
 
 def _work():
     rank, world = dist.get_rank(), dist.get_world_size()
-    return {"parity": _parity(rank), "restart": _restart_step(rank, world), "resume": _resume(rank),
-            "nonfinite": _nonfinite(rank)}
+    return {
+        "parity": _parity(rank),
+        "restart": _restart_step(rank, world),
+        "resume": _resume(rank),
+        "nonfinite": _nonfinite(rank),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +194,7 @@ def test_parity_with_pytorch_powersgd_hook_every_step(ranks):
 
 def test_restart_step_is_svd_comp_and_counts_its_floats(ranks):
     for worst, floats, expected, restarts in (r["restart"] for r in ranks):
-        assert worst < 1e-5          # float32 SVD vs float32 SVD of the same mean
+        assert worst < 1e-5  # float32 SVD vs float32 SVD of the same mean
         assert floats == expected and restarts == 1
 
 
@@ -182,13 +211,16 @@ def test_nonfinite_gradient_policies(ranks):
         assert step == 4 and "FloatingPointError" in message and "non-finite gradient" in message
 
 
-@pytest.mark.parametrize("options, match", [
-    (dict(matrix_approximation_rank=0), "matrix_approximation_rank"),
-    (dict(start_powerSGD_iter=-1), "start_powerSGD_iter"),
-    (dict(restart_period=0), "restart_period"),
-    (dict(nonfinite="ignore"), "nonfinite"),
-    (dict(orthogonalization_epsilon=-1.0), "orthogonalization_epsilon"),
-])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (dict(matrix_approximation_rank=0), "matrix_approximation_rank"),
+        (dict(start_powerSGD_iter=-1), "start_powerSGD_iter"),
+        (dict(restart_period=0), "restart_period"),
+        (dict(nonfinite="ignore"), "nonfinite"),
+        (dict(orthogonalization_epsilon=-1.0), "orthogonalization_epsilon"),
+    ],
+)
 def test_bad_options_name_the_parameter(options, match):
     with pytest.raises(ValueError, match=match):
         PowerSGDPlusState(None, **options)

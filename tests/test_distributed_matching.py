@@ -17,27 +17,48 @@ torch = pytest.importorskip("torch")
 
 import simsgd  # noqa: E402
 from simsgd.distributed import launch, simulate_distributed  # noqa: E402
-from simsgd.distributed.backend import in_lanes  # noqa: E402
-from simsgd.distributed.compare import forced_step_diff, matching_problems, trace_diff  # noqa: E402
+from simsgd.distributed.matching import forced_step_diff, matching_problems, trace_diff  # noqa: E402
+from simsgd.distributed.runner import in_lanes  # noqa: E402
 
 WORLD, STEPS, LANES = 4, 200, 6
 PROBLEMS = matching_problems(WORLD)
 
 
 def _options(name, method, optimizer, dtype):
-    return dict(method=method, optimizer=optimizer, rank=2 if name == "quadratic" else 1, lr=0.005,
-                steps=STEPS, replicas=3, seed=11, restart_period=7, dtype=dtype)
+    return dict(
+        method=method,
+        optimizer=optimizer,
+        rank=2 if name == "quadratic" else 1,
+        lr=0.005,
+        steps=STEPS,
+        replicas=3,
+        seed=11,
+        restart_period=7,
+        dtype=dtype,
+    )
 
 
-CASES64 = [(name, _options(name, method, optimizer, "float64"))
-           for name in PROBLEMS for method in ("powersgd", "powersgd+") for optimizer in ("sgd", "msgd", "adam")]
-CASES32 = [(name, _options(name, method, optimizer, "float32"))
-           for name, optimizer in (("psi-paper", "msgd"), ("psi-aligned", "adam"), ("quadratic", "sgd"))
-           for method in ("powersgd", "powersgd+")]
-FORCED = [("quadratic", _options("quadratic", method, optimizer, dtype))
-          for dtype in ("float64", "float32") for method in ("powersgd", "powersgd+")
-          for optimizer in (("sgd", "msgd", "adam") if dtype == "float64" else ("adam",))]
-FREE = [("psi-aligned", _options("psi-aligned", "powersgd+", optimizer, "float64")) for optimizer in ("msgd", "adam")]
+CASES64 = [
+    (name, _options(name, method, optimizer, "float64"))
+    for name in PROBLEMS
+    for method in ("powersgd", "powersgd+")
+    for optimizer in ("sgd", "msgd", "adam")
+]
+CASES32 = [
+    (name, _options(name, method, optimizer, "float32"))
+    for name, optimizer in (("psi-paper", "msgd"), ("psi-aligned", "adam"), ("quadratic", "sgd"))
+    for method in ("powersgd", "powersgd+")
+]
+FORCED = [
+    ("quadratic", _options("quadratic", method, optimizer, dtype))
+    for dtype in ("float64", "float32")
+    for method in ("powersgd", "powersgd+")
+    for optimizer in (("sgd", "msgd", "adam") if dtype == "float64" else ("adam",))
+]
+FREE = [
+    ("psi-aligned", _options("psi-aligned", "powersgd+", optimizer, "float64"))
+    for optimizer in ("msgd", "adam")
+]
 
 
 def _with_problems(cases):
@@ -45,7 +66,9 @@ def _with_problems(cases):
 
 
 def _work():
-    reference = in_lanes(partial(simulate_distributed, reference=True), _with_problems(CASES64 + CASES32), LANES)
+    reference = in_lanes(
+        partial(simulate_distributed, reference=True), _with_problems(CASES64 + CASES32), LANES
+    )
     forced = in_lanes(forced_step_diff, _with_problems(FORCED), LANES)
     free = in_lanes(simulate_distributed, _with_problems(FREE), LANES)
     return reference, forced, free

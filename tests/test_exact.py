@@ -4,7 +4,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import simsgd
 from simsgd.exact import INVARIANTS, ExactPsi, run_exact
@@ -15,16 +16,29 @@ rationals = st.fractions(min_value=-3, max_value=3, max_denominator=7)
 q_inits = st.tuples(st.integers(-5, 5), st.integers(-5, 5)).filter(lambda q: q[0] + q[1] != 0)
 
 
-@given(x0=st.tuples(rationals, rationals, rationals, rationals),
-       sigma=st.fractions(min_value=Fraction(1, 10), max_value=20, max_denominator=10),
-       q_init=q_inits, nodes=st.integers(1, 5), optimizer=st.sampled_from(["sgd", "msgd", "adam"]),
-       lr=st.fractions(min_value=Fraction(1, 1000), max_value=Fraction(1, 2), max_denominator=1000),
-       seed=st.integers(0, 10_000))
+@given(
+    x0=st.tuples(rationals, rationals, rationals, rationals),
+    sigma=st.fractions(min_value=Fraction(1, 10), max_value=20, max_denominator=10),
+    q_init=q_inits,
+    nodes=st.integers(1, 5),
+    optimizer=st.sampled_from(["sgd", "msgd", "adam"]),
+    lr=st.fractions(min_value=Fraction(1, 1000), max_value=Fraction(1, 2), max_denominator=1000),
+    seed=st.integers(0, 10_000),
+)
 def test_claim1_invariants_hold_exactly(x0, sigma, q_init, nodes, optimizer, lr, seed):
     """From ξ_0 ≡ 1, with P̃_{t-1} kept on a degenerate step, every invariant holds at every
     step, and ||∇f(X_t)||² = 4ψ'(⟨A, X_0⟩)² exactly, for any X_0, σ > 0, Q_{-1}, N, η."""
-    run = run_exact(sigma, nodes, 25, x0=x0, q_init=q_init, lr=lr, optimizer=optimizer,
-                    seed=seed, degenerate_qr="previous")
+    run = run_exact(
+        sigma,
+        nodes,
+        25,
+        x0=x0,
+        q_init=q_init,
+        lr=lr,
+        optimizer=optimizer,
+        seed=seed,
+        degenerate_qr="previous",
+    )
     assert run.outcome == "held", (run.broken_invariant, run.broken_at)
     assert run.steps_run == 25
     s = x0[0] - x0[1] - x0[2] + x0[3]
@@ -32,7 +46,7 @@ def test_claim1_invariants_hold_exactly(x0, sigma, q_init, nodes, optimizer, lr,
     if optimizer != "adam":
         assert all(g == run.target for g in run.grad_norm_sq)
         moved = np.array(run.x, dtype=object) - np.array(x0, dtype=object)
-        assert moved[0] == moved[1] == moved[2] == moved[3]          # X_T − X_0 ∈ span(B)
+        assert moved[0] == moved[1] == moved[2] == moved[3]  # X_T − X_0 ∈ span(B)
 
 
 @pytest.mark.parametrize("basis", ["paper", "aligned", "pythagorean"])
@@ -48,8 +62,8 @@ def test_exact_problem_data(basis):
 
 def _xi_with_balanced_step(nodes, steps, at):
     xi = np.ones((steps, nodes), dtype=int)
-    xi[1::2] = -1                         # some noise, Σ_i ξ_t^{(i)} ≠ 0 off step `at`
-    xi[at] = [1, -1] * (nodes // 2)       # Σ_i ξ_at^{(i)} = 0  ->  P_at = 0
+    xi[1::2] = -1  # some noise, Σ_i ξ_t^{(i)} ≠ 0 off step `at`
+    xi[at] = [1, -1] * (nodes // 2)  # Σ_i ξ_at^{(i)} = 0  ->  P_at = 0
     return xi
 
 
@@ -67,7 +81,7 @@ def test_degenerate_step_under_each_convention(nodes):
     # ... and the rest of the run leaves the lock: X moves off span(B) at once
     go_on = run_exact(5, nodes, 20, degenerate_qr="native", stop_on=(INVARIANTS[4],), **common)
     assert go_on.broken_invariant == INVARIANTS[0] and go_on.outcome == "broken"
-    assert go_on.steps_run == 4          # stopped on X − X_0 ∉ span(B) at t = 3
+    assert go_on.steps_run == 4  # stopped on X − X_0 ∉ span(B) at t = 3
 
     # LAPACK's e₁ is C itself in the aligned basis: there the lock survives.
     assert run_exact(5, nodes, 20, degenerate_qr="native", basis="aligned", **common).outcome == "held"
@@ -104,8 +118,17 @@ def test_matches_the_float_engine_in_the_aligned_basis():
     steps, nodes = 60, 4
     problem = Psi2x2(5.0, basis="aligned", lock_start=True)
     for replica in (0, 1):
-        trace = simsgd.simulate(problem, method="powersgd", nodes=nodes, optimizer="msgd", lr=1e-3,
-                                momentum=0.9, steps=steps, replica_ids=np.array([replica]), seed=3)
+        trace = simsgd.simulate(
+            problem,
+            method="powersgd",
+            nodes=nodes,
+            optimizer="msgd",
+            lr=1e-3,
+            momentum=0.9,
+            steps=steps,
+            replica_ids=np.array([replica]),
+            seed=3,
+        )
         run = run_exact(5, nodes, steps, basis="aligned", lr="0.001", seed=3, replica=replica)
         assert run.outcome == "held"
         assert np.flatnonzero(trace.degenerate_per_step).tolist() == run.degenerate_steps
@@ -117,12 +140,23 @@ def test_budget_stops_the_run():
     assert run.outcome == "budget" and 0 < run.steps_run < 1000 and "bits" in run.note
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(noise_scale=-1), "noise_scale"), (dict(nodes=0), "nodes"), (dict(steps=0), "steps"),
-    (dict(optimizer="lion"), "optimizer"), (dict(degenerate_qr="pivot"), "degenerate_qr"),
-    (dict(basis="random"), "basis"), (dict(momentum=1), "momentum"), (dict(lr=0), "lr"),
-    (dict(x0=[1, 2, 3]), "x0"), (dict(q_init=[1]), "q_init"), (dict(xi=np.ones((3, 3))), "xi"),
-    (dict(stop_on=("nope",)), "stop_on")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(noise_scale=-1), "noise_scale"),
+        (dict(nodes=0), "nodes"),
+        (dict(steps=0), "steps"),
+        (dict(optimizer="lion"), "optimizer"),
+        (dict(degenerate_qr="pivot"), "degenerate_qr"),
+        (dict(basis="random"), "basis"),
+        (dict(momentum=1), "momentum"),
+        (dict(lr=0), "lr"),
+        (dict(x0=[1, 2, 3]), "x0"),
+        (dict(q_init=[1]), "q_init"),
+        (dict(xi=np.ones((3, 3))), "xi"),
+        (dict(stop_on=("nope",)), "stop_on"),
+    ],
+)
 def test_bad_arguments_name_the_parameter(kwargs, name):
     base = dict(noise_scale=5, nodes=2, steps=5)
     with pytest.raises(ValueError, match=name):

@@ -43,7 +43,7 @@ from simsgd import DegenerateQRError
 from simsgd.compressors import ssp_step, svd_step
 
 U = np.finfo(np.float64).eps / 2
-ETA = 2.0 ** -1074          # underflow: fl(x op y) = (x op y)(1 + δ) + η, |δ| ≤ u, |η| ≤ 2^-1075 < ETA
+ETA = 2.0**-1074  # underflow: fl(x op y) = (x op y)(1 + δ) + η, |δ| ≤ u, |η| ≤ 2^-1075 < ETA
 KINDS = ("random", "zero", "rank_deficient", "equal_singular_values", "cancelling")
 
 
@@ -56,29 +56,36 @@ def make_deltas(seed, nodes, m, n, kind, log_scale):
     rng = np.random.default_rng(seed)
     if kind == "zero":
         return np.zeros((nodes, m, n))
-    if kind == "rank_deficient":         # every node of rank ≤ 1, so P has rank ≤ 1 < r when r ≥ 2
+    if kind == "rank_deficient":  # every node of rank ≤ 1, so P has rank ≤ 1 < r when r ≥ 2
         d = rng.standard_normal((nodes, m, 1)) * rng.standard_normal((1, 1, n))
     elif kind == "equal_singular_values":  # worst case of Lemma 2: all min(m, n) singular values equal
         k = min(m, n)
         a, _ = np.linalg.qr(rng.standard_normal((m, k)))
         b, _ = np.linalg.qr(rng.standard_normal((n, k)))
         d = np.broadcast_to(a @ b.T, (nodes, m, n))
-    elif kind == "cancelling":           # nodes nearly cancel: the mean is small against each Δ^{(i)}
+    elif kind == "cancelling":  # nodes nearly cancel: the mean is small against each Δ^{(i)}
         d = rng.standard_normal((nodes, m, n))
         d = d - d.mean(axis=0) + 1e-6 * rng.standard_normal((1, m, n))
     else:
         d = rng.standard_normal((nodes, m, n))
-    return np.array(d) * 10.0 ** log_scale
+    return np.array(d) * 10.0**log_scale
 
 
 def tolerance(m, n, r, nodes, deltas):
-    return 8 * (m * r + m + n + nodes) * (U * float(np.mean(np.sum(deltas ** 2, axis=(-2, -1)))) + ETA)
+    return 8 * (m * r + m + n + nodes) * (U * float(np.mean(np.sum(deltas**2, axis=(-2, -1)))) + ETA)
 
 
-problems = st.fixed_dictionaries(dict(
-    m=st.integers(1, 6), n=st.integers(1, 6), nodes=st.integers(1, 4), seed=st.integers(0, 2 ** 32 - 1),
-    kind=st.sampled_from(KINDS), log_scale=st.sampled_from([-150, -20, 0, 20, 150]),
-    rank_fraction=st.floats(0, 1)))
+problems = st.fixed_dictionaries(
+    dict(
+        m=st.integers(1, 6),
+        n=st.integers(1, 6),
+        nodes=st.integers(1, 4),
+        seed=st.integers(0, 2**32 - 1),
+        kind=st.sampled_from(KINDS),
+        log_scale=st.sampled_from([-150, -20, 0, 20, 150]),
+        rank_fraction=st.floats(0, 1),
+    )
+)
 
 
 def setup(p):
@@ -104,16 +111,17 @@ def test_lemma1_householder(p, degenerate_qr, orthogonalization):
     """Householder QR (own rank-1 path, or LAPACK always): all four statements of Lemma 1, on
     every kind of input, under every convention."""
     m, n, r, deltas, q, previous = setup(p)
-    out = ssp_step(q, deltas, previous_basis=previous, degenerate_qr=degenerate_qr,
-                   orthogonalization=orthogonalization)
+    out = ssp_step(
+        q, deltas, previous_basis=previous, degenerate_qr=degenerate_qr, orthogonalization=orthogonalization
+    )
     c2, e2, d2, lin = lemma1_terms(out, deltas)
     tol = tolerance(m, n, r, p["nodes"], deltas)
     assert c2 <= d2 + tol
     assert e2 <= d2 + tol
     if degenerate_qr == "zero" and bool(out.degenerate):
         assert c2 == 0.0 and e2 == pytest.approx(d2, rel=1e-12, abs=tol)
-    assert abs(c2 + e2 - d2) <= tol                       # (4): P̃ semi-orthogonal under every convention
-    assert lin <= tol                                     # mean_i C(Δ^{(i)}) = C(mean_i Δ^{(i)})
+    assert abs(c2 + e2 - d2) <= tol  # (4): P̃ semi-orthogonal under every convention
+    assert lin <= tol  # mean_i C(Δ^{(i)}) = C(mean_i Δ^{(i)})
 
 
 def kappa(q, deltas):
@@ -132,11 +140,12 @@ def squares_normal(q, deltas):
 def test_lemma1_gram_schmidt_exact(p, degenerate_qr):
     """Gram–Schmidt, ε = 0: Lemma 1 within u·κ₂(P) where κ₂(P)·u ≤ 1e-8; a zero P is flagged."""
     m, n, r, deltas, q, previous = setup(p)
-    out = ssp_step(q, deltas, previous_basis=previous, orthogonalization="gram-schmidt",
-                   degenerate_qr=degenerate_qr)
+    out = ssp_step(
+        q, deltas, previous_basis=previous, orthogonalization="gram-schmidt", degenerate_qr=degenerate_qr
+    )
     if p["kind"] == "zero":
         assert bool(out.degenerate)
-        if degenerate_qr == "native":                     # PyTorch's 0/0: the engine stops on it
+        if degenerate_qr == "native":  # PyTorch's 0/0: the engine stops on it
             assert np.isnan(out.basis).all()
             return
     k = kappa(q, deltas)
@@ -162,14 +171,20 @@ def test_lemma1_gram_schmidt_epsilon(p, degenerate_qr, epsilon):
     """
     m, n, r, deltas, q, previous = setup(p)
     assume(p["kind"] == "zero" or squares_normal(q, deltas))
-    out = ssp_step(q, deltas, previous_basis=previous, orthogonalization="gram-schmidt",
-                   orthogonalization_epsilon=epsilon, degenerate_qr=degenerate_qr)
+    out = ssp_step(
+        q,
+        deltas,
+        previous_basis=previous,
+        orthogonalization="gram-schmidt",
+        orthogonalization_epsilon=epsilon,
+        degenerate_qr=degenerate_qr,
+    )
     c2, e2, d2, lin = lemma1_terms(out, deltas)
     tol = tolerance(m, n, r, p["nodes"], deltas)
     assert lin <= tol
-    norms = np.sqrt(np.sum(out.basis ** 2, axis=0))
+    norms = np.sqrt(np.sum(out.basis**2, axis=0))
     assert np.all(norms <= 1 + 4 * m * U)
-    assert c2 <= r ** 2 * (d2 + tol)
+    assert c2 <= r**2 * (d2 + tol)
     if r == 1 and not bool(out.degenerate):
         delta = deltas.mean(axis=0)
         c_sq = float(norms[0] ** 2)
@@ -180,8 +195,10 @@ def test_lemma1_gram_schmidt_epsilon(p, degenerate_qr, epsilon):
         assert d2 - c2 - e2 == pytest.approx(2 * c_sq * (1 - c_sq) * along, rel=1e-6, abs=tol)
 
 
-@pytest.mark.parametrize("orthogonalization, epsilon", [("householder", 0.0), ("lapack", 0.0),
-                                                        ("gram-schmidt", 0.0), ("gram-schmidt", 1e-8)])
+@pytest.mark.parametrize(
+    "orthogonalization, epsilon",
+    [("householder", 0.0), ("lapack", 0.0), ("gram-schmidt", 0.0), ("gram-schmidt", 1e-8)],
+)
 @given(p=problems)
 def test_degenerate_qr_raise(p, orthogonalization, epsilon):
     """``degenerate_qr="raise"`` raises exactly where the other conventions report degeneracy."""
@@ -221,6 +238,7 @@ def test_lemma2_is_tight_for_equal_singular_values():
 
 # ---- findings: options of simsgd.orthogonalize under which Lemma 1 fails -----------------------------
 
+
 def test_finding_gram_schmidt_epsilon_violates_lemma1():
     """PyTorch-style ε = 1e-8 on nearly dependent columns: ‖C(Δ)‖² = 1.95‖Δ‖² > ‖Δ‖² (Lemma 1 fails).
 
@@ -231,12 +249,13 @@ def test_finding_gram_schmidt_epsilon_violates_lemma1():
     """
     deltas = np.array([[[1.0, 0.0], [0.0, 1e-8]]])
     q = np.array([[1.0, 1.0], [0.0, 1.0]])
-    out = ssp_step(q, deltas, orthogonalization="gram-schmidt", orthogonalization_epsilon=1e-8,
-                   degenerate_qr="raise")
+    out = ssp_step(
+        q, deltas, orthogonalization="gram-schmidt", orthogonalization_epsilon=1e-8, degenerate_qr="raise"
+    )
     assert not bool(out.degenerate)
     c2, e2, d2, _ = lemma1_terms(out, deltas)
-    assert c2 > 1.9 * d2                                     # first inequality of Lemma 1 violated
-    assert abs(c2 + e2 - d2) > 0.9 * d2                      # (4) violated
+    assert c2 > 1.9 * d2  # first inequality of Lemma 1 violated
+    assert abs(c2 + e2 - d2) > 0.9 * d2  # (4) violated
     ok = ssp_step(q, deltas, orthogonalization="householder", degenerate_qr="raise")
     c2h, e2h, d2h, _ = lemma1_terms(ok, deltas)
     assert c2h <= d2h * (1 + 1e-14) and abs(c2h + e2h - d2h) <= 1e-14 * d2h

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import simsgd
-from simsgd.counterexample import escape_steps, locked_mask, simulate_lock
-from simsgd.stats import wilson_interval
+from simsgd.lock import escape_steps, locked_mask, simulate_lock
 from simsgd.problems import Psi2x2
+from simsgd.stats import wilson_interval
 
 RUN = dict(method="powersgd", nodes=4, optimizer="msgd", lr=5e-4, momentum=0.9, seed=0)
 
@@ -17,7 +17,7 @@ def test_aligned_basis_lock_holds_for_2000_steps(dtype):
     trace = simsgd.simulate(problem, steps=2000, replicas=32, dtype=dtype, **RUN)
     assert np.all(trace.grad_norm_sq == 16.0)
     assert locked_mask(problem, trace, dtype=dtype).all()
-    moved = trace.x - problem.x0                 # span(B) = span(diag(1, 0)) here: exact zeros
+    moved = trace.x - problem.x0  # span(B) = span(diag(1, 0)) here: exact zeros
     assert np.all(moved[:, 0, 1] == 0) and np.all(moved[:, 1, 0] == 0) and np.all(moved[:, 1, 1] == 0)
     # Σξ = 0 (p = 6/16) and the step after it (Q = 0) are degenerate: 1 − (1 − p)² ≈ 0.61
     p = 6 / 16
@@ -51,15 +51,16 @@ def test_random_start_locked_fraction_matches_2_to_minus_n():
     trace = simsgd.simulate(problem, steps=200, replicas=replicas, **{**RUN, "nodes": nodes})
     k = int(locked_mask(problem, trace).sum())
     low, high = wilson_interval(k, replicas)
-    assert low <= 2.0 ** -nodes <= high
+    assert low <= 2.0**-nodes <= high
 
 
 def test_powersgd_plus_converges_where_powersgd_stays_locked():
     """Theorem 4's regime (η ≤ (1 − μ)/(2L) = 1/160): PowerSGD+ drives E||∇f||² towards 0."""
     problem = Psi2x2(5.0, basis="aligned")
-    plus = simsgd.simulate(problem, steps=600, replicas=300, restart_period=10,
-                           **{**RUN, "method": "powersgd+"})
+    plus = simsgd.simulate(
+        problem, steps=600, replicas=300, restart_period=10, **{**RUN, "method": "powersgd+"}
+    )
     plain = simsgd.simulate(problem, steps=600, replicas=300, **RUN)
     assert plus.grad_norm_sq[:, -1].mean() < 1e-2
     assert not locked_mask(problem, plus).any()
-    assert locked_mask(problem, plain).mean() > 0.03            # 2^-4 = 0.0625 expected
+    assert locked_mask(problem, plain).mean() > 0.03  # 2^-4 = 0.0625 expected

@@ -46,28 +46,31 @@ def test_max_mean_bounds_are_simultaneous():
     misses = sum(max_mean_bounds(rng.standard_normal((100, 50)), alpha=0.1).upper < 0 for _ in range(400))
     assert misses <= 400 * 0.1 + 4 * math.sqrt(400 * 0.1 * 0.9)
     est = max_mean_bounds(np.arange(12.0).reshape(3, 4) ** 2)
-    assert est.mean == pytest.approx(np.mean([9, 49, 121]))     # the largest column mean (last column)
+    assert est.mean == pytest.approx(np.mean([9, 49, 121]))  # the largest column mean (last column)
     assert "Bonferroni over T=4" in est.method
 
 
 def test_fit_exponent_recovers_a_power_law():
     rng = np.random.default_rng(3)
     x = np.array([1.0, 4.0, 16.0, 64.0])
-    samples = [x_k ** -0.5 * rng.exponential(size=400) for x_k in x]
+    samples = [x_k**-0.5 * rng.exponential(size=400) for x_k in x]
     fit = fit_exponent(x, samples, seed=0)
     assert fit.lower <= -0.5 <= fit.upper and fit.upper - fit.lower < 0.1
     assert fit.slope == pytest.approx(-0.5, abs=0.05)
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda: mean_bounds([1.0, 2.0], alpha=0.7), "alpha"),
-    (lambda: mean_bounds([1.0, np.nan]), "samples"),
-    (lambda: mean_bounds([1.0]), "samples"),
-    (lambda: mean_bounds([1.0, 2.0], method="t"), "method"),
-    (lambda: max_mean_bounds([1.0, 2.0]), "samples"),
-    (lambda: fit_exponent([1.0, 2.0], [[1.0, 2.0], [-1.0, -2.0]]), "samples"),
-    (lambda: fit_exponent([1.0, 1.0], [[1.0, 2.0], [1.0, 2.0]]), "x"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: mean_bounds([1.0, 2.0], alpha=0.7), "alpha"),
+        (lambda: mean_bounds([1.0, np.nan]), "samples"),
+        (lambda: mean_bounds([1.0]), "samples"),
+        (lambda: mean_bounds([1.0, 2.0], method="t"), "method"),
+        (lambda: max_mean_bounds([1.0, 2.0]), "samples"),
+        (lambda: fit_exponent([1.0, 2.0], [[1.0, 2.0], [-1.0, -2.0]]), "samples"),
+        (lambda: fit_exponent([1.0, 1.0], [[1.0, 2.0], [1.0, 2.0]]), "x"),
+    ],
+)
 def test_bad_input_names_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from simsgd import theory
 from simsgd.problems import HeterogeneousQuadratic, Psi2x2
-from simsgd.random import NodeStreams
+from simsgd.streams import NodeStreams
 
 
 def sampled_lipschitz(problem, rng, pairs=2000):
@@ -19,7 +19,9 @@ def sampled_lipschitz(problem, rng, pairs=2000):
     m, n = problem.shape
     x = rng.standard_normal((pairs, m, n))
     y = x + rng.standard_normal((pairs, m, n)) * rng.uniform(1e-3, 1, (pairs, 1, 1))
-    ratio = np.linalg.norm(problem.grad(x) - problem.grad(y), axis=(1, 2)) / np.linalg.norm(x - y, axis=(1, 2))
+    ratio = np.linalg.norm(problem.grad(x) - problem.grad(y), axis=(1, 2)) / np.linalg.norm(
+        x - y, axis=(1, 2)
+    )
     return float(ratio.max())
 
 
@@ -37,11 +39,11 @@ def test_psi_constants_analytic_and_sampled(basis):
     problem = Psi2x2(noise_scale=5.0, basis=basis)
     c = theory.constants(problem)
     assert (c.L, c.variance, c.omega_sq, c.G_sq, c.f_star) == (8.0, 116.0, 16.0, 132.0, 0.0)
-    assert c.delta_f == pytest.approx(3.0, rel=1e-14)        # ψ(2) = 3; a random rotation rounds
+    assert c.delta_f == pytest.approx(3.0, rel=1e-14)  # ψ(2) = 3; a random rotation rounds
     rng = np.random.default_rng(0)
     assert sampled_lipschitz(problem, rng) <= c.L * (1 + 1e-12)
-    x = problem.x0 * 0.1                                     # |⟨A, X⟩| < 1: ψ is quadratic there
-    step = 1e-3 * problem.A / np.linalg.norm(problem.A)      # the direction where L is attained
+    x = problem.x0 * 0.1  # |⟨A, X⟩| < 1: ψ is quadratic there
+    step = 1e-3 * problem.A / np.linalg.norm(problem.A)  # the direction where L is attained
     ratio = np.linalg.norm(problem.grad(x + step) - problem.grad(x)) / np.linalg.norm(step)
     assert ratio == pytest.approx(c.L, rel=1e-9)
     xs = rng.standard_normal((5000, 2, 2)) * 3
@@ -54,7 +56,7 @@ def test_psi_variance_is_attained_exactly_where_the_gradient_is_largest():
     problem = Psi2x2(noise_scale=5.0)
     c = theory.constants(problem)
     np.testing.assert_allclose(noise_sq(problem, problem.x0, 3, 50), c.variance, rtol=1e-12)
-    inside = noise_sq(problem, 0.1 * problem.x0, 3, 50)      # ‖∇f‖² = 4·0.2² · 4 < 16
+    inside = noise_sq(problem, 0.1 * problem.x0, 3, 50)  # ‖∇f‖² = 4·0.2² · 4 < 16
     assert np.all(inside < c.variance)
 
 
@@ -68,17 +70,19 @@ def test_quadratic_constants_sampled():
     assert sampled_lipschitz(problem, rng) <= c.L * (1 + 1e-12)
     w, v = np.linalg.eigh(problem.H)
     top = np.outer(v[:, -1], np.ones(3))
-    assert np.linalg.norm(problem.grad(top) - problem.grad(0 * top)) / np.linalg.norm(top) == pytest.approx(c.L)
+    assert np.linalg.norm(problem.grad(top) - problem.grad(0 * top)) / np.linalg.norm(top) == pytest.approx(
+        c.L
+    )
     assert np.linalg.norm(problem.grad(problem.x_star)) < 1e-10
     assert c.delta_f == pytest.approx(float(problem.loss(problem.x0)) - c.f_star)
     draws = noise_sq(problem, problem.x0, 3, 4000).ravel()  # 12000 draws of the noise
     se = draws.std(ddof=1) / math.sqrt(draws.size)
-    assert abs(draws.mean() - c.variance) < 5 * se            # variance = (a² + b²)mn exactly
+    assert abs(draws.mean() - c.variance) < 5 * se  # variance = (a² + b²)mn exactly
 
 
 def test_visited_omega_sq_is_a_lower_confidence_bound():
     rng = np.random.default_rng(2)
-    g = rng.exponential(size=(400, 6)) * np.arange(1, 7)       # E at column t is t + 1, max 6
+    g = rng.exponential(size=(400, 6)) * np.arange(1, 7)  # E at column t is t + 1, max 6
     w = theory.visited_omega_sq(g)
     assert w <= 6.0 and w > 5.0
 
@@ -96,18 +100,21 @@ def test_bound_formulas():
     t = theory.theorem4_terms(c, lr=0.01, momentum=0.5, restart_period=3, delta=0.5, nodes=4, steps=100)
     assert t.optimization == pytest.approx(4 * 0.5 * 3 / (0.01 * 100))
     assert t.noise == pytest.approx(2 * 8 * 0.01 * 20 / (0.5 * 4))
-    assert t.compression == pytest.approx(548 * 64 * 1e-4 * 9 * 36 / (0.5 ** 4 * 0.25))
+    assert t.compression == pytest.approx(548 * 64 * 1e-4 * 9 * 36 / (0.5**4 * 0.25))
     assert t.total == pytest.approx(t.optimization + t.noise + t.compression)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(lr=0.0626, momentum=0.0), "lr"),          # η > (1 − μ)/(2L) = 1/16
-    (dict(lr=0.01, momentum=0.9), "lr"),            # η > 0.1/16
-    (dict(lr=0.001, momentum=1.0), "momentum"),
-    (dict(lr=0.001, momentum=-0.1), "momentum"),
-    (dict(lr=0.001, momentum=0.0, delta=0.0), "delta"),
-    (dict(lr=0.001, momentum=0.0, restart_period=0), "restart_period"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(lr=0.0626, momentum=0.0), "lr"),  # η > (1 − μ)/(2L) = 1/16
+        (dict(lr=0.01, momentum=0.9), "lr"),  # η > 0.1/16
+        (dict(lr=0.001, momentum=1.0), "momentum"),
+        (dict(lr=0.001, momentum=-0.1), "momentum"),
+        (dict(lr=0.001, momentum=0.0, delta=0.0), "delta"),
+        (dict(lr=0.001, momentum=0.0, restart_period=0), "restart_period"),
+    ],
+)
 def test_theorem4_refuses_settings_outside_its_hypotheses(kwargs, name):
     c = theory.constants(Psi2x2())
     args = dict(restart_period=1, delta=0.5, nodes=1, steps=10) | kwargs
@@ -122,8 +129,14 @@ def test_lemma_bounds_refuse_bad_parameters():
         theory.lemma3_bound(1, 1.0, 1.5)
 
 
-@given(mu=st.floats(0, 0.99), tau=st.integers(1, 100), r=st.integers(1, 4), nodes=st.integers(1, 64),
-       steps=st.integers(1, 10 ** 7), noise=st.floats(0.1, 10))
+@given(
+    mu=st.floats(0, 0.99),
+    tau=st.integers(1, 100),
+    r=st.integers(1, 4),
+    nodes=st.integers(1, 64),
+    steps=st.integers(1, 10**7),
+    noise=st.floats(0.1, 10),
+)
 def test_corollary1_step_size_and_rate(mu, tau, r, nodes, steps, noise):
     """Corollary 1's η obeys Theorem 4's hypothesis, and Theorem 4 at that η is ≤ Corollary 1's rate."""
     c = theory.constants(Psi2x2(noise_scale=noise))

@@ -16,9 +16,8 @@ from __future__ import annotations
 import os
 import time
 
-from simsgd._io import atomic_write_json
-from simsgd.counterexample import simulate_lock
-from simsgd.stats import mean_ci, wilson_interval
+from simsgd.lock import lock_summary, simulate_lock
+from simsgd.output import atomic_write_json
 from simsgd.problems import Psi2x2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,27 +29,50 @@ OPTIMIZERS = (("msgd", 5e-4), ("adam", 1e-3))
 def main():
     start = time.monotonic()
     rows = []
-    print(f"PowerSGD, σ = {SIGMA:g}, N = {NODES}, T = {STEPS}, R = {REPLICAS}, bound 2^-N = {2.0 ** -NODES:.4f}, "
-          f"ε₀ = 1 (MSGD μ = 0.9, η = 5e-4; Adam η = 1e-3)")
-    print(f"{'basis':10s} {'opt':5s} {'start':8s} {'locked at T [95% CI]':26s} {'E||∇f(X_T)||² [95% CI]':30s}")
+    print(
+        f"PowerSGD, σ = {SIGMA:g}, N = {NODES}, T = {STEPS}, R = {REPLICAS}, bound 2^-N = {2.0**-NODES:.4f}, "
+        f"ε₀ = 1 (MSGD μ = 0.9, η = 5e-4; Adam η = 1e-3)"
+    )
+    print(
+        f"{'basis':10s} {'opt':5s} {'start':8s} {'locked at T [95% CI]':26s} {'E||∇f(X_T)||² [95% CI]':30s}"
+    )
     for basis, basis_seed in BASES:
         for optimizer, lr in OPTIMIZERS:
             for lock_start in (False, True):
                 problem = Psi2x2(SIGMA, basis=basis, basis_seed=basis_seed, lock_start=lock_start)
-                trace, locked = simulate_lock(problem, method="powersgd", nodes=NODES, optimizer=optimizer,
-                                              lr=lr, momentum=0.9, steps=STEPS, replicas=REPLICAS, seed=0)
-                k = int(locked[:, -1].sum())
-                lo, hi = wilson_interval(k, REPLICAS)
-                mean, half = mean_ci(trace.grad_norm_sq[:, -1])
+                trace, locked = simulate_lock(
+                    problem,
+                    method="powersgd",
+                    nodes=NODES,
+                    optimizer=optimizer,
+                    lr=lr,
+                    momentum=0.9,
+                    steps=STEPS,
+                    replicas=REPLICAS,
+                    seed=0,
+                )
+                row = lock_summary(trace, locked)
                 name = basis if basis != "random" else f"random/{basis_seed}"
                 start_label = "ξ_0 ≡ 1" if lock_start else "random"
-                rows.append({"basis": basis, "basis_seed": basis_seed, "optimizer": optimizer, "lr": lr,
-                             "lock_start": lock_start, "locked_fraction": k / REPLICAS, "locked_ci95": [lo, hi],
-                             "mean_grad_norm_sq_T": float(mean), "ci95": [float(mean - half), float(mean + half)]})
-                print(f"{name:10s} {optimizer:5s} {start_label:8s} {k / REPLICAS:.4f} [{lo:.4f}, {hi:.4f}]   "
-                      f"{mean:9.3g} [{mean - half:9.3g}, {mean + half:9.3g}]")
-    atomic_write_json(os.path.join(HERE, "rotated_bases.json"),
-                      {"sigma": SIGMA, "nodes": NODES, "steps": STEPS, "replicas": REPLICAS, "rows": rows})
+                rows.append(
+                    {
+                        "basis": basis,
+                        "basis_seed": basis_seed,
+                        "optimizer": optimizer,
+                        "lr": lr,
+                        "lock_start": lock_start,
+                        **row,
+                    }
+                )
+                (lo, hi), (clo, chi) = row["locked_ci95"], row["ci95"]
+                print(
+                    f"{name:10s} {optimizer:5s} {start_label:8s} {row['locked_fraction']:.4f} [{lo:.4f}, {hi:.4f}]   "
+                    f"{row['mean_grad_norm_sq_T']:9.3g} [{clo:9.3g}, {chi:9.3g}]"
+                )
+    atomic_write_json(
+        os.path.join(HERE, "rotated_bases.json"),
+        {"sigma": SIGMA, "nodes": NODES, "steps": STEPS, "replicas": REPLICAS, "rows": rows},
+    )
     print(f"({time.monotonic() - start:.0f} s)")
 
 

@@ -8,10 +8,19 @@ Needs torch (``pip install ".[torch]"``); ``import simsgd`` does not import it.
 ``PowerSGDPlusState``, ``powersgd_plus_hook``   PowerSGD+ as a ``DistributedDataParallel`` hook.
 """
 
-from .backend import in_lanes, simulate_distributed
 from .hook import PowerSGDPlusState, powersgd_plus_hook
 from .launch import RankError, launch, under_torchrun
 from .ops import ReferenceOps, TorchOps
+from .runner import in_lanes, simulate_distributed
 
-__all__ = ["simulate_distributed", "in_lanes", "launch", "RankError", "under_torchrun", "TorchOps",
-           "ReferenceOps", "PowerSGDPlusState", "powersgd_plus_hook"]
+__all__ = [
+    "simulate_distributed",
+    "in_lanes",
+    "launch",
+    "RankError",
+    "under_torchrun",
+    "TorchOps",
+    "ReferenceOps",
+    "PowerSGDPlusState",
+    "powersgd_plus_hook",
+]

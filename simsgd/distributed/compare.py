@@ -22,148 +22,28 @@ import argparse
 import sys
 from functools import partial
 
-import numpy as np
-import torch
-
-from .. import algorithm
-from ..backend import NUMPY
-from ..engine import checked_grads, resolve_lr, simulate
-from ..problems import HeterogeneousQuadratic, Psi2x2
-from ..random import NodeStreams
-from .backend import in_lanes, prepare_distributed, simulate_distributed
+from ..engine import simulate
 from .launch import launch
-from .ops import TorchOps
+from .matching import ReversedNodes, forced_step_diff, matching_problems, trace_diff
+from .runner import in_lanes, simulate_distributed
 
-__all__ = ["rel_diff", "trace_diff", "forced_step_diff", "matching_problems", "main"]
-
-TRACE_FIELDS = ("grad_norm_sq", "loss", "error_norm_sq", "momentum_norm_sq", "floats_sent",
-                "restart_steps", "degenerate_qr", "degenerate_per_step", "x", "q")
-
-
-def rel_diff(a, b) -> float:
-    """max|a − b| / max|b| (0 when both are 0; inf when only ``b`` is 0 or shapes differ)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        return float("inf")
-    scale, diff = np.max(np.abs(b), initial=0.0), np.max(np.abs(a - b), initial=0.0)
-    return 0.0 if diff == 0 else float(diff / scale) if scale > 0 else float("inf")
-
-
-def trace_diff(trace, ref, steps=None) -> dict:
-    """Per field, :func:`rel_diff` of two traces.
-
-    With ``steps`` < T only the per-step fields over steps 0..``steps`` are compared (X_T,
-    Q_{T-1} and the per-replica totals belong to the end of the run).
-    """
-    out = {}
-    partial = steps is not None and steps < ref.steps
-    for name in TRACE_FIELDS:
-        a, b = getattr(trace, name), getattr(ref, name)
-        if partial and name in ("x", "q", "degenerate_qr"):
-            continue
-        if a is None or b is None:
-            out[name] = 0.0 if a is b else float("inf")
-            continue
-        if partial:
-            a, b = a[..., :steps + 1], b[..., :steps + 1]
-        out[name] = rel_diff(a, b)
-    return out
-
-
-def _align_signs(q, ref):
-    """Flip the columns of ``q`` (..., n, r) to the signs of ``ref``'s (an SVD's sign freedom)."""
-    signs = np.where(np.sum(q * ref, axis=-2, keepdims=True) < 0, -1.0, 1.0)
-    return q * signs
-
-
-def forced_step_diff(problem, group=None, **options) -> dict:
-    """Largest per-step :func:`rel_diff` of a TorchOps step started from the simulator's state.
-
-    Every process runs the NumPy simulation of all N nodes; at each step, node
-    ``rank`` takes its slice of the simulator's state, runs one
-    :func:`simsgd.algorithm.step` with :class:`~simsgd.distributed.ops.TorchOps` (all-reduce
-    over the group), and compares X_{t+1}, Q_t, its own e_{t+1}, Δ̂_t and m_t with the
-    simulator's (Q_t up to column signs on SVD steps).
-
-    Returns
-    -------
-    dict
-        Field name -> the largest relative difference over all steps.
-    """
-    import torch.distributed as dist
-
-    run, lr = prepare_distributed(problem, options, group)
-    node, ops = dist.get_rank(group), TorchOps(group)
-    streams = NodeStreams(run.seed, run.replica_ids, np.arange(run.nodes))
-    worst = dict.fromkeys(("x", "q", "error", "delta_hat", "momentum"), 0.0)
-
-    def tensor(a):
-        return torch.from_numpy(np.ascontiguousarray(a))
-
-    x, state = run.x, None
-    for t in range(run.steps):
-        grads = checked_grads(problem, x, run, streams.at(t))
-        if state is None:
-            state = algorithm.init(x, run.q, grads, run.config)
-        mine = algorithm.State(*(None if v is None else tensor(v) for v in state[:3]),
-                               tensor(state.error[:, node:node + 1]),
-                               _map(tensor, state.opt))
-        eta = resolve_lr(lr, t)
-        out, info_t = algorithm.step(mine, tensor(grads[:, node:node + 1]), t, eta, run.config, ops)
-        state, info = algorithm.step(state, grads, t, eta, run.config, NUMPY)
-        q_t = None if out.q is None else out.q.numpy()
-        if q_t is not None and info.svd_step:
-            q_t = _align_signs(q_t, state.q)
-        for name, a, b in (("x", out.x.numpy(), state.x), ("q", q_t, state.q),
-                           ("error", out.error.numpy(), state.error[:, node:node + 1]),
-                           ("delta_hat", info_t.delta_hat.numpy(), info.delta_hat),
-                           ("momentum", info_t.momentum.numpy(), info.momentum)):
-            if b is not None:
-                worst[name] = max(worst[name], rel_diff(a, b))
-        x = state.x
-    return worst
-
-
-def _map(fn, opt):
-    """Apply ``fn`` to every array of an optimiser state (a tuple, an array, or a NamedTuple)."""
-    if isinstance(opt, np.ndarray):
-        return fn(opt)
-    if isinstance(opt, tuple):
-        items = [_map(fn, v) if isinstance(v, (np.ndarray, tuple)) else v for v in opt]
-        return type(opt)(*items) if hasattr(opt, "_fields") else tuple(items)
-    return opt
-
-
-class _ReversedNodes:
-    """``problem`` with node i's gradient placed at position N−1−i: the same run, with the
-    N terms of every node mean added in reverse order."""
-
-    def __init__(self, problem):
-        self._problem = problem
-
-    def __getattr__(self, name):
-        return getattr(self._problem, name)
-
-    def stochastic_grads(self, x, nodes, rng):
-        return self._problem.stochastic_grads(x, nodes, rng)[:, ::-1]
-
-
-def matching_problems(nodes=4):
-    """The problems of the matching test: ψ in the paper's and the aligned basis, a quadratic."""
-    return {"psi-paper": Psi2x2(basis="paper"), "psi-aligned": Psi2x2(basis="aligned"),
-            "quadratic": HeterogeneousQuadratic(m=6, n=5, nodes=nodes, seed=2)}
+__all__ = ["main"]
 
 
 def _worker(cases, checkpoints, lanes):
     references = in_lanes(partial(simulate_distributed, reference=True), cases, lanes)
     free = in_lanes(simulate_distributed, cases, lanes)
     forced = in_lanes(forced_step_diff, cases, lanes)
-    return [{"reference": ref, "torch": {s: trace_diff(run, ref, s) for s in checkpoints}, "forced": f}
-            for ref, run, f in zip(references, free, forced)]
+    return [
+        {"reference": ref, "torch": {s: trace_diff(run, ref, s) for s in checkpoints}, "forced": f}
+        for ref, run, f in zip(references, free, forced)
+    ]
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simsgd.distributed.compare", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m simsgd.distributed.compare", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--world-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--replicas", type=int, default=4)
@@ -179,23 +59,46 @@ def main(argv=None) -> int:
         for method in ("powersgd", "powersgd+"):
             for optimizer in ("sgd", "msgd", "adam"):
                 rank = 2 if name == "quadratic" else 1
-                cases.append((problem, dict(method=method, optimizer=optimizer, rank=rank, lr=args.lr,
-                                            steps=args.steps, replicas=args.replicas, seed=3,
-                                            restart_period=7, dtype=args.dtype)))
+                cases.append(
+                    (
+                        problem,
+                        dict(
+                            method=method,
+                            optimizer=optimizer,
+                            rank=rank,
+                            lr=args.lr,
+                            steps=args.steps,
+                            replicas=args.replicas,
+                            seed=3,
+                            restart_period=7,
+                            dtype=args.dtype,
+                        ),
+                    )
+                )
                 labels.append(f"{name:12s} {method:9s} {optimizer:4s}")
     rows = launch(_worker, args.world_size, cases, checkpoints, 6, timeout=120)[0]
-    print(f"max relative difference to simsgd.simulate (N = {args.world_size}, {args.dtype}, "
-          f"{args.replicas} replicas, η = {args.lr})")
-    print(f"{'case':28s} {'reference':>9s} " + " ".join(f"{'torch@' + str(s):>9s}" for s in checkpoints)
-          + f" {'forced':>9s} " + " ".join(f"{'reord@' + str(s):>9s}" for s in checkpoints))
+    print(
+        f"max relative difference to simsgd.simulate (N = {args.world_size}, {args.dtype}, "
+        f"{args.replicas} replicas, η = {args.lr})"
+    )
+    print(
+        f"{'case':28s} {'reference':>9s} "
+        + " ".join(f"{'torch@' + str(s):>9s}" for s in checkpoints)
+        + f" {'forced':>9s} "
+        + " ".join(f"{'reord@' + str(s):>9s}" for s in checkpoints)
+    )
     for label, (problem, options), row in zip(labels, cases, rows):
         sim = simulate(problem, nodes=args.world_size, progress=False, **options)
-        reordered = simulate(_ReversedNodes(problem), nodes=args.world_size, progress=False, **options)
+        reordered = simulate(ReversedNodes(problem), nodes=args.world_size, progress=False, **options)
         reference = max(trace_diff(row["reference"], sim).values())
         torch_cols = [max(row["torch"][s].values()) for s in checkpoints]
         reord_cols = [max(trace_diff(reordered, sim, s).values()) for s in checkpoints]
-        print(f"{label:28s} {reference:9.1e} " + " ".join(f"{v:9.1e}" for v in torch_cols)
-              + f" {max(row['forced'].values()):9.1e} " + " ".join(f"{v:9.1e}" for v in reord_cols))
+        print(
+            f"{label:28s} {reference:9.1e} "
+            + " ".join(f"{v:9.1e}" for v in torch_cols)
+            + f" {max(row['forced'].values()):9.1e} "
+            + " ".join(f"{v:9.1e}" for v in reord_cols)
+        )
     return 0
 
 

@@ -81,21 +81,34 @@ class PowerSGDPlusState:
         Restart (SVD) steps run, and steps a non-finite gradient was met (per bucket).
     """
 
-    def __init__(self, process_group, matrix_approximation_rank=1, start_powerSGD_iter=1_000,
-                 min_compression_rate=2, use_error_feedback=True, warm_start=True,
-                 orthogonalization_epsilon=0, random_seed=0, batch_tensors_with_same_shape=False,
-                 restart_period=None, nonfinite="raise"):
+    def __init__(
+        self,
+        process_group,
+        matrix_approximation_rank=1,
+        start_powerSGD_iter=1_000,
+        min_compression_rate=2,
+        use_error_feedback=True,
+        warm_start=True,
+        orthogonalization_epsilon=0,
+        random_seed=0,
+        batch_tensors_with_same_shape=False,
+        restart_period=None,
+        nonfinite="raise",
+    ):
         self.process_group = process_group
         self.matrix_approximation_rank = check_int("matrix_approximation_rank", matrix_approximation_rank, 1)
         self.start_powerSGD_iter = check_int("start_powerSGD_iter", start_powerSGD_iter, 0)
         self.min_compression_rate = check_real("min_compression_rate", min_compression_rate, 0.0)
         self.use_error_feedback = bool(use_error_feedback)
         self.warm_start = bool(warm_start)
-        self.orthogonalization_epsilon = check_real("orthogonalization_epsilon", orthogonalization_epsilon, 0.0)
-        self.random_seed = check_int("random_seed", random_seed, 0, 2 ** 32 - 1)
+        self.orthogonalization_epsilon = check_real(
+            "orthogonalization_epsilon", orthogonalization_epsilon, 0.0
+        )
+        self.random_seed = check_int("random_seed", random_seed, 0, 2**32 - 1)
         self.batch_tensors_with_same_shape = bool(batch_tensors_with_same_shape)
-        self.restart_period = (None if restart_period is None
-                               else check_int("restart_period", restart_period, 1))
+        self.restart_period = (
+            None if restart_period is None else check_int("restart_period", restart_period, 1)
+        )
         self.nonfinite = check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
         self.rng = np.random.RandomState(self.random_seed)
         self.generator = torch.Generator(device="cpu")
@@ -106,22 +119,43 @@ class PowerSGDPlusState:
         self.floats_sent_last_step = self.floats_sent_total = self.floats_uncompressed_last_step = 0
         self.restarts = self.nonfinite_steps = 0
         self._step_floats = self._step_uncompressed = 0
-        self._layouts: dict[int, list] = {}       # bucket index -> its parameters, in bucket order
-        self._first_layout: list = []             # all parameters in the order of the first iteration
+        self._layouts: dict[int, list] = {}  # bucket index -> its parameters, in bucket order
+        self._first_layout: list = []  # all parameters in the order of the first iteration
         self._first_layout_done = False
         self._pending: dict[str, dict[int, torch.Tensor]] = {"error": {}, "q": {}}
 
-    _COUNTERS = ("iter", "floats_sent_last_step", "floats_sent_total", "floats_uncompressed_last_step",
-                 "restarts", "nonfinite_steps", "_step_floats", "_step_uncompressed")
-    _OPTIONS = ("matrix_approximation_rank", "start_powerSGD_iter", "min_compression_rate",
-                "use_error_feedback", "warm_start", "orthogonalization_epsilon", "random_seed",
-                "batch_tensors_with_same_shape", "restart_period", "nonfinite")
+    _COUNTERS = (
+        "iter",
+        "floats_sent_last_step",
+        "floats_sent_total",
+        "floats_uncompressed_last_step",
+        "restarts",
+        "nonfinite_steps",
+        "_step_floats",
+        "_step_uncompressed",
+    )
+    _OPTIONS = (
+        "matrix_approximation_rank",
+        "start_powerSGD_iter",
+        "min_compression_rate",
+        "use_error_feedback",
+        "warm_start",
+        "orthogonalization_epsilon",
+        "random_seed",
+        "batch_tensors_with_same_shape",
+        "restart_period",
+        "nonfinite",
+    )
 
     def is_restart(self) -> bool:
         """Whether the current iteration is a PowerSGD+ restart (t mod τ = 0, t from the first
-        compressed iteration)."""
-        return (self.restart_period is not None and self.iter >= self.start_powerSGD_iter
-                and (self.iter - self.start_powerSGD_iter) % self.restart_period == 0)
+        compressed iteration).
+        """
+        return (
+            self.restart_period is not None
+            and self.iter >= self.start_powerSGD_iter
+            and (self.iter - self.start_powerSGD_iter) % self.restart_period == 0
+        )
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue bit for bit (not the process group).
@@ -130,15 +164,21 @@ class PowerSGDPlusState:
         a resumed run needs a new DDP over the same model with this state registered
         before its first step; the bucket layout may differ.
         """
-        memory = {kind: {k: v.detach().clone() for k, v in saved.items()}
-                  for kind, saved in self._per_parameter().items()}
-        return {"options": {k: getattr(self, k) for k in self._OPTIONS},
-                "counters": {k: getattr(self, k) for k in self._COUNTERS},
-                "rng": self.rng.get_state(), "memory": memory}
+        memory = {
+            kind: {k: v.detach().clone() for k, v in saved.items()}
+            for kind, saved in self._per_parameter().items()
+        }
+        return {
+            "options": {k: getattr(self, k) for k in self._OPTIONS},
+            "counters": {k: getattr(self, k) for k in self._COUNTERS},
+            "rng": self.rng.get_state(),
+            "memory": memory,
+        }
 
     def _per_parameter(self) -> dict:
         """The memories per parameter: {"error": {k: e_k}, "q": {k: Q_k (n, r)}}, k numbering the
-        parameters in the order DDP presented them in the first iteration this state saw."""
+        parameters in the order DDP presented them in the first iteration this state saw.
+        """
         number = {id(p): k for k, p in enumerate(self._first_layout)}
         saved = {kind: dict(pending) for kind, pending in self._pending.items()}
         for index, params in self._layouts.items():
@@ -148,8 +188,8 @@ class PowerSGDPlusState:
                     saved["error"][key] = chunk
             if self.warm_start and index in self.q_memory_dict:
                 at = 0
-                for i, (m, n, rank) in _compressed(self, params):
-                    saved["q"][keys[i]] = self.q_memory_dict[index][at:at + n * rank].view(n, rank)
+                for i, (_m, n, rank) in _compressed(self, params):
+                    saved["q"][keys[i]] = self.q_memory_dict[index][at : at + n * rank].view(n, rank)
                     at += n * rank
         return saved
 
@@ -172,8 +212,13 @@ class PowerSGDPlusState:
         self.rng.set_state(state["rng"])
         self.error_dict, self.p_memory_dict, self.q_memory_dict = {}, {}, {}
         self._layouts, self._first_layout, self._first_layout_done = {}, [], False
-        self._pending = {kind: {int(k): v.detach().clone() if device is None else v.detach().to(device, copy=True)
-                                for k, v in memory.items()} for kind, memory in state["memory"].items()}
+        self._pending = {
+            kind: {
+                int(k): v.detach().clone() if device is None else v.detach().to(device, copy=True)
+                for k, v in memory.items()
+            }
+            for kind, memory in state["memory"].items()
+        }
 
     def _see(self, bucket, params, device):
         """Track DDP's bucket layouts and keep the memories aligned with them.
@@ -193,19 +238,28 @@ class PowerSGDPlusState:
         if not self._first_layout_done:
             self._first_layout.extend(params)
             self._first_layout_done = bucket.is_last()
-        if not (self._pending["error"] or self._pending["q"]) or index in self.error_dict \
-                or index in self.q_memory_dict:
+        if (
+            not (self._pending["error"] or self._pending["q"])
+            or index in self.error_dict
+            or index in self.q_memory_dict
+        ):
             return
         number = {id(p): k for k, p in enumerate(self._first_layout)}
         keys = [number[id(p)] for p in params]
         if self.use_error_feedback and all(k in self._pending["error"] for k in keys):
-            self.error_dict[index] = torch.cat([self._pending["error"].pop(k).reshape(-1) for k in keys]).to(device)
+            self.error_dict[index] = torch.cat([self._pending["error"].pop(k).reshape(-1) for k in keys]).to(
+                device
+            )
         shapes = _compressed(self, params)
         if self.warm_start and shapes and all(keys[i] in self._pending["q"] for i, _ in shapes):
-            self.q_memory_dict[index] = torch.cat([self._pending["q"].pop(keys[i]).reshape(-1)
-                                                   for i, _ in shapes]).to(device)
-            self.p_memory_dict[index] = torch.empty(sum(m * rank for _, (m, n, rank) in shapes),
-                                                    device=device, dtype=self.q_memory_dict[index].dtype)
+            self.q_memory_dict[index] = torch.cat(
+                [self._pending["q"].pop(keys[i]).reshape(-1) for i, _ in shapes]
+            ).to(device)
+            self.p_memory_dict[index] = torch.empty(
+                sum(m * rank for _, (m, n, rank) in shapes),
+                device=device,
+                dtype=self.q_memory_dict[index].dtype,
+            )
 
     def _count(self, sent, uncompressed):
         self._step_floats += sent
@@ -215,7 +269,10 @@ class PowerSGDPlusState:
         """PyTorch's ``maybe_increase_iter``, closing the step's float count on the last bucket."""
         if bucket.is_last():
             self.iter += 1
-            self.floats_sent_last_step, self.floats_uncompressed_last_step = self._step_floats, self._step_uncompressed
+            self.floats_sent_last_step, self.floats_uncompressed_last_step = (
+                self._step_floats,
+                self._step_uncompressed,
+            )
             self.floats_sent_total += self._step_floats
             self._step_floats = self._step_uncompressed = 0
 
@@ -228,21 +285,27 @@ def _orthogonalize(matrices, epsilon):
     """PyTorch's ``_orthogonalize`` (b, m, r) in place, except that a zero column stays zero."""
     rank = matrices.shape[2]
     if rank > 2 and matrices.dtype not in (torch.float16, torch.bfloat16):
-        torch.linalg.qr(matrices, out=(matrices, torch.empty(matrices.shape[0], rank, rank,
-                                                               device=matrices.device, dtype=matrices.dtype)))
+        torch.linalg.qr(
+            matrices,
+            out=(
+                matrices,
+                torch.empty(matrices.shape[0], rank, rank, device=matrices.device, dtype=matrices.dtype),
+            ),
+        )
         return
     for i in range(rank):
-        col = matrices[:, :, i:i + 1]
+        col = matrices[:, :, i : i + 1]
         norm = torch.norm(col, dim=1, keepdim=True)
         col /= torch.where(norm == 0, 1, norm) if epsilon == 0 else norm + epsilon
         if i + 1 < rank:
-            rest = matrices[:, :, i + 1:]
+            rest = matrices[:, :, i + 1 :]
             rest -= torch.sum(col * rest, dim=1, keepdim=True) * col
 
 
 def _groups(state, tensors):
     """PyTorch's step I on shapes: indices of the tensors worth compressing, grouped by their
-    matrix shape (m, n) = (shape[0], rest) in first-seen order, and the indices of the rest."""
+    matrix shape (m, n) = (shape[0], rest) in first-seen order, and the indices of the rest.
+    """
     groups, rest = {}, []
     for i, tensor in enumerate(tensors):
         m = tensor.shape[0]
@@ -269,7 +332,8 @@ def _compressed(state, tensors):
 
 def _split(state, tensors):
     """The (b, m, n) batches to compress (views, or stacked copies when batching), the
-    matrices of each shape group, and the tensors sent uncompressed."""
+    matrices of each shape group, and the tensors sent uncompressed.
+    """
     groups, rest = _groups(state, tensors)
     grouped = [[tensors[i].view(tensors[i].shape[0], -1) for i in group] for group in groups]
     batches = []
@@ -292,8 +356,8 @@ def _low_rank_views(state, bucket_index, batches, device, dtype):
         state.q_memory_dict[bucket_index] = torch.empty(sum(q_sizes), device=device, dtype=dtype)
     ps, qs, p_at, q_at = [], [], 0, 0
     for b, r, p_size, q_size in zip(batches, ranks, p_sizes, q_sizes):
-        ps.append(state.p_memory_dict[bucket_index][p_at:p_at + p_size].view(b.shape[0], b.shape[1], r))
-        qs.append(state.q_memory_dict[bucket_index][q_at:q_at + q_size].view(b.shape[0], b.shape[2], r))
+        ps.append(state.p_memory_dict[bucket_index][p_at : p_at + p_size].view(b.shape[0], b.shape[1], r))
+        qs.append(state.q_memory_dict[bucket_index][q_at : q_at + q_size].view(b.shape[0], b.shape[2], r))
         p_at, q_at = p_at + p_size, q_at + q_size
     return ps, qs, fresh
 
@@ -301,7 +365,8 @@ def _low_rank_views(state, bucket_index, batches, device, dtype):
 def _nonfinite(state, bucket, input_tensor, what):
     """Apply the non-finite policy on every node alike; returns the (zeroed) bucket.
 
-    ``bucket`` is None when the step was already counted (warm-up)."""
+    ``bucket`` is None when the step was already counted (warm-up).
+    """
     state.nonfinite_steps += 1
     iteration = state.iter if bucket is not None else state.iter - 1
     message = f"non-finite gradient at iteration {iteration} ({what}); error feedback left unchanged"
@@ -313,7 +378,9 @@ def _nonfinite(state, bucket, input_tensor, what):
     return input_tensor.zero_()
 
 
-def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
+def powersgd_plus_hook(
+    state: PowerSGDPlusState, bucket: dist.GradBucket
+) -> torch.futures.Future[torch.Tensor]:
     """PowerSGD (``restart_period=None``) or PowerSGD+ for one DDP gradient bucket.
 
     Parameters
@@ -333,9 +400,9 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
     if state.iter < state.start_powerSGD_iter:
         state._see(bucket, bucket.parameters(), input_tensor.device)
         state._count(input_tensor.numel(), input_tensor.numel())
-        state._end_bucket(bucket)   # PyTorch counts a warm-up iteration before its all-reduce
+        state._end_bucket(bucket)  # PyTorch counts a warm-up iteration before its all-reduce
 
-        input_tensor.div_(world_size)            # as PyTorch's default all-reduce hook
+        input_tensor.div_(world_size)  # as PyTorch's default all-reduce hook
         dist.all_reduce(input_tensor, group=group)
         if not torch.isfinite(input_tensor).all():
             return _done(_nonfinite(state, None, input_tensor, "all-reduce warm-up"))
@@ -363,7 +430,7 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
         """Orthogonalise (SSP) or take the SVD basis (restart), then Q, all-reduce, decompress."""
         if restart:
             for p, mean in zip(ps, matrices_mean):
-                p.copy_(torch.linalg.svd(mean, full_matrices=False)[0][..., :p.shape[2]])
+                p.copy_(torch.linalg.svd(mean, full_matrices=False)[0][..., : p.shape[2]])
         else:
             for p in ps:
                 _orthogonalize(p, state.orthogonalization_epsilon)
@@ -425,7 +492,7 @@ def powersgd_plus_hook(state: PowerSGDPlusState, bucket: dist.GradBucket) -> tor
         return _done(_nonfinite(state, bucket, input_tensor, "compressed step"))
     at = 0
     for tensor in uncompressed:
-        tensor.copy_(mean[at:at + tensor.numel()].view_as(tensor))
+        tensor.copy_(mean[at : at + tensor.numel()].view_as(tensor))
         at += tensor.numel()
     # P is orthogonalised next, so its sum need not be divided by N (as PyTorch).
     dist.all_reduce(p_memory, group=group)
@@ -436,7 +503,8 @@ def _done(tensor):
     """A completed future: every collective of a compressed step is issued by the hook's own
     call, so all ranks issue them in the same (bucket) order. Issuing them from future
     callbacks, as PyTorch's hook does, lets two buckets' collectives interleave differently
-    on different ranks; with a slow SVD in between that deadlocked gloo."""
+    on different ranks; with a slow SVD in between that deadlocked gloo.
+    """
     fut = torch.futures.Future()
     fut.set_result(tensor)
     return fut
@@ -446,7 +514,7 @@ def _unflatten(flat, tensors):
     """Views of ``flat`` shaped as ``tensors``, which lie one after another in a bucket."""
     views, at = [], 0
     for tensor in tensors:
-        views.append(flat[at:at + tensor.numel()].view_as(tensor))
+        views.append(flat[at : at + tensor.numel()].view_as(tensor))
         at += tensor.numel()
     if at != flat.numel():
         raise RuntimeError(f"bucket gradients hold {at} elements, the bucket {flat.numel()}")

@@ -44,14 +44,16 @@ def under_torchrun() -> bool:
 def _init(backend, rank, world_size, timeout, store=None):
     if backend == "nccl":
         torch.cuda.set_device(rank % torch.cuda.device_count())
-    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size,
-                            timeout=datetime.timedelta(seconds=timeout))
+    dist.init_process_group(
+        backend, store=store, rank=rank, world_size=world_size, timeout=datetime.timedelta(seconds=timeout)
+    )
 
 
 def _child(fn, args, kwargs, rank, world_size, backend, timeout, port, results):
     try:
-        store = dist.TCPStore("127.0.0.1", port, world_size, is_master=False,
-                              timeout=datetime.timedelta(seconds=timeout))
+        store = dist.TCPStore(
+            "127.0.0.1", port, world_size, is_master=False, timeout=datetime.timedelta(seconds=timeout)
+        )
         _init(backend, rank, world_size, timeout, store)
         value = fn(*args, **kwargs)
         results.put((rank, "ok", value))
@@ -132,12 +134,23 @@ def launch(fn, world_size, *args, backend="gloo", timeout=60.0, deadline=None, t
     world_size = check_int("world_size", world_size, 1)
 
     ctx = mp.get_context("spawn")
-    store = dist.TCPStore("127.0.0.1", 0, world_size + 1, is_master=True, wait_for_workers=False,
-                          timeout=datetime.timedelta(seconds=timeout))
+    store = dist.TCPStore(
+        "127.0.0.1",
+        0,
+        world_size + 1,
+        is_master=True,
+        wait_for_workers=False,
+        timeout=datetime.timedelta(seconds=timeout),
+    )
     results = ctx.Queue()
-    processes = [ctx.Process(target=_child, args=(fn, args, kwargs, rank, world_size, backend, timeout,
-                                                  store.port, results), daemon=True)
-                 for rank in range(world_size)]
+    processes = [
+        ctx.Process(
+            target=_child,
+            args=(fn, args, kwargs, rank, world_size, backend, timeout, store.port, results),
+            daemon=True,
+        )
+        for rank in range(world_size)
+    ]
     with _thread_limits(threads):
         for p in processes:
             p.start()
@@ -155,18 +168,22 @@ def _collect(processes, results, deadline):
             rank, status, value = results.get(timeout=0.05)
         except queue.Empty:
             dead = [r for r, p in enumerate(processes) if r not in values and p.exitcode is not None]
-            if dead:   # its last message may still be in the pipe: wait a little for it
+            if dead:  # its last message may still be in the pipe: wait a little for it
                 try:
                     rank, status, value = results.get(timeout=1.0)
                 except queue.Empty:
-                    raise RankError(f"rank {dead[0]} of {len(processes)} died with exit code "
-                                    f"{processes[dead[0]].exitcode} before returning; the other ranks "
-                                    "were stopped") from None
+                    raise RankError(
+                        f"rank {dead[0]} of {len(processes)} died with exit code "
+                        f"{processes[dead[0]].exitcode} before returning; the other ranks "
+                        "were stopped"
+                    ) from None
                 _accept(values, rank, status, value, processes)
                 continue
             if end is not None and time.monotonic() > end:
                 missing = sorted(set(range(len(processes))) - set(values))
-                raise RankError(f"deadline passed with ranks {missing} still running; all ranks were stopped")
+                raise RankError(
+                    f"deadline passed with ranks {missing} still running; all ranks were stopped"
+                ) from None
             continue
         _accept(values, rank, status, value, processes)
     return [values[r] for r in range(len(processes))]
@@ -178,9 +195,14 @@ def _accept(values, rank, status, value, processes):
         # name the dead rank as the cause when there is one.
         time.sleep(0.5)
         dead = [r for r, p in enumerate(processes) if r != rank and p.exitcode not in (None, 0)]
-        cause = (f"rank {dead[0]} of {len(processes)} died with exit code {processes[dead[0]].exitcode}; then "
-                 if dead else "")
-        raise RankError(f"{cause}rank {rank} of {len(processes)} raised {value}(the other ranks were stopped)")
+        cause = (
+            f"rank {dead[0]} of {len(processes)} died with exit code {processes[dead[0]].exitcode}; then "
+            if dead
+            else ""
+        )
+        raise RankError(
+            f"{cause}rank {rank} of {len(processes)} raised {value}(the other ranks were stopped)"
+        )
     values[rank] = value
 
 

@@ -1,6 +1,6 @@
 """The array operations of Algorithm 2 for one node per process.
 
-:class:`TorchOps` has the methods of :class:`simsgd.backend.NumpyOps` on torch tensors,
+:class:`TorchOps` has the methods of :class:`simsgd.ops.NumpyOps` on torch tensors,
 so :func:`simsgd.algorithm.step` runs unchanged on it: arrays keep the node axis at -3
 with length 1, and ``node_mean`` sums it away and all-reduces the sum over the process
 group, divided by the world size. :class:`ReferenceOps` keeps NumPy's kernels and only
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..backend import NumpyOps
+from ..ops import NumpyOps
 
 __all__ = ["TorchOps", "ReferenceOps"]
 
@@ -31,7 +31,7 @@ class TorchOps:
 
     Notes
     -----
-    The results agree with :class:`~simsgd.backend.NumpyOps` to rounding, not bit for
+    The results agree with :class:`~simsgd.ops.NumpyOps` to rounding, not bit for
     bit: the all-reduce adds the N terms in its own order, torch's QR (MKL), sums and
     even ``sqrt`` round differently from NumPy's in the last bit, and the SVD of a
     restart step may return singular vectors of the opposite sign (then Q_t has the
@@ -51,7 +51,7 @@ class TorchOps:
         dist.all_reduce(total, op=dist.ReduceOp.SUM, group=self.group)
         return total / self.world_size
 
-    matmul = staticmethod(NumpyOps.matmul)   # generic: slicing, broadcasting and ``@`` only
+    matmul = staticmethod(NumpyOps.matmul)  # generic: slicing, broadcasting and ``@`` only
 
     @staticmethod
     def qr(p):
@@ -71,7 +71,7 @@ class TorchOps:
 
     @staticmethod
     def maxabs(x):
-        """max |x_ij| over the last two axes."""
+        """Max |x_ij| over the last two axes."""
         return x.abs().amax(dim=(-2, -1))
 
     @staticmethod
@@ -117,7 +117,6 @@ class TorchOps:
     def ignore_division_warnings():
         # torch does not warn on 0/0; the NaN is caught by the runner's finiteness check.
         return contextlib.nullcontext()
-
 
 
 class ReferenceOps(NumpyOps):

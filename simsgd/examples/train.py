@@ -21,9 +21,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .._io import atomic_savefig
 from ..distributed.hook import PowerSGDPlusState, powersgd_plus_hook
 from ..distributed.launch import launch, under_torchrun
+from ..output import atomic_savefig
 
 __all__ = ["main", "train"]
 
@@ -44,18 +44,24 @@ def _batch(node, step, size):
 
 def _model():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(DIM, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
-                         nn.Linear(HIDDEN, CLASSES))
+    return nn.Sequential(
+        nn.Linear(DIM, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, CLASSES)
+    )
 
 
 def train(method, steps, batch, lr, rank, restart_period, start):
     """One run on this process; returns per-step (mean loss over nodes, held-out accuracy,
-    floats this node sent)."""
+    floats this node sent).
+    """
     model = DDP(_model())
     state = None
     if method != "all-reduce":
-        state = PowerSGDPlusState(None, matrix_approximation_rank=rank, start_powerSGD_iter=start,
-                                  restart_period=restart_period if method == "powersgd+" else None)
+        state = PowerSGDPlusState(
+            None,
+            matrix_approximation_rank=rank,
+            start_powerSGD_iter=start,
+            restart_period=restart_period if method == "powersgd+" else None,
+        )
         model.register_comm_hook(state, powersgd_plus_hook)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     test_x, _ = _batch(-1, 0, 4096)
@@ -83,7 +89,9 @@ def _worker(args):
     out = {}
     for method in ("all-reduce", "powersgd", "powersgd+"):
         start = time.perf_counter()
-        out[method] = train(method, args.steps, args.batch, args.lr, args.rank, args.restart_period, args.start)
+        out[method] = train(
+            method, args.steps, args.batch, args.lr, args.rank, args.restart_period, args.start
+        )
         out[method] += (time.perf_counter() - start,)
     return out
 
@@ -95,13 +103,20 @@ def _plot(results, args, path):
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    labels = {"all-reduce": "full all-reduce", "powersgd": f"PowerSGD (r = {args.rank})",
-              "powersgd+": f"PowerSGD+ (r = {args.rank}, τ = {args.restart_period})"}
-    for method, (losses, accuracies, floats, _) in results.items():
+    labels = {
+        "all-reduce": "full all-reduce",
+        "powersgd": f"PowerSGD (r = {args.rank})",
+        "powersgd+": f"PowerSGD+ (r = {args.rank}, τ = {args.restart_period})",
+    }
+    for method, (losses, accuracies, _floats, _) in results.items():
         ax_loss.plot(range(1, len(losses) + 1), losses, lw=1, label=labels[method])
         ax_acc.plot(*zip(*accuracies), lw=1.5, label=labels[method])
-    ax_loss.set(xlabel="step", ylabel="training loss (mean over nodes)", yscale="log",
-                title=f"MLP on a synthetic 10-class task, N = {args.world_size}")
+    ax_loss.set(
+        xlabel="step",
+        ylabel="training loss (mean over nodes)",
+        yscale="log",
+        title=f"MLP on a synthetic 10-class task, N = {args.world_size}",
+    )
     ax_acc.set(xlabel="step", ylabel="held-out accuracy", title="accuracy on 4096 held-out points")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
@@ -112,8 +127,12 @@ def _plot(results, args, path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simsgd.examples.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--world-size", type=int, default=4, help="processes to spawn (ignored under torchrun)")
+    parser = argparse.ArgumentParser(
+        prog="python -m simsgd.examples.train", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--world-size", type=int, default=4, help="processes to spawn (ignored under torchrun)"
+    )
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch", type=int, default=32, help="batch per node")
     parser.add_argument("--lr", type=float, default=0.05)
@@ -124,7 +143,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     for name in ("world_size", "steps", "batch", "rank", "restart_period"):
         if getattr(args, name) < 1:
-            print(f"error: --{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}", file=sys.stderr)
+            print(
+                f"error: --{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}", file=sys.stderr
+            )
             return 2
     if not args.lr > 0 or args.start < 0:
         print("error: --lr must be > 0 and --start ≥ 0", file=sys.stderr)
@@ -137,7 +158,9 @@ def main(argv=None) -> int:
     print(f"{'method':12s} {'final loss':>10s} {'accuracy':>9s} {'floats/step':>12s} {'seconds':>8s}")
     for method, (losses, accuracies, floats, seconds) in results.items():
         tail = sum(losses[-20:]) / len(losses[-20:])
-        print(f"{method:12s} {tail:10.4f} {accuracies[-1][1]:9.3f} {sum(floats) / len(floats):12.0f} {seconds:8.1f}")
+        print(
+            f"{method:12s} {tail:10.4f} {accuracies[-1][1]:9.3f} {sum(floats) / len(floats):12.0f} {seconds:8.1f}"
+        )
     _plot(results, args, args.out)
     print(f"wrote {args.out}")
     return 0

@@ -8,7 +8,7 @@ A problem is any object with
 ``grad(X)``                    (..., m, n)
 ``stochastic_grads(X, nodes, rng)``  (R, N_local, m, n), called once per step with
                                X of shape (R, m, n) and ``rng`` a
-                               :class:`simsgd.random.StepDraws` whose draws have shape
+                               :class:`simsgd.streams.StepDraws` whose draws have shape
                                (R, N_local, ...); ``rng.node_ids`` names the nodes
                                held (all N in simulation, one in the torch backend)
                                and ``rng.step`` is t.

@@ -1,5 +1,6 @@
 """The general m×n counterexample: a rank-k signal and a stronger rank-k noise in
-orthogonal subspaces, with the 2×2 ψ example of eq. (10) as its smallest case."""
+orthogonal subspaces, with the 2×2 ψ example of eq. (10) as its smallest case.
+"""
 
 from __future__ import annotations
 
@@ -62,8 +63,17 @@ class GeneralCounterexample:
         sup_X E||∇F − ∇f_i||² = 4σ²k + 16k (Assumption 2).
     """
 
-    def __init__(self, m: int = 2, n: int = 2, signal_rank: int = 1, noise_scale: float = 5.0,
-                 basis: str = "aligned", basis_seed: int = 0, x0=None, lock_start: bool = False):
+    def __init__(
+        self,
+        m: int = 2,
+        n: int = 2,
+        signal_rank: int = 1,
+        noise_scale: float = 5.0,
+        basis: str = "aligned",
+        basis_seed: int = 0,
+        x0=None,
+        lock_start: bool = False,
+    ):
         k = check_int("signal_rank", signal_rank, 1)
         m, n = check_int("m", m, 2 * k), check_int("n", n, 2 * k)
         self.shape, self.signal_rank = (m, n), k
@@ -87,7 +97,7 @@ class GeneralCounterexample:
         self.x0 = x0
         self.lock_start = bool(lock_start)
         self.L, self.f_star, self.omega_sq = 8.0, 0.0, 16.0 * k
-        self.variance = 4.0 * self.noise_scale ** 2 * k + 16.0 * k
+        self.variance = 4.0 * self.noise_scale**2 * k + 16.0 * k
 
     def _inner(self, x):
         return np.einsum("kij,...ij->...k", self.A.astype(x.dtype), x)

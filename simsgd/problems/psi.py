@@ -11,8 +11,8 @@ __all__ = ["Psi2x2", "psi", "psi_prime", "BASES"]
 BASES = ("paper", "aligned", "random")
 
 _D = np.array([1.0, -1.0])
-_A = np.outer(_D, _D)                       # D Dᵀ = [[1, -1], [-1, 1]]
-_B = np.ones((2, 2))                        # [[1, 1], [1, 1]]
+_A = np.outer(_D, _D)  # D Dᵀ = [[1, -1], [-1, 1]]
+_B = np.ones((2, 2))  # [[1, 1], [1, 1]]
 # Rows c = (1, 1)/√2 and d = (1, -1)/√2: U B Uᵀ = diag(2, 0), U A Uᵀ = diag(0, 2).
 _ALIGN = np.array([[1.0, 1.0], [1.0, -1.0]]) / np.sqrt(2.0)
 
@@ -70,8 +70,14 @@ class Psi2x2:
 
     shape = (2, 2)
 
-    def __init__(self, noise_scale: float = 5.0, x0=None, basis: str = "paper",
-                 basis_seed: int = 0, lock_start: bool = False):
+    def __init__(
+        self,
+        noise_scale: float = 5.0,
+        x0=None,
+        basis: str = "paper",
+        basis_seed: int = 0,
+        lock_start: bool = False,
+    ):
         self.noise_scale = check_real("noise_scale", noise_scale, 0.0)
         self.basis = check_choice("basis", basis, BASES)
         check_int("basis_seed", basis_seed, 0)
@@ -83,7 +89,7 @@ class Psi2x2:
             rng = np.random.default_rng(basis_seed)
             u, v = _random_orthogonal(rng), _random_orthogonal(rng)
         self.U, self.V = u, v
-        if basis == "aligned":   # exact zeros: rounding U A Uᵀ would leave ~1e-16 off the diagonal
+        if basis == "aligned":  # exact zeros: rounding U A Uᵀ would leave ~1e-16 off the diagonal
             self.A, self.B, self.C = np.diag([0.0, 2.0]), np.diag([2.0, 0.0]), np.array([1.0, 0.0])
         else:
             self.A, self.B = u @ _A @ v.T, u @ _B @ v.T
@@ -96,7 +102,7 @@ class Psi2x2:
         self.x0 = x0
         self.lock_start = bool(lock_start)
         self.L, self.f_star, self.omega_sq = 8.0, 0.0, 16.0
-        self.variance = 4.0 * self.noise_scale ** 2 + 16.0
+        self.variance = 4.0 * self.noise_scale**2 + 16.0
 
     def to_paper_basis(self, x):
         """X in the paper's basis: Uᵀ X V."""
@@ -113,11 +119,11 @@ class Psi2x2:
 
     def epsilon0(self, nodes: int) -> float:
         """ε₀ = 4 ψ'(Dᵀ X_0 D)² / 2^N of Theorem 1 (the statement's [ψ']²/2^(N−2))."""
-        return float(4.0 * psi_prime(self._inner(self.x0)) ** 2 / 2.0 ** nodes)
+        return float(4.0 * psi_prime(self._inner(self.x0)) ** 2 / 2.0**nodes)
 
     def stochastic_grads(self, x, nodes, rng):
-        grad = self.grad(x)[..., None, :, :]                  # (R, 1, 2, 2)
-        xi = rng.rademacher()                                  # (R, N_local)
+        grad = self.grad(x)[..., None, :, :]  # (R, 1, 2, 2)
+        xi = rng.rademacher()  # (R, N_local)
         if self.lock_start and rng.step == 0:
             xi = np.ones_like(xi)
         xi = xi.astype(x.dtype)[..., None, None]

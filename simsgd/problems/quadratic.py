@@ -35,9 +35,18 @@ class HeterogeneousQuadratic:
         E||∇F − ∇f_i||² = (a² + b²)·m·n exactly (Assumption 2 with equality).
     """
 
-    def __init__(self, m: int = 8, n: int = 6, nodes: int = 4, heterogeneity: float = 1.0,
-                 noise: float = 0.1, lowrank_noise: float = 1.0, noise_rank: int = 1,
-                 seed: int = 0, x0=None):
+    def __init__(
+        self,
+        m: int = 8,
+        n: int = 6,
+        nodes: int = 4,
+        heterogeneity: float = 1.0,
+        noise: float = 0.1,
+        lowrank_noise: float = 1.0,
+        noise_rank: int = 1,
+        seed: int = 0,
+        x0=None,
+    ):
         m, n = check_int("m", m, 1), check_int("n", n, 1)
         self.nodes = check_int("nodes", nodes, 1)
         self.heterogeneity = check_real("heterogeneity", heterogeneity, 0.0)
@@ -58,7 +67,7 @@ class HeterogeneousQuadratic:
         if self.x0.shape != self.shape:
             raise ValueError(f"x0 must have shape {self.shape}, got {self.x0.shape}")
         self.f_star = float(self.loss(self.x_star))
-        self.variance = (self.lowrank_noise ** 2 + self.noise ** 2) * m * n
+        self.variance = (self.lowrank_noise**2 + self.noise**2) * m * n
 
     def local_loss(self, x, node_ids=None):
         """f_i(X) for the nodes ``node_ids``: (..., N_sel)."""

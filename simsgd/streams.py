@@ -58,7 +58,7 @@ class NodeStreams:
         self.replica_ids = np.asarray(replica_ids, dtype=np.int64)
         self.node_ids = np.asarray(node_ids, dtype=np.int64)
 
-    def at(self, step: int) -> "StepDraws":
+    def at(self, step: int) -> StepDraws:
         """Draws for step ``step`` (``step = -1`` is used for initialisation)."""
         return StepDraws(self, step)
 

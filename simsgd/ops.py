@@ -33,13 +33,14 @@ class NumpyOps:
     @staticmethod
     def matmul(a, b):
         """Batched ``a @ b``; for small contractions a sum of broadcast outer products,
-        which beats ``np.matmul``'s per-matrix overhead on many tiny matrices."""
+        which beats ``np.matmul``'s per-matrix overhead on many tiny matrices.
+        """
         k = a.shape[-1]
-        if k > _SMALL or a.shape[-2] * b.shape[-1] > _SMALL ** 2:
+        if k > _SMALL or a.shape[-2] * b.shape[-1] > _SMALL**2:
             return a @ b
         out = a[..., :, 0:1] * b[..., 0:1, :]
         for j in range(1, k):
-            out += a[..., :, j:j + 1] * b[..., j:j + 1, :]
+            out += a[..., :, j : j + 1] * b[..., j : j + 1, :]
         return out
 
     @staticmethod
@@ -60,7 +61,7 @@ class NumpyOps:
 
     @staticmethod
     def maxabs(x):
-        """max |x_ij| over the last two axes."""
+        """Max |x_ij| over the last two axes."""
         return np.abs(x).max(axis=(-2, -1))
 
     @staticmethod

@@ -13,8 +13,13 @@ import json
 import os
 import tempfile
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_csv",
-           "atomic_savefig"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_write_csv",
+    "atomic_savefig",
+]
 
 
 def _umask() -> int:
@@ -30,7 +35,7 @@ def atomic_write_bytes(path, data: bytes) -> str:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())           # mkstemp's 0600 -> the usual file mode
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> the usual file mode
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

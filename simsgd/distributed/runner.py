@@ -22,7 +22,7 @@ from .. import algorithm
 from .._checks import check_int
 from .._progress import Progress
 from ..engine import Recorder, checked_grads, prepare, resolve_lr, simulate
-from ..random import NodeStreams
+from ..streams import NodeStreams
 from .ops import ReferenceOps, TorchOps
 
 __all__ = ["simulate_distributed", "prepare_distributed", "in_lanes"]
@@ -41,16 +41,19 @@ def prepare_distributed(problem, options, group=None):
     if not dist.is_initialized():
         raise RuntimeError("torch.distributed.init_process_group must be called first")
     if "nodes" in options or "progress" in options:
-        raise ValueError("nodes is the process group's world size and progress a keyword of its own; "
-                         "do not pass them as options")
+        raise ValueError(
+            "nodes is the process group's world size and progress a keyword of its own; "
+            "do not pass them as options"
+        )
     bound = _SIMULATE.bind(problem, nodes=dist.get_world_size(group), **options)
     bound.apply_defaults()
     args = {k: v for k, v in bound.arguments.items() if k not in ("problem", "progress")}
     return prepare(problem, **args), args["lr"]
 
 
-def simulate_distributed(problem, *, group=None, device="cpu", reference=False, error_block=64,
-                         progress=False, **options):
+def simulate_distributed(
+    problem, *, group=None, device="cpu", reference=False, error_block=64, progress=False, **options
+):
     """Run Algorithm 2 with this process as node ``dist.get_rank(group)`` of N = world size.
 
     Call it on every process of the group (after ``dist.init_process_group``), with the
@@ -118,7 +121,7 @@ def simulate_distributed(problem, *, group=None, device="cpu", reference=False, 
         degenerate = None if info.degenerate is None else ops.asnumpy(info.degenerate)
         recorder.record(t, x_np, None, ops.asnumpy(info.momentum), degenerate)
         errors.append(state.error)
-        if len(errors) == error_block or t + 1 == run.steps:      # (K, R, 1, m, n) -> (K, R, m, n)
+        if len(errors) == error_block or t + 1 == run.steps:  # (K, R, 1, m, n) -> (K, R, m, n)
             recorder.record_errors(t + 1 - len(errors), ops.asnumpy(ops.node_mean(stack(errors))))
             errors = []
         bar.update(t + 1)

@@ -1,0 +1,144 @@
+"""What every command line of simsgd shares: one-line errors, exit codes, checked output folders.
+
+Every CLI (``python -m simsgd.counterexample``, ``python -m bounds``, ``python -m figures``,
+the studies, the examples) is written as ``main(argv) -> int`` and run through
+:func:`run`, which maps every failure to one line on stderr:
+
+- exit 2: bad arguments (:class:`UsageError`, or a ``ValueError`` raised while the
+  arguments are checked, i.e. before any computation);
+- exit 1: a failure at run time (any other exception), with nothing half-written;
+- exit 130: interrupted.
+
+Output is written as a set (:func:`output_set`): the files are made in a staging folder
+beside the target and moved in only when all of them were written, so a failure leaves
+the previous set as it was. :func:`check_out_dir` is called before the computation: it
+creates the folder, writes and removes a probe file, so an unwritable ``--out`` is a usage
+error in the first second, not a traceback after the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+
+__all__ = ["UsageError", "Parser", "run", "check_out_dir", "output_set"]
+
+
+class UsageError(ValueError):
+    """A bad command-line argument; :func:`run` prints it as one line and exits with 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line and exit status 2."""
+
+    def error(self, message):  # noqa: D102 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def run(
+    main: Callable[[list[str] | None], int], argv: list[str] | None = None, prog: str | None = None
+) -> int:
+    """Run ``main(argv)`` and turn every failure into one stderr line and an exit status.
+
+    Parameters
+    ----------
+    main : callable
+        The CLI's ``main(argv) -> int``. It raises :class:`UsageError` for a bad argument
+        (exit 2); anything else it raises is a run-time failure (exit 1).
+    argv : list of str, optional
+    prog : str, optional
+        The name printed before the message (default ``sys.argv[0]``'s base name).
+
+    Returns
+    -------
+    int
+        The exit status (0, 1, 2 or 130).
+    """
+    prog = prog or os.path.basename(sys.argv[0] or "simsgd")
+    try:
+        return int(main(argv) or 0)
+    except SystemExit as exit_:  # argparse's own exit (help: 0; errors already printed: 2)
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else 2)
+    except UsageError as err:
+        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"{prog}: failed: out of memory (use fewer --replicas or --steps)", file=sys.stderr)
+        return 1
+    except Exception as err:  # noqa: BLE001 - the CLI contract: one line, never a traceback
+        print(f"{prog}: failed: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+        return 1
+
+
+def check_out_dir(path: str | os.PathLike, option: str = "--out") -> str:
+    """Make sure ``path`` is a folder this process can write into, before any computation.
+
+    Creates it (and its parents) if missing, writes and removes a probe file.
+
+    Raises
+    ------
+    UsageError
+        Naming ``option``, when the path is empty, is (or is below) a file, or cannot be
+        created or written.
+    """
+    text = os.fspath(path)
+    if not text:
+        raise UsageError(f"argument {option}: must be a folder path, got ''")
+    try:
+        os.makedirs(text, exist_ok=True)
+        if not os.path.isdir(text):
+            raise UsageError(f"argument {option}: must be a folder, got the file {text!r}")
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=text)
+        os.close(fd)
+        os.unlink(probe)
+    except UsageError:
+        raise
+    except (OSError, ValueError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise UsageError(f"argument {option}: cannot write into {text!r} ({reason})") from None
+    return text
+
+
+@contextlib.contextmanager
+def output_set(target: str | os.PathLike) -> Iterator[str]:
+    """Write a set of files all or nothing.
+
+    Yields a staging folder beside ``target``; write every file of the set there. When
+    the block ends without an exception, each staged file is moved into ``target`` with
+    :func:`os.replace` (atomic per file); on an exception nothing is moved and the
+    staging folder is removed, so ``target`` keeps its previous set.
+
+    Examples
+    --------
+    >>> with output_set(out_dir) as stage:                       # doctest: +SKIP
+    ...     atomic_write_json(os.path.join(stage, "summary.json"), summary)
+    """
+    target = os.fspath(target)
+    os.makedirs(target, exist_ok=True)
+    parent = os.path.dirname(os.path.abspath(target))
+    stage = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(target))}.staging-", dir=parent)
+    try:
+        yield stage
+        names = sorted(os.listdir(stage))
+        for name in names:
+            dest = os.path.join(target, name)
+            if os.path.isdir(dest) and not os.path.islink(dest):
+                raise IsADirectoryError(f"{dest!r} is a folder; cannot replace it with a file")
+        for name in names:
+            os.replace(os.path.join(stage, name), os.path.join(target, name))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
