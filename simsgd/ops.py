@@ -5,24 +5,108 @@ simulated engine holds every node in an explicit node axis (axis -3 of a
 ``(..., N, m, n)`` array) and averages over it; the torch backend
 (``simsgd.distributed``) holds one node per process in a node axis of length 1 and
 averages with ``all_reduce``. Nothing else differs.
+
+:class:`ArrayOps` states the interface; :class:`NumpyOps` (here),
+:class:`~simsgd.distributed.ops.TorchOps` and :class:`~simsgd.distributed.ops.ReferenceOps`
+implement it, and a new backend need only implement it too.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
 import numpy as np
 
-__all__ = ["NumpyOps", "NUMPY"]
+__all__ = ["Array", "ArrayOps", "NumpyOps", "NUMPY"]
+
+Array: TypeAlias = Any
+"""A NumPy array or a torch tensor; shapes are given in the docstrings."""
 
 _SMALL = 8  # contraction length up to which NumpyOps.matmul avoids np.matmul
 
 
+@runtime_checkable
+class ArrayOps(Protocol):
+    """The array operations :mod:`simsgd.algorithm`, :mod:`simsgd.compressors` and
+    :mod:`simsgd.orthogonalize` call; nothing else of an array library is used.
+
+    Arrays carry leading batch (replica) axes ``...``; the node axis is axis -3 of a
+    ``(..., N, a, b)`` array, and ``node_mean`` is the only operation that communicates.
+    """
+
+    def node_mean(self, x: Array) -> Array:
+        """(1/N) Σ_i x^{(i)}: ``(..., N, a, b) -> (..., a, b)``."""
+        ...
+
+    def matmul(self, a: Array, b: Array) -> Array:
+        """Batched ``a @ b``: ``(..., a, k), (..., k, b) -> (..., a, b)``."""
+        ...
+
+    def qr(self, p: Array) -> tuple[Array, Array]:
+        """Householder QR of ``p`` (..., m, r): ``(Q (..., m, r), diag(R) (..., r))``."""
+        ...
+
+    def top_left_singular_vectors(self, d: Array, rank: int) -> Array:
+        """First ``rank`` left singular vectors: ``(..., m, n) -> (..., m, rank)``."""
+        ...
+
+    def sqnorm(self, x: Array) -> Array:
+        """Squared Frobenius norm over the last two axes: ``(..., a, b) -> (...)``."""
+        ...
+
+    def maxabs(self, x: Array) -> Array:
+        """Max |x_ij| over the last two axes: ``(..., a, b) -> (...)``."""
+        ...
+
+    def col_sum(self, x: Array, keep: bool = True) -> Array:
+        """Sum over axis -2: ``(..., a, k) -> (..., 1, k)``."""
+        ...
+
+    def expand_mask(self, mask: Array, like: Array) -> Array:
+        """Broadcast a batch mask ``(...)`` to ``like``'s ``(..., a, b)``."""
+        ...
+
+    def amin_last(self, x: Array) -> Array:
+        """Minimum over the last axis."""
+        ...
+
+    def copy(self, x: Array) -> Array:
+        """A copy that the caller may change in place."""
+        ...
+
+    def where(self, mask: Array, a: Array, b: Array) -> Array:
+        """Elementwise ``a`` where ``mask``, else ``b``."""
+        ...
+
+    def zeros_like(self, x: Array) -> Array:
+        """Zeros of ``x``'s shape and dtype."""
+        ...
+
+    def any(self, mask: Array) -> bool:
+        """Whether any element of ``mask`` is true (a Python bool)."""
+        ...
+
+    def asnumpy(self, x: Array) -> np.ndarray:
+        """``x`` as a NumPy array."""
+        ...
+
+    def eps(self, x: Array) -> float:
+        """Machine epsilon of ``x``'s dtype."""
+        ...
+
+    def ignore_division_warnings(self) -> AbstractContextManager:
+        """A context in which 0/0 yields NaN without a warning (Gram–Schmidt with ε = 0)."""
+        ...
+
+
 class NumpyOps:
-    """Array operations on NumPy arrays; the node axis is axis -3."""
+    """The :class:`ArrayOps` of NumPy arrays: all N nodes in axis -3, averaged in memory."""
 
     name = "numpy"
 
     @staticmethod
-    def node_mean(x):
+    def node_mean(x: np.ndarray) -> np.ndarray:
         """(1/N) Σ_i x^{(i)}: mean over the node axis, ``(..., N, a, b) -> (..., a, b)``."""
         # A sum of slices: NumPy's reduction over a middle axis of small matrices is ~3× slower.
         total = x[..., 0, :, :].copy()
@@ -31,7 +115,7 @@ class NumpyOps:
         return total / x.shape[-3]
 
     @staticmethod
-    def matmul(a, b):
+    def matmul(a: Array, b: Array) -> Array:
         """Batched ``a @ b``; for small contractions a sum of broadcast outer products,
         which beats ``np.matmul``'s per-matrix overhead on many tiny matrices.
         """
@@ -44,67 +128,67 @@ class NumpyOps:
         return out
 
     @staticmethod
-    def qr(p):
+    def qr(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Householder QR (LAPACK ``geqrf``/``orgqr``). Returns ``(Q, diag(R))``."""
         q, r = np.linalg.qr(p)
         return q, np.diagonal(r, axis1=-2, axis2=-1)
 
     @staticmethod
-    def top_left_singular_vectors(d, rank):
+    def top_left_singular_vectors(d: np.ndarray, rank: int) -> np.ndarray:
         """First ``rank`` left singular vectors of ``d`` (..., m, n) -> (..., m, rank)."""
         return np.linalg.svd(d, full_matrices=False)[0][..., :rank]
 
     @staticmethod
-    def sqnorm(x):
+    def sqnorm(x: np.ndarray) -> np.ndarray:
         """Squared Frobenius norm over the last two axes."""
         return np.einsum("...ij,...ij->...", x, x)
 
     @staticmethod
-    def maxabs(x):
+    def maxabs(x: np.ndarray) -> np.ndarray:
         """Max |x_ij| over the last two axes."""
         return np.abs(x).max(axis=(-2, -1))
 
     @staticmethod
-    def col_sum(x, keep=True):
+    def col_sum(x: np.ndarray, keep: bool = True) -> np.ndarray:
         """Sum over the row axis (-2): per-column sums, shape (..., 1, k)."""
         return x.sum(axis=-2, keepdims=keep)
 
     @staticmethod
-    def expand_mask(mask, like):
+    def expand_mask(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
         """Broadcast a batch mask of shape (...) to ``like``'s (..., a, b)."""
         return mask[..., None, None]
 
     @staticmethod
-    def amin_last(x):
+    def amin_last(x: np.ndarray) -> np.ndarray:
         """Minimum over the last axis."""
         return x.min(axis=-1)
 
     @staticmethod
-    def copy(x):
+    def copy(x: np.ndarray) -> np.ndarray:
         return x.copy()
 
     @staticmethod
-    def where(mask, a, b):
+    def where(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(mask, a, b)
 
     @staticmethod
-    def zeros_like(x):
+    def zeros_like(x: np.ndarray) -> np.ndarray:
         return np.zeros_like(x)
 
     @staticmethod
-    def any(mask) -> bool:
+    def any(mask: np.ndarray) -> bool:
         return bool(np.any(mask))
 
     @staticmethod
-    def asnumpy(x):
+    def asnumpy(x: np.ndarray) -> np.ndarray:
         return np.asarray(x)
 
     @staticmethod
-    def eps(x) -> float:
+    def eps(x: np.ndarray) -> float:
         return float(np.finfo(x.dtype).eps)
 
     @staticmethod
-    def ignore_division_warnings():
+    def ignore_division_warnings() -> AbstractContextManager:
         # Gram–Schmidt with ε = 0 divides 0 by 0 on a zero column, as PyTorch's hook
         # does; the NaN is caught by the engine's finiteness check, not by a warning.
         return np.errstate(divide="ignore", invalid="ignore")

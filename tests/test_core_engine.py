@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import simsgd
+from simsgd.ops import NUMPY, ArrayOps, NumpyOps
 from simsgd.problems import HeterogeneousQuadratic, Psi2x2
 from simsgd.streams import NodeStreams, initial_q
 
@@ -317,13 +318,37 @@ def test_problem_constructors_reject_bad_input():
 
 
 def test_import_without_torch():
+    # Runs whether or not torch is installed: torch is hidden, and must not be loaded.
     code = (
         "import sys; sys.modules['torch'] = None; import simsgd; "
-        "t = simsgd.simulate(simsgd.problems.Psi2x2(5.0), steps=5, replicas=3); print(t.x.shape)"
+        "t = simsgd.simulate(simsgd.problems.Psi2x2(5.0), steps=5, replicas=3); print(t.x.shape); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch' and sys.modules[m]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "(3, 2, 2)" in out.stdout
+    assert out.stdout.split("\n")[:2] == ["(3, 2, 2)", "[]"]
+
+
+def test_numpy_ops_implement_the_array_ops_protocol(interface_mismatches):
+    assert isinstance(NUMPY, ArrayOps) and interface_mismatches(NumpyOps, ArrayOps) == []
+
+
+def test_the_array_ops_check_can_fail(interface_mismatches):
+    class NoQR(NumpyOps):
+        qr = None  # a member that is not a method
+
+    class WrongSignature(NumpyOps):
+        @staticmethod
+        def node_mean(x, axis):
+            return x.mean(axis)
+
+    class Empty:
+        pass
+
+    assert not isinstance(Empty(), ArrayOps)
+    assert interface_mismatches(Empty, ArrayOps)[0] == "node_mean: missing"
+    assert interface_mismatches(NoQR, ArrayOps) == ["qr: not a method"]
+    assert [m.split(":")[0] for m in interface_mismatches(WrongSignature, ArrayOps)] == ["node_mean"]
 
 
 def test_progress_bar_when_asked(capsys):
