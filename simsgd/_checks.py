@@ -54,6 +54,7 @@ def check_float_dtype(name: str, value) -> np.dtype:
         dtype = np.dtype(value)
     except TypeError:
         dtype = None
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+    # `dtype is None` first: None == np.dtype("float64") is True in NumPy.
+    if dtype is None or dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"{name} must be 'float32' or 'float64', got {value!r}")
     return dtype

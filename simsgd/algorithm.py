@@ -9,44 +9,67 @@ the torch backend passes its own node (axis of length 1) with an ``all_reduce`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
+from ._checks import check_choice
 from .compressors import power_iteration_step, project, svd_step
-from .ops import NUMPY
+from .ops import NUMPY, Array, ArrayOps
 from .optimizers import make_optimizer
+from .options import (
+    ERROR_FEEDBACKS,
+    METHODS,
+    DegenerateQR,
+    ErrorFeedback,
+    Method,
+    OptimizerName,
+    Orthogonalization,
+)
 
-__all__ = ["Config", "State", "StepInfo", "METHODS", "ERROR_FEEDBACKS", "init", "step", "floats_per_node"]
+__all__ = [
+    "Config",
+    "State",
+    "StepInfo",
+    "METHODS",
+    "ERROR_FEEDBACKS",
+    "init",
+    "step",
+    "is_restart",
+    "floats_per_node",
+    "mean_floats_per_step",
+]
 
-METHODS = ("powersgd", "powersgd+", "full", "galore", "power-iteration")
-"""PowerSGD (SSP-COMP every step), PowerSGD+ (SVD-COMP when t mod τ = 0), uncompressed
-averaging, and two baselines of Table 2: GaLore (P̃ from an SVD of the averaged Δ when
-t mod τ = 0, kept fixed in between, nodes send P̃ᵀΔ^{(i)}, never error feedback) and
-PowerSGD with K = ``power_steps`` power-iteration steps (8) per iteration."""
-ERROR_FEEDBACKS = ("local", "global", "none")
+_RESTARTING = ("powersgd+", "galore")  # the methods with a restart period τ
+
+
+def is_restart(t: int, restart_period: int | None) -> bool:
+    """Whether step t is a restart: t mod τ = 0, with t counting from 0 (so step 0 is one).
+
+    PowerSGD+ runs SVD-COMP at a restart and GaLore refreshes its P̃; ``restart_period=None``
+    (τ = ∞, PowerSGD) never restarts. The one definition of the schedule.
+    """
+    return restart_period is not None and t % restart_period == 0
 
 
 @dataclass(frozen=True)
 class Config:
     """Options of Algorithm 2 (checked by :func:`simsgd.engine.make_config`)."""
 
-    method: str = "powersgd+"
+    method: Method = "powersgd+"
     rank: int = 1
     restart_period: int = 10
-    optimizer: str = "msgd"
+    optimizer: OptimizerName = "msgd"
     momentum: float = 0.9
-    betas: tuple = (0.9, 0.999)
+    betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
-    error_feedback: str = "local"
-    orthogonalization: str = "householder"
+    error_feedback: ErrorFeedback = "local"
+    orthogonalization: Orthogonalization = "householder"
     orthogonalization_epsilon: float = 0.0
-    degenerate_qr: str = "previous"
+    degenerate_qr: DegenerateQR = "previous"
     power_steps: int = 1
 
     def is_svd_step(self, t: int) -> bool:
-        """PowerSGD+ restarts with SVD-COMP, and GaLore refreshes its P̃, when t mod τ = 0
-        (t counts from 0).
-        """
-        return self.method in ("powersgd+", "galore") and t % self.restart_period == 0
+        """Whether step t restarts: :func:`is_restart` for PowerSGD+ and GaLore, never otherwise."""
+        return self.method in _RESTARTING and is_restart(t, self.restart_period)
 
     def base_optimizer(self):
         return make_optimizer(self.optimizer, self.momentum, self.betas, self.adam_eps)
@@ -62,17 +85,17 @@ class State(NamedTuple):
     opt : optimiser state (m_{t-1} for MSGD)
     """
 
-    x: object
-    q: object
-    basis: object
-    error: object
-    opt: object
+    x: Array
+    q: Array
+    basis: Array | None
+    error: Array
+    opt: object  # the base optimiser's state
 
 
 class StepInfo(NamedTuple):
-    delta_hat: object  # (..., m, n)  Δ̂_t
-    momentum: object  # (..., m, n)  m_t
-    degenerate: object  # bool (...) or None
+    delta_hat: Array  # (..., m, n)  Δ̂_t
+    momentum: Array  # (..., m, n)  m_t
+    degenerate: Array | None  # bool (...)
     svd_step: bool
 
 
@@ -100,7 +123,56 @@ def floats_per_node(config: Config, t: int, m: int, n: int) -> int:
     return (m + n) * config.rank
 
 
-def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
+def mean_floats_per_step(
+    method: Method,
+    m: int,
+    n: int,
+    rank: int,
+    restart_period: int | None,
+    *,
+    steps: int | None = None,
+    power_steps: int = 1,
+    formula: Literal["sent", "table2"] = "sent",
+) -> float:
+    """Floats one node sends per step, averaged, for comparisons with Table 2.
+
+    Parameters
+    ----------
+    method, rank, power_steps
+        As in :class:`Config`; ``restart_period=None`` is τ = ∞ (one restart, at t = 0).
+    m, n : int
+        The shape of the compressed matrix.
+    steps : int, optional
+        T: the mean of :func:`floats_per_node` over t = 0..T−1, which is what
+        ``Trace.floats_sent.mean()`` measures (⌈T/τ⌉ restarts). Default: the long-run
+        mean, over one period of τ steps (τ = ∞: no restart at all).
+    formula : {"sent", "table2"}
+        ``"sent"``: what this toolkit sends (:func:`floats_per_node`); PowerSGD+ averages
+        (m+n)r + (mn − mr)/τ. ``"table2"``: the paper's Table 2, PowerSGD (m+n)r, GaLore
+        nr + mn/τ, PowerSGD+ nr + mr + mn/τ (τ = ∞: mn/τ = 0, whatever ``steps``); Table 2
+        has no row for ``"full"`` or ``"power-iteration"``, so these get the "sent" count.
+    """
+    check_choice("formula", formula, ("sent", "table2"))
+    if formula == "table2" and method in ("powersgd", "powersgd+", "galore"):
+        per_restart = 0.0 if restart_period is None else m * n / restart_period
+        return float(
+            {
+                "powersgd": (m + n) * rank,
+                "powersgd+": (m + n) * rank + per_restart,
+                "galore": n * rank + per_restart,
+            }[method]
+        )
+    if steps is not None:
+        period, ts = restart_period or steps, range(steps)  # τ = ∞ over T steps: one restart, t = 0
+    elif restart_period is not None:
+        period, ts = restart_period, range(restart_period)  # one period of τ steps
+    else:
+        period, ts = 2, range(1, 2)  # τ = ∞ in the long run: any step that is not a restart
+    config = Config(method, rank, period, power_steps=power_steps)
+    return sum(floats_per_node(config, t, m, n) for t in ts) / len(ts)
+
+
+def step(state: State, grads, t: int, lr: float, config: Config, ops: ArrayOps = NUMPY):
     """One iteration t of Algorithm 2.
 
     Parameters

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import algorithm
 from ._checks import check_choice, check_float_dtype, check_int, check_real
 from ._progress import Progress
 from .ops import NUMPY
-from .optimizers import OPTIMIZERS
-from .orthogonalize import DEGENERATE_QR, ORTHOGONALIZATIONS
+from .options import (
+    DEGENERATE_QR,
+    OPTIMIZERS,
+    ORTHOGONALIZATIONS,
+    DegenerateQR,
+    ErrorFeedback,
+    FloatDtype,
+    Method,
+    OptimizerName,
+    Orthogonalization,
+)
+from .problems.base import Problem
 from .streams import NodeStreams, initial_q
 from .trace import Trace
 
@@ -122,30 +134,30 @@ def _check_finite(what, t, replica_ids, values):
 
 
 def simulate(
-    problem,
-    method="powersgd+",
-    nodes=4,
-    rank=1,
-    restart_period=10,
-    optimizer="msgd",
-    lr=1e-3,
-    momentum=0.9,
-    steps=1000,
-    replicas=1000,
-    seed=0,
-    q_init=None,
-    dtype="float64",
+    problem: Problem,
+    method: Method = "powersgd+",
+    nodes: int = 4,
+    rank: int = 1,
+    restart_period: int = 10,
+    optimizer: OptimizerName = "msgd",
+    lr: float | Callable[[int], float] = 1e-3,
+    momentum: float = 0.9,
+    steps: int = 1000,
+    replicas: int = 1000,
+    seed: int = 0,
+    q_init: ArrayLike | None = None,
+    dtype: FloatDtype = "float64",
     *,
-    error_feedback="local",
-    orthogonalization="householder",
-    orthogonalization_epsilon=0.0,
-    degenerate_qr="previous",
-    betas=(0.9, 0.999),
-    adam_eps=1e-8,
-    x0=None,
-    replica_ids=None,
-    progress=None,
-    power_steps=1,
+    error_feedback: ErrorFeedback = "local",
+    orthogonalization: Orthogonalization = "householder",
+    orthogonalization_epsilon: float = 0.0,
+    degenerate_qr: DegenerateQR = "previous",
+    betas: tuple[float, float] = (0.9, 0.999),
+    adam_eps: float = 1e-8,
+    x0: ArrayLike | None = None,
+    replica_ids: ArrayLike | None = None,
+    progress: bool | None = None,
+    power_steps: int = 1,
 ) -> Trace:
     """Run Algorithm 2 on ``replicas`` independent copies of an N-node system.
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-__all__ = ["Optimizer", "sgd", "msgd", "adam", "make_optimizer", "OPTIMIZERS"]
+from .options import OPTIMIZERS
 
-OPTIMIZERS = ("sgd", "msgd", "adam")
+__all__ = ["Optimizer", "sgd", "msgd", "adam", "make_optimizer", "OPTIMIZERS"]
 
 
 class Optimizer(NamedTuple):

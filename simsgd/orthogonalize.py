@@ -26,11 +26,9 @@ P (..., m, r) counts as degenerate when min_j |R_jj| ≤ max(m, r)·eps·√(mr)
 from __future__ import annotations
 
 from .ops import NUMPY
+from .options import DEGENERATE_QR, ORTHOGONALIZATIONS
 
 __all__ = ["ORTHOGONALIZATIONS", "DEGENERATE_QR", "DegenerateQRError", "orthogonalize"]
-
-ORTHOGONALIZATIONS = ("householder", "lapack", "gram-schmidt")
-DEGENERATE_QR = ("previous", "native", "zero", "raise")
 
 
 class DegenerateQRError(ArithmeticError):

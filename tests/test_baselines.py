@@ -33,6 +33,46 @@ def test_mean_floats_per_step_match_the_formula(method, tau, rank, expected):
     assert trace.floats_sent.mean() == pytest.approx(expected(6, 5, rank, tau), rel=1e-12)
 
 
+@pytest.mark.parametrize("method", algorithm.METHODS)
+@pytest.mark.parametrize("tau", [1, 4, 7, None])  # 7 does not divide T = 30; None is τ = ∞
+def test_mean_floats_per_step_is_what_a_run_sends(method, tau):
+    trace = simsgd.simulate(
+        HeterogeneousQuadratic(**QUAD), method=method, rank=2, restart_period=tau or 30, power_steps=3, **RUN
+    )
+    predicted = algorithm.mean_floats_per_step(method, 6, 5, 2, tau, steps=30, power_steps=3)
+    assert trace.floats_sent.mean() == predicted
+
+
+@pytest.mark.parametrize(
+    "method, tau, sent, table2",
+    [  # m, n, r = 6, 5, 2: (m+n)r = 22, mn = 30, nr = 10, mr = 12
+        ("powersgd", None, 22, 22),
+        ("powersgd+", 5, 22 + (30 - 12) / 5, 22 + 30 / 5),  # Table 2 counts mr more per restart
+        ("powersgd+", None, 22, 22),
+        ("galore", 5, 10 + 30 / 5, 10 + 30 / 5),
+        ("full", None, 30, 30),
+        ("power-iteration", None, 3 * 22, 3 * 22),
+    ],
+)
+def test_mean_floats_per_step_long_run_and_table2(method, tau, sent, table2):
+    mean = algorithm.mean_floats_per_step
+    assert mean(method, 6, 5, 2, tau, power_steps=3) == pytest.approx(sent, rel=1e-15)
+    assert mean(method, 6, 5, 2, tau, power_steps=3, formula="table2") == pytest.approx(table2, rel=1e-15)
+
+
+def test_restart_predicate_counts_t_from_zero():
+    assert [algorithm.is_restart(t, 3) for t in range(7)] == [True, False, False, True, False, False, True]
+    assert not any(algorithm.is_restart(t, None) for t in range(5))
+    for method in algorithm.METHODS:
+        config = algorithm.Config(method=method, restart_period=3)
+        restarts = [config.is_svd_step(t) for t in range(7)]
+        assert restarts == (
+            [algorithm.is_restart(t, 3) for t in range(7)]
+            if method in ("powersgd+", "galore")
+            else [False] * 7
+        )
+
+
 def test_galore_never_feeds_back_error_and_refreshes_only_every_tau_steps():
     trace = simsgd.simulate(
         HeterogeneousQuadratic(**QUAD),

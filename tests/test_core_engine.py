@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import typing
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import simsgd
+from simsgd import options
 from simsgd.ops import NUMPY, ArrayOps, NumpyOps
 from simsgd.problems import HeterogeneousQuadratic, Psi2x2
 from simsgd.streams import NodeStreams, initial_q
@@ -356,3 +358,41 @@ def test_progress_bar_when_asked(capsys):
     assert "3/3" in capsys.readouterr().err
     simsgd.simulate(Psi2x2(1.0), steps=3, replicas=2)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "option, values",
+    [
+        ("method", options.METHODS),
+        ("error_feedback", options.ERROR_FEEDBACKS),
+        ("orthogonalization", options.ORTHOGONALIZATIONS),
+        ("degenerate_qr", options.DEGENERATE_QR),
+        ("optimizer", options.OPTIMIZERS),
+        ("dtype", typing.get_args(options.FloatDtype)),
+    ],
+)
+def test_every_literal_option_value_runs_and_no_other(option, values):
+    assert typing.get_type_hints(simsgd.simulate)[option].__args__ == values
+    for value in values:
+        trace = simsgd.simulate(QUAD, nodes=3, rank=2, steps=2, replicas=2, lr=0.01, **{option: value})
+        assert trace.config[option] == value
+    with pytest.raises(ValueError, match=option):
+        simsgd.simulate(QUAD, nodes=3, rank=2, steps=2, replicas=2, **{option: "no-such-value"})
+
+
+def test_built_in_problems_implement_the_problem_protocols():
+    from simsgd.problems import GeneralCounterexample, Problem, ProblemWithConstants
+
+    for problem in (Psi2x2(5.0), QUAD, GeneralCounterexample(4, 4, 1, 5.0)):
+        assert isinstance(problem, Problem) and isinstance(problem, ProblemWithConstants)
+        for name in ("L", "variance", "f_star", "omega_sq"):
+            value = getattr(problem, name)
+            assert value is None or np.isfinite(value)
+
+    class NoConstants:  # the negative control: an oracle without L, variance, f*, ω²
+        shape, x0 = QUAD.shape, QUAD.x0
+        loss, grad, stochastic_grads = QUAD.loss, QUAD.grad, QUAD.stochastic_grads
+
+    assert isinstance(NoConstants(), Problem) and not isinstance(NoConstants(), ProblemWithConstants)
+    del NoConstants.grad
+    assert not isinstance(NoConstants(), Problem)

@@ -1,6 +1,6 @@
 """Problems: gradient oracles for the engines.
 
-A problem is any object with
+A problem is any object with the members of :class:`~simsgd.problems.base.Problem`:
 
 ``shape``                      (m, n)
 ``x0``                         (m, n) array, the default X_0
@@ -13,11 +13,22 @@ A problem is any object with
                                held (all N in simulation, one in the torch backend)
                                and ``rng.step`` is t.
 
-Built-in problems also carry the constants the theory needs (``L``, ``f_star``, ...).
+Built-in problems also carry the constants the theory needs
+(:class:`~simsgd.problems.base.ProblemWithConstants`: ``L``, ``variance``, ``f_star``,
+``omega_sq``).
 """
 
+from .base import Problem, ProblemWithConstants
 from .general import GeneralCounterexample
 from .psi import Psi2x2, psi, psi_prime
 from .quadratic import HeterogeneousQuadratic
 
-__all__ = ["Psi2x2", "HeterogeneousQuadratic", "psi", "psi_prime", "GeneralCounterexample"]
+__all__ = [
+    "Problem",
+    "ProblemWithConstants",
+    "Psi2x2",
+    "HeterogeneousQuadratic",
+    "psi",
+    "psi_prime",
+    "GeneralCounterexample",
+]

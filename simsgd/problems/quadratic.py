@@ -33,6 +33,8 @@ class HeterogeneousQuadratic:
         f(x_star).
     variance : float
         E||∇F − ∇f_i||² = (a² + b²)·m·n exactly (Assumption 2 with equality).
+    omega_sq : None
+        sup ||∇f||² is unbounded on R^{m×n} (Assumption 3 holds only on a bounded region).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class HeterogeneousQuadratic:
         if self.x0.shape != self.shape:
             raise ValueError(f"x0 must have shape {self.shape}, got {self.x0.shape}")
         self.f_star = float(self.loss(self.x_star))
+        self.omega_sq = None  # sup ||∇f||² is unbounded on R^{m×n}: give a visited bound
         self.variance = (self.lowrank_noise**2 + self.noise**2) * m * n
 
     def local_loss(self, x, node_ids=None):

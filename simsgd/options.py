@@ -1,0 +1,49 @@
+"""The option values of :func:`simsgd.simulate` and :class:`simsgd.algorithm.Config`, in one place.
+
+Each option is a ``Literal`` type for annotations and type checkers, and a tuple of its
+values (``typing.get_args`` of the type) for run-time checks and ``--help`` texts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = [
+    "Method",
+    "ErrorFeedback",
+    "Orthogonalization",
+    "DegenerateQR",
+    "OptimizerName",
+    "FloatDtype",
+    "METHODS",
+    "ERROR_FEEDBACKS",
+    "ORTHOGONALIZATIONS",
+    "DEGENERATE_QR",
+    "OPTIMIZERS",
+]
+
+Method = Literal["powersgd", "powersgd+", "full", "galore", "power-iteration"]
+"""PowerSGD (SSP-COMP every step), PowerSGD+ (SVD-COMP when t mod τ = 0), uncompressed
+averaging, and two baselines of Table 2: GaLore (P̃ from an SVD of the averaged Δ when
+t mod τ = 0, kept fixed in between, nodes send P̃ᵀΔ^{(i)}, never error feedback) and
+PowerSGD with K = ``power_steps`` power-iteration steps (8) per iteration."""
+
+ErrorFeedback = Literal["local", "global", "none"]
+"""e^{(i)} ← Δ^{(i)} − P̃ Q^{(i)ᵀ} (the paper), e^{(i)} ← Δ^{(i)} − Δ̂ (PyTorch's hook), none."""
+
+Orthogonalization = Literal["householder", "lapack", "gram-schmidt"]
+"""QR(·) of Algorithm 1; see :mod:`simsgd.orthogonalize`."""
+
+DegenerateQR = Literal["previous", "native", "zero", "raise"]
+"""What QR(P) gives when P is rank-deficient; see :mod:`simsgd.orthogonalize`."""
+
+OptimizerName = Literal["sgd", "msgd", "adam"]
+"""The base optimiser of step (7c); see :mod:`simsgd.optimizers`."""
+
+FloatDtype = Literal["float32", "float64"]
+
+METHODS: tuple[str, ...] = get_args(Method)
+ERROR_FEEDBACKS: tuple[str, ...] = get_args(ErrorFeedback)
+ORTHOGONALIZATIONS: tuple[str, ...] = get_args(Orthogonalization)
+DEGENERATE_QR: tuple[str, ...] = get_args(DegenerateQR)
+OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
