@@ -239,8 +239,8 @@ def run_float(args):
         }
         summary["methods"][method] = {
             **lock_summary(trace, locked_t),
-            "degenerate_qr_steps": int(trace.degenerate_qr.sum()),
-            "degenerate_qr_fraction": float(trace.degenerate_qr.sum() / (args.replicas * args.steps)),
+            "degenerate_qr_steps": int(trace.degenerate_count.sum()),
+            "degenerate_qr_fraction": float(trace.degenerate_count.sum() / (args.replicas * args.steps)),
             "seconds": round(time.monotonic() - start, 2),
         }
     return summary, curves

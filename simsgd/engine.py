@@ -382,7 +382,7 @@ class Recorder:
             [algorithm.floats_per_node(run.config, t, m, n) for t in range(steps)], dtype=np.int64
         )
         self.restarts = np.array([run.config.is_svd_step(t) for t in range(steps)], dtype=bool)
-        self.degenerate_qr = np.zeros(R, dtype=np.int64)
+        self.degenerate_count = np.zeros(R, dtype=np.int64)
         self.degenerate_per_step = np.zeros(steps, dtype=np.int64)
 
     def record(self, t, x, error_mean, momentum, degenerate):
@@ -396,7 +396,7 @@ class Recorder:
         """
         _check_finite("iterate X_{t+1}", t, self.run.replica_ids, x)
         if degenerate is not None:
-            self.degenerate_qr += degenerate
+            self.degenerate_count += degenerate
             self.degenerate_per_step[t] = degenerate.sum()
         self.grad_norm_sq[:, t + 1] = NUMPY.sqnorm(self.problem.grad(x))
         self.loss[:, t + 1] = self.problem.loss(x)
@@ -431,7 +431,7 @@ class Recorder:
             self.momentum_norm_sq,
             self.floats,
             self.restarts,
-            self.degenerate_qr,
+            self.degenerate_count,
             self.degenerate_per_step,
             x,
             q,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,8 +29,10 @@ class Trace:
         Floats one node sends at step t.
     restart_steps : (T,) bool
         Steps that ran SVD-COMP.
-    degenerate_qr : (R,) int
-        Per replica, the number of SSP steps whose P was rank-deficient.
+    degenerate_count : (R,) int
+        Per replica, the number of SSP steps whose P was rank-deficient (where the
+        ``degenerate_qr`` convention was applied). Formerly ``degenerate_qr``, which
+        still works with a DeprecationWarning.
     degenerate_per_step : (T,) int
         Per step, the number of replicas whose P was rank-deficient.
     x : (R, m, n)
@@ -46,11 +49,21 @@ class Trace:
     momentum_norm_sq: np.ndarray
     floats_sent: np.ndarray
     restart_steps: np.ndarray
-    degenerate_qr: np.ndarray
+    degenerate_count: np.ndarray
     degenerate_per_step: np.ndarray
     x: np.ndarray
     q: np.ndarray | None
     config: dict = field(default_factory=dict)
+
+    @property
+    def degenerate_qr(self) -> np.ndarray:
+        """Deprecated name of :attr:`degenerate_count` (``degenerate_qr`` is also the option)."""
+        warnings.warn(
+            "Trace.degenerate_qr is deprecated; use Trace.degenerate_count",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.degenerate_count
 
     @property
     def replicas(self) -> int:

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import typing
+import warnings
 
 import numpy as np
 import pytest
@@ -214,8 +215,17 @@ def test_degenerate_qr_is_counted():
     trace = simsgd.simulate(problem, method="powersgd", nodes=2, lr=0.005, steps=200, replicas=500, seed=1)
     rate = trace.degenerate_per_step[1:].sum() / (199 * 500)
     assert abs(rate - 0.75) < 0.01
-    assert trace.degenerate_qr.sum() == trace.degenerate_per_step.sum()
+    assert trace.degenerate_count.sum() == trace.degenerate_per_step.sum()
     assert np.all(trace.grad_norm_sq == 16.0)  # "previous" keeps the lock
+
+
+def test_degenerate_qr_field_is_a_deprecated_alias_of_degenerate_count():
+    trace = simsgd.simulate(Psi2x2(5.0), method="powersgd", nodes=2, steps=20, replicas=8, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new name does not warn
+        count = trace.degenerate_count
+    with pytest.warns(DeprecationWarning, match="degenerate_count"):
+        assert trace.degenerate_qr is count
 
 
 def test_degenerate_qr_raise_names_the_problem():

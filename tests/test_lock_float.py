@@ -21,7 +21,7 @@ def test_aligned_basis_lock_holds_for_2000_steps(dtype):
     assert np.all(moved[:, 0, 1] == 0) and np.all(moved[:, 1, 0] == 0) and np.all(moved[:, 1, 1] == 0)
     # Σξ = 0 (p = 6/16) and the step after it (Q = 0) are degenerate: 1 − (1 − p)² ≈ 0.61
     p = 6 / 16
-    assert abs(trace.degenerate_qr.mean() / 2000 - (1 - (1 - p) ** 2)) < 0.03
+    assert abs(trace.degenerate_count.mean() / 2000 - (1 - (1 - p) ** 2)) < 0.03
 
 
 @pytest.mark.parametrize("basis", ["paper", "aligned"])

@@ -28,7 +28,7 @@ TRACE_FIELDS = (
     "momentum_norm_sq",
     "floats_sent",
     "restart_steps",
-    "degenerate_qr",
+    "degenerate_count",
     "degenerate_per_step",
     "x",
     "q",
@@ -54,7 +54,7 @@ def trace_diff(trace, ref, steps=None) -> dict:
     partial = steps is not None and steps < ref.steps
     for name in TRACE_FIELDS:
         a, b = getattr(trace, name), getattr(ref, name)
-        if partial and name in ("x", "q", "degenerate_qr"):
+        if partial and name in ("x", "q", "degenerate_count"):
             continue
         if a is None or b is None:
             out[name] = 0.0 if a is b else float("inf")
