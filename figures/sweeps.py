@@ -2,7 +2,8 @@
 full precision: a Pareto plot, τ × r heat maps and a floats-per-step table.
 
 "Final E||∇f||²" is the mean of ||∇f(X_t)||² over the R replicas and the last 10% of the
-T steps. τ = ∞ is run as ``restart_period = T`` (one SVD step, at t = 0).
+T steps. τ = ∞ is run as ``restart_period = T`` (one SVD step, at t = 0). The floats of
+Table 2 come from :func:`simsgd.algorithm.mean_floats_per_step` (``formula="table2"``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.colors import BoundaryNorm, LogNorm  # noqa: E402
 
 import simsgd  # noqa: E402
+from simsgd.algorithm import mean_floats_per_step  # noqa: E402
 from simsgd.output import atomic_savefig, atomic_write_csv, atomic_write_text  # noqa: E402
 from simsgd.problems import GeneralCounterexample, HeterogeneousQuadratic  # noqa: E402
 
-__all__ = ["TAUS", "RANKS", "SweepSetting", "PROBLEMS", "table2_floats", "run_sweep", "make"]
+__all__ = ["TAUS", "RANKS", "SweepSetting", "PROBLEMS", "run_sweep", "make"]
 
 TAUS = (1, 2, 5, 10, 20, 50, 100, None)  # None: τ = ∞
 RANKS = (1, 2, 4, 8)
@@ -59,18 +61,6 @@ PROBLEMS = {
         2e-3,
     ),
 }
-
-
-def table2_floats(method, m, n, rank, tau, power_steps=1):
-    """Table 2's communication per iteration (τ = None: mn/τ = 0)."""
-    per_restart = 0.0 if tau is None else m * n / tau
-    return {
-        "powersgd": (m + n) * rank,
-        "powersgd+": n * rank + m * rank + per_restart,
-        "galore": n * rank + per_restart,
-        "full": m * n,
-        "power-iteration": power_steps * (m + n) * rank,
-    }[method]
 
 
 def _runs():
@@ -117,7 +107,9 @@ def run_sweep(name, setting: SweepSetting):
                 power_steps=k,
                 final_grad_norm_sq=float(trace.grad_norm_sq[:, -tail:].mean()),
                 floats_per_step=float(trace.floats_sent.mean()),
-                table2_floats=float(table2_floats(method, m, n, r, tau or None, k)),
+                table2_floats=mean_floats_per_step(
+                    method, m, n, r, tau or None, power_steps=k, formula="table2"
+                ),
             )
         )
     return rows
@@ -133,8 +125,18 @@ def _pareto_front(x, y):
     return front
 
 
+def _tau_label(tau):
+    return "∞" if tau == "inf" else str(tau)
+
+
 def _plot_pareto(rows, path):
-    fig, axes = plt.subplots(1, len(PROBLEMS), figsize=(10, 4), constrained_layout=True)
+    """Final E||∇f||² against floats per step; colour is τ (PowerSGD+, GaLore), size is r,
+    and every point on the Pareto front is labelled with its τ and r.
+    """
+    tau_labels = [_tau_label("inf" if t is None else t) for t in TAUS]
+    cmap = plt.get_cmap("viridis", len(TAUS))
+    norm = BoundaryNorm(np.arange(len(TAUS) + 1) - 0.5, len(TAUS))
+    fig, axes = plt.subplots(1, len(PROBLEMS), figsize=(11, 4.6), constrained_layout=True)
     for ax, name in zip(axes, PROBLEMS):
         sub = [r for r in rows if r["problem"] == name]
         x = np.array([r["floats_per_step"] for r in sub])
@@ -144,13 +146,26 @@ def _plot_pareto(rows, path):
         for method, (label, color, marker) in STYLE.items():
             pick = [i for i, r in enumerate(sub) if r["method"] == method]
             sizes = [12 + 10 * sub[i]["rank"] for i in pick]
-            ax.scatter(
-                x[pick], y[pick], s=sizes, c=color, marker=marker, alpha=0.75, label=label, edgecolors="none"
-            )
+            if method in ("powersgd+", "galore"):  # colour by τ
+                index = [tau_labels.index(_tau_label(sub[i]["tau"])) for i in pick]
+                style = dict(c=index, cmap=cmap, norm=norm, edgecolors="k", linewidths=0.3)
+            else:
+                style = dict(c=color, edgecolors="none")
+            ax.scatter(x[pick], y[pick], s=sizes, marker=marker, alpha=0.8, label=label, **style)
+        for i in front:
+            r = sub[i]
+            text = f"r={r['rank']}" if r["tau"] == "" else f"τ={_tau_label(r['tau'])} r={r['rank']}"
+            ax.annotate(text, (x[i], y[i]), xytext=(3, 3), textcoords="offset points", fontsize=5.5)
         ax.set(xscale="log", yscale="log", title=PROBLEMS[name][0], xlabel="floats sent per node per step")
+        ax.title.set_fontsize(9)
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("final E‖∇f(X)‖²  (last 10% of steps)")
-    axes[0].legend(fontsize=7, loc="best", title="marker size ∝ rank r", title_fontsize=7)
+    legend = axes[0].legend(fontsize=7, loc="lower left", title="marker size ∝ rank r", title_fontsize=7)
+    for handle in legend.legend_handles[1:3]:  # the τ-coloured methods: show their marker in grey
+        handle.set_facecolor("0.6")
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, ticks=range(len(TAUS)))
+    bar.set_ticklabels(tau_labels)
+    bar.set_label("restart period τ (PowerSGD+ ○, GaLore □)")
     atomic_savefig(fig, path, dpi=150, metadata={"Software": None})
     plt.close(fig)
 
