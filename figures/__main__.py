@@ -1,13 +1,41 @@
-"""``python -m figures [--quick] [--out DIR]``: regenerate every figure from seeds."""
+"""``python -m figures [--quick] [--out DIR]``: regenerate the figures of this folder from seeds.
+
+Writes ``figure1.*``, ``sweep.csv``, ``pareto.png``, ``heatmap_tau_rank.png`` and
+``floats_table.md``, then ``PROVENANCE.md``: for every file in ``figures/``, the command that
+makes it, its seed and settings, and this run's commit and date.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
-from . import figure1, sweeps
+from simsgd.output import atomic_write_text, provenance
+
+from . import OTHER_FIGURES, figure1, sweeps
+
+
+def _provenance_md(made, command, setting_of) -> str:
+    """PROVENANCE.md: every file of the folder with the command that makes it."""
+    run = provenance(command)
+    lines = [
+        "# Provenance of the files in this folder",
+        "",
+        f"Written by `{command}` at commit `{run['commit']}` on {run['date']} "
+        f"(Python {run['python']}, NumPy {run['numpy']}).",
+        "",
+        "| file | made by | settings (seed included) |",
+        "|---|---|---|",
+    ]
+    for path, make in made:
+        settings = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(setting_of[make]).items())
+        lines.append(f"| `{path.name}` | `{command}` | {settings} |")
+    for name, (other, note) in OTHER_FIGURES.items():
+        lines.append(f"| `{name}` | `{other}` | {note} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -26,13 +54,18 @@ def main(argv=None) -> int:
         print(f"error: --out must be a folder, got the file {args.out}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    jobs = (
-        (figure1.make, figure1.QUICK if args.quick else figure1.Figure1Setting()),
-        (sweeps.make, sweeps.QUICK if args.quick else sweeps.SweepSetting()),
-    )
-    for make, setting in jobs:
+    setting_of = {
+        figure1.make: figure1.QUICK if args.quick else figure1.Figure1Setting(),
+        sweeps.make: sweeps.QUICK if args.quick else sweeps.SweepSetting(),
+    }
+    made = []
+    for make, setting in setting_of.items():
         for path in make(args.out, setting):
+            made.append((path, make))
             print(f"wrote {path}")
+    command = "python -m figures" + (" --quick" if args.quick else "")
+    path = atomic_write_text(args.out / "PROVENANCE.md", _provenance_md(made, command, setting_of))
+    print(f"wrote {path}")
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -16,6 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import BoundaryNorm, LogNorm  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 import simsgd  # noqa: E402
 from simsgd.algorithm import mean_floats_per_step  # noqa: E402
@@ -31,9 +33,9 @@ NODES, MOMENTUM, SEED = 4, 0.9, 0
 
 STYLE = {
     "powersgd+": ("PowerSGD+", "tab:blue", "o"),
-    "galore": ("GaLore", "tab:orange", "s"),
+    "galore": ("GaLore", "tab:green", "s"),
     "powersgd": ("PowerSGD", "tab:red", "v"),
-    "power-iteration": ("power iteration", "tab:purple", "^"),
+    "power-iteration": ("power iteration", "tab:orange", "^"),
     "full": ("full precision", "0.3", "*"),
 }
 
@@ -152,17 +154,35 @@ def _plot_pareto(rows, path):
             else:
                 style = dict(c=color, edgecolors="none")
             ax.scatter(x[pick], y[pick], s=sizes, marker=marker, alpha=0.8, label=label, **style)
-        for i in front:
-            r = sub[i]
+        labelled = 0.0
+        for i in front:  # label the front, skipping points within 15% of the last label
+            if x[i] < 1.15 * labelled:
+                continue
+            r, labelled = sub[i], x[i]
             text = f"r={r['rank']}" if r["tau"] == "" else f"τ={_tau_label(r['tau'])} r={r['rank']}"
             ax.annotate(text, (x[i], y[i]), xytext=(3, 3), textcoords="offset points", fontsize=5.5)
         ax.set(xscale="log", yscale="log", title=PROBLEMS[name][0], xlabel="floats sent per node per step")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.title.set_fontsize(9)
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("final E‖∇f(X)‖²  (last 10% of steps)")
-    legend = axes[0].legend(fontsize=7, loc="lower left", title="marker size ∝ rank r", title_fontsize=7)
-    for handle in legend.legend_handles[1:3]:  # the τ-coloured methods: show their marker in grey
-        handle.set_facecolor("0.6")
+    handles = [Line2D([], [], color="k", lw=0.8, alpha=0.6, label="Pareto front (labelled: τ, r)")] + [
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker=marker,
+            ms=6,
+            mfc="0.6" if m in ("powersgd+", "galore") else color,
+            mec="k" if m in ("powersgd+", "galore") else "none",
+            mew=0.3,
+            label=label,
+        )
+        for m, (label, color, marker) in STYLE.items()
+    ]
+    axes[0].legend(
+        handles=handles, fontsize=7, loc="lower left", title="marker size ∝ rank r", title_fontsize=7
+    )
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, ticks=range(len(TAUS)))
     bar.set_ticklabels(tau_labels)
     bar.set_label("restart period τ (PowerSGD+ ○, GaLore □)")
@@ -229,9 +249,9 @@ def _floats_table(rows, name, rank):
     ]
     for r in rows:
         if r["problem"] == name and (r["rank"] == rank or r["method"] == "full"):
-            diff = r["floats_per_step"] - r["table2_floats"]
+            diff, tau = r["floats_per_step"] - r["table2_floats"], _tau_label(r["tau"]) or "–"
             lines.append(
-                f"| {STYLE[r['method']][0]} | {str(r['tau']).replace('inf', '∞') or '–'} | {r['power_steps']} | "
+                f"| {STYLE[r['method']][0]} | {tau} | {r['power_steps']} | "
                 f"{r['floats_per_step']:.2f} | {r['table2_floats']:.2f} | {diff:+.2f} |"
             )
     return "\n".join(lines) + "\n"

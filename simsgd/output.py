@@ -8,9 +8,12 @@ interrupted run never leaves a half-written file.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import os
+import subprocess
+import sys
 import tempfile
 
 __all__ = [
@@ -19,6 +22,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_csv",
     "atomic_savefig",
+    "provenance",
 ]
 
 
@@ -73,3 +77,43 @@ def atomic_savefig(fig, path, **savefig_kwargs) -> str:
     fmt = os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
     fig.savefig(buffer, format=fmt, **savefig_kwargs)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def provenance(command: str | None = None, **settings) -> dict:
+    """Where a generated result came from: the command, the git commit, the date, versions.
+
+    Parameters
+    ----------
+    command : str, optional
+        The command line that made the result (default: this process's ``sys.argv``).
+    **settings
+        Anything else that fixes the numbers (seeds, sizes), recorded as given.
+
+    Returns
+    -------
+    dict
+        ``command``, ``commit`` (``git describe --always --dirty`` of the checkout
+        this package runs from, or ``"unknown"`` outside one), ``date`` (UTC, ISO 8601),
+        ``python``, ``numpy`` and ``settings``.
+    """
+    import numpy as np
+
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=os.path.dirname(os.path.abspath(__file__)),  # the checkout this code runs from
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {
+        "command": command or " ".join(["python"] + sys.argv),
+        "commit": commit or "unknown",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "settings": settings,
+    }

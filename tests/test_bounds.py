@@ -82,6 +82,7 @@ def quick_report(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # the whole quick report
 def test_quick_run_writes_report_and_json(quick_report):
     assert sorted(os.listdir(quick_report)) == ["REPORT.md", "report.json"]  # no temp file left behind
     record = json.loads((quick_report / "report.json").read_text())
@@ -99,6 +100,7 @@ def test_quick_run_writes_report_and_json(quick_report):
     assert record["seconds"]["cpu_total"] < 60  # "under a minute" (CPU time: wall time depends on load)
 
 
+@pytest.mark.slow  # the whole quick report
 def test_powersgd_must_fail_theorem4_for_large_T(quick_report):
     """The check can fail: PowerSGD (no restart) confidently exceeds the RHS PowerSGD+ obeys."""
     rows = [
@@ -111,6 +113,7 @@ def test_powersgd_must_fail_theorem4_for_large_T(quick_report):
     assert all(r["verdict"] == "pass" for r in rows if r["params"]["method"] == "powersgd+")
 
 
+@pytest.mark.slow  # the whole quick report
 def test_shape_sweeps_report_fitted_and_predicted_exponents(quick_report):
     fits = json.loads((quick_report / "report.json").read_text())["fits"]
     assert {f["sweep"] for f in fits} == {"rate_T", "speedup_N", "tau", "delta"}

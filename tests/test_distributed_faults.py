@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.slow  # each module spawns its process groups
 
 import torch.distributed as dist  # noqa: E402
 

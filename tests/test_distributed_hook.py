@@ -11,6 +11,7 @@
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.slow  # each module spawns its process groups
 
 import torch.distributed as dist  # noqa: E402
 from torch import nn  # noqa: E402

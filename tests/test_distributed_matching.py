@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.slow  # each module spawns its process groups
 
 import simsgd  # noqa: E402
 from simsgd.distributed import launch, simulate_distributed  # noqa: E402

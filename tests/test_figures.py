@@ -1,4 +1,4 @@
-"""`python -m figures --quick` end to end, and the notebook executed headless."""
+"""`python -m figures --quick` end to end, and the notebook executed headless (slow: subprocesses)."""
 
 import csv
 import os
@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from figures import OTHER_FIGURES
+
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = (
     "figure1.png",
@@ -16,6 +20,7 @@ EXPECTED = (
     "pareto.png",
     "heatmap_tau_rank.png",
     "floats_table.md",
+    "PROVENANCE.md",
 )
 
 
@@ -55,6 +60,24 @@ def test_quick_run_writes_every_file_and_no_temporaries(quick):
     assert (quick / "figure1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _provenance_files(path):
+    """The file names in the first column of a PROVENANCE.md table."""
+    return {line.split("`")[1] for line in path.read_text().splitlines() if line.startswith("| `")}
+
+
+def test_provenance_names_the_command_of_every_file(quick):
+    text = (quick / "PROVENANCE.md").read_text()
+    assert "`python -m figures --quick`" in text and "commit `" in text and "seed=0" in text
+    made = set(EXPECTED) - {"PROVENANCE.md"}
+    assert _provenance_files(quick / "PROVENANCE.md") == made | set(OTHER_FIGURES)
+
+
+def test_committed_figures_folder_has_provenance_for_every_result():
+    # Fails when a result is added to figures/ without a command, or one listed is missing.
+    results = {p.name for p in (ROOT / "figures").iterdir() if p.suffix in (".png", ".csv", ".md")}
+    assert _provenance_files(ROOT / "figures" / "PROVENANCE.md") == results - {"PROVENANCE.md"}
+
+
 def test_sweep_covers_the_grid_and_floats_match_table2_where_they_should(quick):
     rows = list(csv.DictReader(open(quick / "sweep.csv")))
     for problem in ("general", "quadratic"):
@@ -79,7 +102,8 @@ def test_figure1_data_shows_the_stall(quick):
     first = float(rows[0]["mean_loss"])
     for opt in ("msgd", "adam"):
         assert last[opt, "powersgd+"] < last[opt, "powersgd"] <= first
-        assert float(rows[0]["lower95"]) <= first <= float(rows[0]["upper95"])
+    # Every row's band holds its mean (fails if the CSV's columns were swapped or mislabelled).
+    assert all(float(r["lower95"]) <= float(r["mean_loss"]) <= float(r["upper95"]) for r in rows)
 
 
 def test_runs_are_deterministic(quick, tmp_path):

@@ -1,4 +1,5 @@
-"""Theorem 1's lock in floating point: kept in the aligned (and paper) basis, broken by rounding in a random one."""
+"""Theorem 1's lock in floating point: kept in the aligned (and paper) basis, broken by rounding
+in a random one."""
 
 import numpy as np
 import pytest
