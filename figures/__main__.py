@@ -18,9 +18,9 @@ from simsgd.output import atomic_write_text, provenance
 from . import OTHER_FIGURES, figure1, sweeps
 
 
-def _provenance_md(made, command, setting_of) -> str:
+def _provenance_md(run, made, setting_of) -> str:
     """PROVENANCE.md: every file of the folder with the command that makes it."""
-    run = provenance(command)
+    command = run["command"]
     lines = [
         "# Provenance of the files in this folder",
         "",
@@ -54,6 +54,7 @@ def main(argv=None) -> int:
         print(f"error: --out must be a folder, got the file {args.out}", file=sys.stderr)
         return 2
     start = time.perf_counter()
+    run = provenance("python -m figures" + (" --quick" if args.quick else ""))  # the code as it starts
     setting_of = {
         figure1.make: figure1.QUICK if args.quick else figure1.Figure1Setting(),
         sweeps.make: sweeps.QUICK if args.quick else sweeps.SweepSetting(),
@@ -63,8 +64,7 @@ def main(argv=None) -> int:
         for path in make(args.out, setting):
             made.append((path, make))
             print(f"wrote {path}")
-    command = "python -m figures" + (" --quick" if args.quick else "")
-    path = atomic_write_text(args.out / "PROVENANCE.md", _provenance_md(made, command, setting_of))
+    path = atomic_write_text(args.out / "PROVENANCE.md", _provenance_md(run, made, setting_of))
     print(f"wrote {path}")
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0

@@ -44,6 +44,7 @@ STYLE = {
 class SweepSetting:
     steps: int = 400
     replicas: int = 32
+    seed: int = SEED
 
 
 QUICK = SweepSetting(steps=40, replicas=4)
@@ -96,7 +97,7 @@ def run_sweep(name, setting: SweepSetting):
             momentum=MOMENTUM,
             steps=setting.steps,
             replicas=setting.replicas,
-            seed=SEED,
+            seed=setting.seed,
             progress=False,
             power_steps=k,
         )
@@ -131,9 +132,28 @@ def _tau_label(tau):
     return "∞" if tau == "inf" else str(tau)
 
 
+def _label_front(ax, sub, x, y, front, gap=(0.12, 0.05)):
+    """Label points of the Pareto front with τ and r, skipping any whose label would overlap
+    one already placed (closer than ``gap`` in both x and y, as fractions of the log axes).
+    """
+    (x0, x1), (y0, y1) = np.log10([x.min(), x.max()]), np.log10([y.min(), y.max()])
+    placed = []
+    for i in front:
+        at = np.array(
+            [(np.log10(x[i]) - x0) / max(x1 - x0, 1e-12), (np.log10(y[i]) - y0) / max(y1 - y0, 1e-12)]
+        )
+        if any(np.all(np.abs(at - p) < gap) for p in placed):
+            continue
+        placed.append(at)
+        r = sub[i]
+        text = f"τ={_tau_label(r['tau'])} r={r['rank']}" if r["tau"] != "" else f"r={r['rank']}"
+        text = "full" if r["method"] == "full" else text
+        ax.annotate(text, (x[i], y[i]), xytext=(3, 3), textcoords="offset points", fontsize=5.5)
+
+
 def _plot_pareto(rows, path):
     """Final E||∇f||² against floats per step; colour is τ (PowerSGD+, GaLore), size is r,
-    and every point on the Pareto front is labelled with its τ and r.
+    and the points of the Pareto front are labelled with τ and r where there is room.
     """
     tau_labels = [_tau_label("inf" if t is None else t) for t in TAUS]
     cmap = plt.get_cmap("viridis", len(TAUS))
@@ -154,13 +174,7 @@ def _plot_pareto(rows, path):
             else:
                 style = dict(c=color, edgecolors="none")
             ax.scatter(x[pick], y[pick], s=sizes, marker=marker, alpha=0.8, label=label, **style)
-        labelled = 0.0
-        for i in front:  # label the front, skipping points within 15% of the last label
-            if x[i] < 1.15 * labelled:
-                continue
-            r, labelled = sub[i], x[i]
-            text = f"r={r['rank']}" if r["tau"] == "" else f"τ={_tau_label(r['tau'])} r={r['rank']}"
-            ax.annotate(text, (x[i], y[i]), xytext=(3, 3), textcoords="offset points", fontsize=5.5)
+        _label_front(ax, sub, x, y, front)
         ax.set(xscale="log", yscale="log", title=PROBLEMS[name][0], xlabel="floats sent per node per step")
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.title.set_fontsize(9)

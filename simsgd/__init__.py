@@ -20,4 +20,4 @@ __all__ = [
     "Trace",
     "DegenerateQRError",
 ]
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source (pyproject.toml reads it)

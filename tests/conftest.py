@@ -4,8 +4,16 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-# "ci" is fast enough for 2 cores; run `HYPOTHESIS_PROFILE=deep pytest` for a thorough search.
-settings.register_profile("ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# "ci" is fast enough for 2 cores and derandomized, so a CI failure reproduces locally without the
+# example database; run `HYPOTHESIS_PROFILE=deep pytest` for a thorough (random) search.
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.register_profile(
     "deep", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

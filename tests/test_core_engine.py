@@ -1,5 +1,6 @@
 """Algorithm 2 in the simulated engine: reference loops, conventions, seeding, bad input."""
 
+import os
 import subprocess
 import sys
 import typing
@@ -406,3 +407,16 @@ def test_built_in_problems_implement_the_problem_protocols():
     assert isinstance(NoConstants(), Problem) and not isinstance(NoConstants(), ProblemWithConstants)
     del NoConstants.grad
     assert not isinstance(NoConstants(), Problem)
+
+
+def test_one_version_source():
+    # pyproject.toml reads simsgd.__version__ (dynamic); the installed metadata must agree with it.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("simsgd")
+    except PackageNotFoundError:
+        pytest.skip("simsgd is not installed")
+    assert installed == simsgd.__version__
+    text = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "pyproject.toml")).read()
+    assert 'dynamic = ["version"]' in text and "\nversion =" not in text.split("[tool.")[0]
