@@ -21,7 +21,8 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 import simsgd  # noqa: E402
 from simsgd.algorithm import mean_floats_per_step  # noqa: E402
-from simsgd.output import atomic_savefig, atomic_write_csv, atomic_write_text  # noqa: E402
+from simsgd.output import atomic_write_csv, atomic_write_text  # noqa: E402
+from simsgd.plotting import save_figure  # noqa: E402
 from simsgd.problems import GeneralCounterexample, HeterogeneousQuadratic  # noqa: E402
 
 __all__ = ["TAUS", "RANKS", "SweepSetting", "PROBLEMS", "run_sweep", "make"]
@@ -200,8 +201,7 @@ def _plot_pareto(rows, path):
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, ticks=range(len(TAUS)))
     bar.set_ticklabels(tau_labels)
     bar.set_label("restart period τ (PowerSGD+ ○, GaLore □)")
-    atomic_savefig(fig, path, dpi=150, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path, dpi=150)
 
 
 def _plot_heatmaps(rows, path):
@@ -247,8 +247,7 @@ def _plot_heatmaps(rows, path):
             )
             ax.title.set_fontsize(8.5)
         fig.colorbar(image, ax=row_axes, label="final E‖∇f‖²")
-    atomic_savefig(fig, path, dpi=150, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path, dpi=150)
 
 
 def _floats_table(rows, name, rank):

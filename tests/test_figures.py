@@ -139,3 +139,25 @@ def test_notebook_executes_headless(monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("final E||∇f||²" in o.get("text", "") for o in outputs)
+
+
+def test_save_figure_is_byte_reproducible_and_closes(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from simsgd.plotting import save_figure
+
+    def draw():
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.plot([0, 1], [1, 0])
+        return fig
+
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    fig = draw()
+    save_figure(fig, first)
+    assert not plt.fignum_exists(fig.number)
+    save_figure(draw(), second)
+    assert first.read_bytes() == second.read_bytes() and b"Matplotlib" not in first.read_bytes()
+    plain = draw()  # the negative control: matplotlib's default writes its version into the PNG
+    plain.savefig(tmp_path / "plain.png")
+    plt.close(plain)
+    assert b"Matplotlib" in (tmp_path / "plain.png").read_bytes()
