@@ -29,7 +29,8 @@ _SMALL = 8  # contraction length up to which NumpyOps.matmul avoids np.matmul
 @runtime_checkable
 class ArrayOps(Protocol):
     """The array operations :mod:`simsgd.algorithm`, :mod:`simsgd.compressors` and
-    :mod:`simsgd.orthogonalize` call; nothing else of an array library is used.
+    :mod:`simsgd.orthogonalize` call, plus ``sqnorm`` and ``asnumpy`` for the runners'
+    records; nothing else of an array library is used.
 
     Arrays carry leading batch (replica) axes ``...``; the node axis is axis -3 of a
     ``(..., N, a, b)`` array, and ``node_mean`` is the only operation that communicates.
