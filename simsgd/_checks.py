@@ -53,7 +53,8 @@ def check_real(
     ``inf`` and ``nan`` are always refused: an unbounded side (``low = -inf`` or
     ``high = inf``, the defaults) still means a finite number.
     """
-    rng = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open or high == math.inf else ']'}"
+    left = "(" if low_open or low == -math.inf else "["
+    rng = f"{left}{low:g}, {high:g}{')' if high_open or high == math.inf else ']'}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a finite real number in {rng}, got {value!r}")
     try:
