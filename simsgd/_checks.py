@@ -90,7 +90,7 @@ def check_float_dtype(name: str, value) -> np.dtype:
             dtype = np.dtype(value)
         except (TypeError, ValueError):
             dtype = None
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if dtype is None or dtype.name not in ("float32", "float64"):  # (np.dtype(...) == None is True)
         raise ValueError(f"{name} must be 'float32' or 'float64', got {value!r}")
     return dtype
 

@@ -173,7 +173,7 @@ def ssp_compress(q, deltas, **options):
     Notes
     -----
     Scale-safe: Δ (per leading index) and Q are divided by powers of two that bring
-    their largest entry into [½, 1) before any product is formed, and the outputs are
+    their largest entry into [1, 2) before any product is formed, and the outputs are
     multiplied back, as LAPACK scales its inputs. Powers of two are exact, so for
     inputs of moderate size the result is bit-for-bit that of :func:`ssp_step`.
     Gram–Schmidt with ε > 0 (PyTorch's P/(||P|| + ε)) depends on the scale by
@@ -271,9 +271,12 @@ def _check_deltas(deltas):
 
 
 def _unit_scale(array, axes):
-    """``array`` divided by a power of two per leading index, so that max|entry| ∈ [½, 1); and that power."""
+    """``array`` divided by a power of two per leading index, so that max|entry| ∈ [1, 2); and that power.
+
+    (Not [½, 1): 2^1024, which that would need for entries above 2^1023, is not a float.)
+    """
     amax = np.max(np.abs(array), axis=tuple(range(-axes, 0)), keepdims=True)
-    scale = np.ldexp(np.ones_like(amax), np.frexp(amax)[1])  # 2^e with amax / 2^e ∈ [½, 1); 0 -> 1
+    scale = np.ldexp(np.ones_like(amax), np.frexp(amax)[1] - 1)  # amax / 2^(e−1) ∈ [1, 2); 0 -> ½
     return array / scale, scale
 
 
