@@ -345,7 +345,7 @@ def prepare(
     steps = check_int("steps", steps, 1)
     seed = check_seed("seed", seed)
     if replica_ids is None:
-        replica_ids = np.arange(check_int("replicas", replicas, 1))
+        R = check_int("replicas", replicas, 1)
     else:
         replica_ids = np.asarray(replica_ids)
         if (
@@ -356,14 +356,16 @@ def prepare(
             or replica_ids.max() >= 2**63
         ):
             raise ValueError("replica_ids must be a non-empty 1-D array of integers in [0, 2⁶³)")
+        R = replica_ids.size
     if not callable(lr):
         resolve_lr(lr, 0)
-    R = replica_ids.size
-    check_memory(
+    check_memory(  # before anything of size R is allocated
         f"simulate with {R} replicas, {steps} steps, {nodes} nodes and X of shape {m}×{n}",
         memory_estimate(R, steps, nodes, (m, n), config.rank, dtype),
         "fewer replicas or steps (or run the replicas in batches with replica_ids)",
     )
+    if replica_ids is None:
+        replica_ids = np.arange(R)
 
     x = _checked_x0(problem.x0 if x0 is None else x0, (m, n), R, dtype)
     x = np.broadcast_to(x, (R, m, n)).copy()
