@@ -180,6 +180,8 @@ def check_out_dir(path: str | os.PathLike, option: str = "--out", names=()) -> s
     if not text:
         raise UsageError(f"argument {option}: must be a folder path, got ''")
     try:
+        if os.path.exists(text) and not os.path.isdir(text):
+            raise UsageError(f"argument {option}: must be a folder, got the file {text!r}")
         os.makedirs(text, exist_ok=True)
         if not os.path.isdir(text):
             raise UsageError(f"argument {option}: must be a folder, got the file {text!r}")
