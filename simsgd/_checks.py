@@ -60,7 +60,10 @@ def check_real(
     try:
         value = float(value)
     except OverflowError:  # an int beyond the float range
-        raise ValueError(f"{name} must be a finite real number in {rng}, got {value:.3e}") from None
+        digits = len(str(abs(int(value))))
+        raise ValueError(
+            f"{name} must be a finite real number in {rng}, got a {digits}-digit integer"
+        ) from None
     ok = math.isfinite(value)
     ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
     if not ok:

@@ -383,8 +383,9 @@ def _checked_x0(x0, shape, R, dtype):
     bad = ~np.isfinite(x)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
+        value = float(np.asarray(x0, np.float64)[index])
         raise ValueError(
-            f"x0 must be finite in {dtype.name}: x0{list(index)} = {np.asarray(x0)[index]!r} "
+            f"x0 must be finite in {dtype.name}: x0{list(index)} = {value!r} "
             f"({int(bad.sum())} non-finite entr{'y' if bad.sum() == 1 else 'ies'})"
         )
     return x

@@ -62,3 +62,32 @@ def test_out_is_ignored_and_defaults_point_there():
     assert 'default="out/figures"' in source
     train = (ROOT / "simsgd" / "examples" / "train.py").read_text()
     assert 'default="out/torch_train.png"' in train
+
+
+_STUB = """#!/usr/bin/env bash
+# python3 -m venv DIR: make DIR/bin/activate; python -m pytest: exit $PYTEST_STATUS; the rest succeeds
+if [ "$1 $2" = "-m venv" ]; then mkdir -p "$3/bin"; : > "$3/bin/activate"; exit 0; fi
+if [ "$1 $2" = "-m pytest" ]; then exit "${PYTEST_STATUS:-0}"; fi
+exit 0
+"""
+
+
+@pytest.mark.parametrize("pytest_status", [0, 1, 5])
+def test_ci_script_passes_pytest_status_and_removes_its_environment(tmp_path, pytest_status):
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    stubs, scratch = tmp_path / "bin", tmp_path / "tmp"
+    stubs.mkdir()
+    scratch.mkdir()
+    for name in ("python3", "python", "pip"):  # stand-ins: no 1.3 GB environment is built here
+        (stubs / name).write_text(_STUB)
+        (stubs / name).chmod(0o755)
+    env = dict(
+        os.environ,
+        PATH=f"{stubs}{os.pathsep}{os.environ['PATH']}",
+        TMPDIR=str(scratch),
+        PYTEST_STATUS=str(pytest_status),
+    )
+    done = subprocess.run(["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True, text=True)
+    assert done.returncode == pytest_status, done.stderr
+    assert list(scratch.iterdir()) == []  # the trap removed the environment (the old script left it)

@@ -202,3 +202,36 @@ def test_the_projection_check_can_fail():
         _check_projection(deltas, 1.1 * hat, full_rank=False)  # not a projection
     with pytest.raises(AssertionError):
         _check_projection(deltas, hat, full_rank=True)  # rank 1 < 3 leaves a residual
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(dtype="bogus"), "dtype"),
+        (dict(dtype=None), "dtype"),
+        (dict(lr=np.inf), "lr"),
+        (dict(adam_eps=np.inf, optimizer="adam"), "adam_eps"),
+        (dict(orthogonalization_epsilon=np.inf), "orthogonalization_epsilon"),
+        (dict(seed=2**64), "seed"),
+        (dict(x0=[[1.0, np.nan], [0.0, 1.0]]), r"x0\[0, 1\] = nan"),
+        (dict(x0=[[1e308, 0.0], [0.0, 1.0]], dtype="float32"), "finite in float32"),
+        (dict(replicas=10**13), "GiB"),
+        (dict(steps=10**12), "GiB"),
+    ],
+)
+def test_simulate_refuses_before_computing(kwargs, match, monkeypatch):
+    calls = []
+    problem = _psi(5.0)
+    monkeypatch.setattr(problem, "stochastic_grads", lambda *a: calls.append(a))
+    with pytest.raises(ValueError, match=match):
+        simsgd.simulate(problem, steps=kwargs.pop("steps", 2), replicas=kwargs.pop("replicas", 2), **kwargs)
+    assert calls == []  # nothing was computed
+
+
+def test_check_real_refuses_inf_without_an_upper_bound():
+    from simsgd._checks import check_real
+
+    assert check_real("x", 1e308, 0.0) == 1e308
+    for bad in (math.inf, -math.inf, math.nan, 10**400):
+        with pytest.raises(ValueError, match="x must be a finite real number"):
+            check_real("x", bad, 0.0)

@@ -79,7 +79,7 @@ class HeterogeneousQuadratic:
             raise ValueError(f"x0 must have shape {self.shape}, got {x0.shape}")
         if not np.isfinite(x0).all():
             index = tuple(int(i) for i in np.argwhere(~np.isfinite(x0))[0])
-            raise ValueError(f"x0 must be finite: x0{list(index)} = {x0[index]!r}")
+            raise ValueError(f"x0 must be finite: x0{list(index)} = {float(x0[index])!r}")
         self.x0 = x0
         rng = np.random.default_rng(seed)
         self.A = np.eye(m) + self.heterogeneity * rng.standard_normal((self.nodes, m, m)) / np.sqrt(m)
