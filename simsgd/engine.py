@@ -146,15 +146,17 @@ def _check_finite(what, t, replica_ids, values):
 def memory_estimate(replicas, steps, nodes, shape, rank=1, dtype="float64") -> float:
     """Bytes :func:`simulate` needs, roughly, before it allocates them (a float: sizes may be huge).
 
-    The record is 4 float64 arrays of (R, T+1); a step holds about 8 arrays of (R, N, m, n)
-    (gradients, Δ, errors, Δ̂^{(i)}, and NumPy's temporaries) and 8 of (R, m, n) or (R, n, r).
+    The record is 4 float64 arrays of (R, T+1) and about 64 bytes per step (the floats sent,
+    restart and degenerate-QR counts, and the Python list they are built from); a step holds
+    about 8 arrays of (R, N, m, n) (gradients, Δ, errors, Δ̂^{(i)}, NumPy's temporaries) and 8
+    of (R, m, n) or (R, n, r). Measured against tracemalloc's peak: 1.04–1.2× (tests).
     """
     m, n = shape
     itemsize = np.dtype(dtype).itemsize
     per_replica = 4 * 8 * (float(steps) + 1) + itemsize * (
         8 * float(nodes) * m * n + 8 * (m * n + (m + n) * rank)
     )
-    return float(replicas) * per_replica
+    return float(replicas) * per_replica + 64.0 * float(steps)
 
 
 def simulate(

@@ -235,3 +235,28 @@ def test_check_real_refuses_inf_without_an_upper_bound():
     for bad in (math.inf, -math.inf, math.nan, 10**400):
         with pytest.raises(ValueError, match="x must be a finite real number"):
             check_real("x", bad, 0.0)
+
+
+@pytest.mark.parametrize(
+    "problem, options",
+    [
+        (lambda: Psi2x2(5.0, basis="aligned"), dict(replicas=2000, steps=20, nodes=4, rank=1)),
+        (lambda: Psi2x2(5.0, basis="aligned"), dict(replicas=1, steps=1500, nodes=4, rank=1)),
+        (lambda: HeterogeneousQuadratic(16, 12, nodes=8), dict(replicas=50, steps=100, nodes=8, rank=2)),
+    ],
+    ids=["many replicas", "many steps", "quadratic"],
+)
+def test_memory_estimate_bounds_the_measured_peak(problem, options):
+    import tracemalloc
+
+    from simsgd.engine import memory_estimate
+
+    problem = problem()
+    tracemalloc.start()
+    try:
+        simsgd.simulate(problem, progress=False, **options)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    estimate = memory_estimate(options["replicas"], options["steps"], options["nodes"], problem.shape, 2)
+    assert peak <= estimate <= 3 * peak, (peak, estimate)
