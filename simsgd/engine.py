@@ -149,7 +149,8 @@ def memory_estimate(replicas, steps, nodes, shape, rank=1, dtype="float64") -> f
     The record is 4 float64 arrays of (R, T+1) and about 64 bytes per step (the floats sent,
     restart and degenerate-QR counts, and the Python list they are built from); a step holds
     about 8 arrays of (R, N, m, n) (gradients, Δ, errors, Δ̂^{(i)}, NumPy's temporaries) and 8
-    of (R, m, n) or (R, n, r). Measured against tracemalloc's peak: 1.04–1.2× (tests).
+    of (R, m, n) or (R, n, r). Measured against tracemalloc's peak: 1.04–1.2× for runs of a few
+    MB and up (tests); a fixed overhead of about 0.2 MB is not counted.
     """
     m, n = shape
     itemsize = np.dtype(dtype).itemsize

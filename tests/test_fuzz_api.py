@@ -241,7 +241,7 @@ def test_check_real_refuses_inf_without_an_upper_bound():
     "problem, options",
     [
         (lambda: Psi2x2(5.0, basis="aligned"), dict(replicas=2000, steps=20, nodes=4, rank=1)),
-        (lambda: Psi2x2(5.0, basis="aligned"), dict(replicas=1, steps=1500, nodes=4, rank=1)),
+        (lambda: Psi2x2(5.0, basis="aligned"), dict(replicas=1, steps=4000, nodes=4, rank=1)),
         (lambda: HeterogeneousQuadratic(16, 12, nodes=8), dict(replicas=50, steps=100, nodes=8, rank=2)),
     ],
     ids=["many replicas", "many steps", "quadratic"],
