@@ -205,10 +205,11 @@ def check_out_dir(path: str | os.PathLike, option: str = "--out", names=()) -> s
 def output_set(target: str | os.PathLike) -> Iterator[str]:
     """Write a set of files all or nothing.
 
-    Yields a staging folder beside ``target``; write every file of the set there. When
-    the block ends without an exception, each staged file is moved into ``target`` with
-    :func:`os.replace` (atomic per file); on an exception nothing is moved and the
-    staging folder is removed, so ``target`` keeps its previous set.
+    Yields a staging folder beside ``target`` (inside it if the parent is not writable);
+    write every file of the set there. When the block ends without an exception, each
+    staged file is moved into ``target`` with :func:`os.replace` (atomic per file); on an
+    exception nothing is moved and the staging folder is removed, so ``target`` keeps its
+    previous set.
 
     Examples
     --------
@@ -218,7 +219,11 @@ def output_set(target: str | os.PathLike) -> Iterator[str]:
     target = os.fspath(target)
     os.makedirs(target, exist_ok=True)
     parent = os.path.dirname(os.path.abspath(target))
-    stage = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(target))}.staging-", dir=parent)
+    prefix = f".{os.path.basename(os.path.abspath(target))}.staging-"
+    try:
+        stage = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    except OSError:  # a parent we may not write into: stage inside the target (checked writable)
+        stage = tempfile.mkdtemp(prefix=prefix, dir=target)
     try:
         yield stage
         names = sorted(os.listdir(stage))

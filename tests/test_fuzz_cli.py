@@ -333,3 +333,19 @@ def test_output_set_is_all_or_nothing(tmp_path):
             raise RuntimeError("failed half way")
     assert {p.name: p.read_text() for p in target.iterdir()} == {"a": "1", "b": "1"}
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left
+
+
+def test_output_set_stages_inside_the_target_when_the_parent_is_read_only(tmp_path, monkeypatch):
+    target = tmp_path / "out"
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(prefix, dir):
+        if Path(dir) == tmp_path:
+            raise PermissionError(13, "Permission denied")
+        return real_mkdtemp(prefix=prefix, dir=dir)
+
+    monkeypatch.setattr(cli.tempfile, "mkdtemp", mkdtemp)
+    with cli.output_set(target) as stage:
+        assert Path(stage).parent == target
+        (Path(stage) / "a").write_text("1")
+    assert [p.name for p in target.iterdir()] == ["a"]
