@@ -54,6 +54,7 @@ class Cli:
     fixed: tuple = ()  # always passed (first: generated options override them)
     flags: tuple = ()
     patch: object = None  # callable(monkeypatch) making a valid run cheap
+    failures: tuple = ()  # the only run-time failures (exit 1) a run may end in; others are missed checks
     requires: tuple = ()
     main: object = field(default=None, repr=False)
 
@@ -109,6 +110,7 @@ CLIS = [
         files=("counterexample_steps.csv", "counterexample.json"),  # and the PNG unless --no-plot
         fixed=("--steps", "3", "--replicas", "4"),
         flags=("--json", "--no-plot"),
+        failures=("DegenerateQRError",),  # --degenerate-qr raise: stop at P_t = 0, as documented
     ),
     Cli(
         "figures",
@@ -127,6 +129,7 @@ CLIS = [
             "--dtype": choice("float64", "float32"),
         },
         patch=_no_launch("simsgd.distributed.compare"),
+        failures=("no processes are launched",),
         requires=("torch",),
     ),
     Cli(
@@ -141,6 +144,7 @@ CLIS = [
             "--start": small_int(),
         },
         patch=_no_launch("simsgd.examples.train"),
+        failures=("no processes are launched",),
         requires=("torch",),
     ),
 ]
@@ -182,11 +186,17 @@ def run_in_process(main, argv):
     return status, out.getvalue(), err.getvalue()
 
 
-def check_contract(status, stderr, before, after, files, used_out):
-    """The CLI contract; returns the list of violations (empty: all kept)."""
+def check_contract(status, stderr, before, after, files, used_out, failures=()):
+    """The CLI contract; returns the list of violations (empty: all kept).
+
+    ``failures``: the run-time failures (exit 1) the CLI documents; any other exit 1 is an
+    input the argument checks should have refused with exit 2.
+    """
     problems = []
     if status not in (0, 1, 2):
         problems.append(f"exit status {status}")
+    if status == 1 and not any(f in stderr for f in failures):
+        problems.append("exit 1 for a failure the argument checks should have caught")
     if "Traceback" in stderr:
         problems.append("a traceback on stderr")
     if stderr.count("\n") > 1:
@@ -243,7 +253,7 @@ def test_cli_contract_under_fuzzing(entry, monkeypatch):
             before = _listing(watched)
             status, _, stderr = run_in_process(main, argv)
             problems = check_contract(
-                status, stderr, before, _listing(watched), entry.files, watched is not None
+                status, stderr, before, _listing(watched), entry.files, watched is not None, entry.failures
             )
             assert not problems, (argv, status, stderr, problems)
 
@@ -263,7 +273,10 @@ def test_the_contract_check_can_fail(tmp_path):
     before = _listing(tmp_path)
     status, _, stderr = run_in_process(half_writer, [])
     assert status == 1 and stderr.count("\n") == 1
-    assert check_contract(status, stderr, before, _listing(tmp_path), ("a.csv", "b.csv"), True)
+    assert check_contract(
+        status, stderr, before, _listing(tmp_path), ("a.csv", "b.csv"), True, ("disk full",)
+    )
+    assert check_contract(1, "prog: failed: OverflowError: x\n", None, None, (), False)  # a missed check
 
     def noisy(argv):
         import traceback
@@ -349,3 +362,14 @@ def test_output_set_stages_inside_the_target_when_the_parent_is_read_only(tmp_pa
         assert Path(stage).parent == target
         (Path(stage) / "a").write_text("1")
     assert [p.name for p in target.iterdir()] == ["a"]
+
+
+@pytest.mark.parametrize("entry", CLIS, ids=[c.module for c in CLIS])
+def test_the_module_entry_point_goes_through_cli_run(entry):
+    """The fuzz test calls ``cli.run(main)``; ``python -m`` must do the same."""
+    import importlib.util
+
+    name = entry.module + (".__main__" if entry.module == "figures" else "")
+    source = Path(importlib.util.find_spec(name).origin).read_text()
+    main_block = source.split('if __name__ == "__main__":', 1)[-1]
+    assert "cli.run(main" in main_block
