@@ -201,7 +201,7 @@ def check_contract(status, stderr, before, after, files, used_out, failures=()):
         problems.append("a traceback on stderr")
     if stderr.count("\n") > 1:
         problems.append(f"{stderr.count(chr(10))} lines on stderr")
-    if used_out and after != before:
+    if used_out and (after or []) != (before or []):  # an empty folder made by check_out_dir is no output
         names = {name for name, is_dir, _ in after or []}
         new = names - {name for name, is_dir, _ in before or []}
         complete = status == 0 and set(files) <= names
@@ -373,3 +373,13 @@ def test_the_module_entry_point_goes_through_cli_run(entry):
     source = Path(importlib.util.find_spec(name).origin).read_text()
     main_block = source.split('if __name__ == "__main__":', 1)[-1]
     assert "cli.run(main" in main_block
+
+
+def test_a_failed_run_leaves_no_files(tmp_path):
+    from simsgd.counterexample import main
+
+    out = tmp_path / "new"
+    argv = ["--steps", "50", "--replicas", "20", "--degenerate-qr", "raise", "--out", str(out)]
+    status, _, stderr = run_in_process(main, argv)
+    assert status == 1 and "DegenerateQRError" in stderr
+    assert list(out.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["new"]
