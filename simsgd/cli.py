@@ -4,8 +4,8 @@ Every CLI (``python -m simsgd.counterexample``, ``python -m bounds``, ``python -
 the studies, the examples) is written as ``main(argv) -> int`` and run through
 :func:`run`, which maps every failure to one line on stderr:
 
-- exit 2: bad arguments (:class:`UsageError`, or a ``ValueError`` raised while the
-  arguments are checked, i.e. before any computation);
+- exit 2: bad arguments (:class:`UsageError`, argparse's own errors, or a ``ValueError``
+  raised inside :func:`usage_errors` while the arguments are checked, before any computation);
 - exit 1: a failure at run time (any other exception), with nothing half-written;
 - exit 130: interrupted.
 
@@ -24,9 +24,22 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 
-__all__ = ["UsageError", "Parser", "run", "check_out_dir", "output_set"]
+from ._checks import check_int, check_real, check_seed
+
+__all__ = [
+    "UsageError",
+    "Parser",
+    "integer",
+    "real",
+    "seed",
+    "usage_errors",
+    "run",
+    "check_out_dir",
+    "output_set",
+]
 
 
 class UsageError(ValueError):
@@ -38,6 +51,60 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):  # noqa: D102 - argparse's hook
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _argument_type(kind: str, check: Callable[[str, object], object], name: str):
+    """An argparse ``type`` that parses the text as ``kind`` and checks it with ``check(name, value)``.
+
+    Its error is argparse's one line: ``argument --name: must be …, got …``.
+    """
+
+    def parse(text: str):
+        try:
+            value = int(text) if kind == "int" else float(text)
+        except (ValueError, OverflowError):
+            value = text  # the check names the type it wants
+        try:
+            return check(name, value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{name} ")) from None
+
+    parse.__name__ = kind  # argparse names the type in "invalid int value" messages
+    return parse
+
+
+def integer(name: str, low: int, high: int | None = None):
+    """An argparse ``type``: an integer in ``[low, high]`` (see :func:`simsgd._checks.check_int`)."""
+    return _argument_type("int", lambda n, v: check_int(n, v, low, high), name)
+
+
+def real(
+    name: str, low: float = -float("inf"), high: float = float("inf"), *, low_open=False, high_open=False
+):
+    """An argparse ``type``: a finite real number in the interval (see :func:`simsgd._checks.check_real`)."""
+    return _argument_type(
+        "float", lambda n, v: check_real(n, v, low, high, low_open=low_open, high_open=high_open), name
+    )
+
+
+def seed(name: str = "--seed"):
+    """An argparse ``type``: a seed in [0, 2⁶⁴ − 1] (see :func:`simsgd._checks.check_seed`)."""
+    return _argument_type("int", check_seed, name)
+
+
+@contextlib.contextmanager
+def usage_errors(option: str | None = None) -> Iterator[None]:
+    """Turn a ``ValueError`` raised inside the block (checking arguments) into a :class:`UsageError`.
+
+    With ``option``, the message is prefixed ``argument OPTION:`` like argparse's own.
+    """
+    try:
+        yield
+    except UsageError:
+        raise
+    except ValueError as err:
+        prefix = f"argument {option}: " if option else ""
+        raise UsageError(prefix + _one_line(err)) from None
 
 
 def _one_line(err: BaseException) -> str:
@@ -66,7 +133,13 @@ def run(
     """
     prog = prog or os.path.basename(sys.argv[0] or "simsgd")
     try:
-        return int(main(argv) or 0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            status = int(main(argv) or 0)
+        if caught:  # one line, not NumPy's two per warning
+            more = f" (and {len(caught) - 1} more)" if len(caught) > 1 else ""
+            print(f"{prog}: warning: {_one_line(caught[0].message)}{more}", file=sys.stderr)
+        return status
     except SystemExit as exit_:  # argparse's own exit (help: 0; errors already printed: 2)
         code = exit_.code
         return code if isinstance(code, int) else (0 if code is None else 2)
@@ -84,21 +157,31 @@ def run(
         return 1
 
 
-def check_out_dir(path: str | os.PathLike, option: str = "--out") -> str:
+def check_out_dir(path: str | os.PathLike, option: str = "--out", names=()) -> str:
     """Make sure ``path`` is a folder this process can write into, before any computation.
 
     Creates it (and its parents) if missing, writes and removes a probe file.
 
+    Parameters
+    ----------
+    path : str or path
+    option : str
+        The option named in the error.
+    names : iterable of str
+        The files the run will write there: none of them may be taken by a folder.
+
     Raises
     ------
     UsageError
-        Naming ``option``, when the path is empty, is (or is below) a file, or cannot be
-        created or written.
+        Naming ``option``, when the path is empty, is (or is below) a file, cannot be
+        created or written, or one of ``names`` is a folder in it.
     """
     text = os.fspath(path)
     if not text:
         raise UsageError(f"argument {option}: must be a folder path, got ''")
     try:
+        if os.path.exists(text) and not os.path.isdir(text):
+            raise UsageError(f"argument {option}: must be a folder, got the file {text!r}")
         os.makedirs(text, exist_ok=True)
         if not os.path.isdir(text):
             raise UsageError(f"argument {option}: must be a folder, got the file {text!r}")
@@ -110,6 +193,11 @@ def check_out_dir(path: str | os.PathLike, option: str = "--out") -> str:
     except (OSError, ValueError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise UsageError(f"argument {option}: cannot write into {text!r} ({reason})") from None
+    for name in names:
+        if os.path.isdir(os.path.join(text, name)):
+            raise UsageError(
+                f"argument {option}: {os.path.join(text, name)!r} is a folder; the run writes a file there"
+            )
     return text
 
 
@@ -117,10 +205,11 @@ def check_out_dir(path: str | os.PathLike, option: str = "--out") -> str:
 def output_set(target: str | os.PathLike) -> Iterator[str]:
     """Write a set of files all or nothing.
 
-    Yields a staging folder beside ``target``; write every file of the set there. When
-    the block ends without an exception, each staged file is moved into ``target`` with
-    :func:`os.replace` (atomic per file); on an exception nothing is moved and the
-    staging folder is removed, so ``target`` keeps its previous set.
+    Yields a staging folder beside ``target`` (inside it if the parent is not writable);
+    write every file of the set there. When the block ends without an exception, each
+    staged file is moved into ``target`` with :func:`os.replace` (atomic per file); on an
+    exception nothing is moved and the staging folder is removed, so ``target`` keeps its
+    previous set.
 
     Examples
     --------
@@ -130,7 +219,11 @@ def output_set(target: str | os.PathLike) -> Iterator[str]:
     target = os.fspath(target)
     os.makedirs(target, exist_ok=True)
     parent = os.path.dirname(os.path.abspath(target))
-    stage = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(target))}.staging-", dir=parent)
+    prefix = f".{os.path.basename(os.path.abspath(target))}.staging-"
+    try:
+        stage = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    except OSError:  # a parent we may not write into: stage inside the target (checked writable)
+        stage = tempfile.mkdtemp(prefix=prefix, dir=target)
     try:
         yield stage
         names = sorted(os.listdir(stage))

@@ -11,9 +11,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import check_int
+from ._checks import check_choice, check_float_dtype, check_int, check_real
 from .ops import NUMPY
-from .orthogonalize import orthogonalize
+from .orthogonalize import DEGENERATE_QR, ORTHOGONALIZATIONS, orthogonalize
 
 __all__ = [
     "Compressed",
@@ -143,9 +143,9 @@ def ssp_compress(q, deltas, **options):
     Parameters
     ----------
     q : array, shape (..., n, r)
-        Previous basis Q_{t-1}.
+        Previous basis Q_{t-1}; finite.
     deltas : array, shape (..., N, m, n)
-        Δ^{(i)} of every node.
+        Δ^{(i)} of every node: float32 or float64, finite, N ≥ 1.
     **options
         ``orthogonalization`` ("householder" | "lapack" | "gram-schmidt"),
         ``orthogonalization_epsilon``, ``degenerate_qr`` and ``previous_basis``, as in
@@ -159,16 +159,60 @@ def ssp_compress(q, deltas, **options):
         Δ̂^{(i)} = P̃ (Q^{(i)})ᵀ.
     global_hat : (..., m, n)
         Δ̂ = P̃ Q_tᵀ.
+
+    Raises
+    ------
+    ValueError
+        A bad shape, dtype, option or a non-finite input, naming the argument.
+    FloatingPointError
+        When the exact result is beyond the float range (possible only for inputs
+        within a factor √(mn) of it).
+    simsgd.orthogonalize.DegenerateQRError
+        Under ``degenerate_qr="raise"``, when P is rank-deficient.
+
+    Notes
+    -----
+    Scale-safe: Δ (per leading index) and Q are divided by powers of two that bring
+    their largest entry into [1, 2) before any product is formed, and the outputs are
+    multiplied back, as LAPACK scales its inputs. Powers of two are exact, so for
+    inputs of moderate size the result is bit-for-bit that of :func:`ssp_step`.
+    Gram–Schmidt with ε > 0 (PyTorch's P/(||P|| + ε)) depends on the scale by
+    definition and is computed unscaled.
     """
     deltas = _check_deltas(deltas)
-    q = np.asarray(q)
     m, n = deltas.shape[-2:]
+    q = _check_finite_array("q", q, deltas.dtype)
     if q.ndim < 2 or q.shape[-2] != n or not 1 <= q.shape[-1] <= min(m, n):
         raise ValueError(
             f"q must have shape (..., n, r) with n = {n} and 1 ≤ r ≤ min(m, n) = {min(m, n)}, got {q.shape}"
         )
-    out = ssp_step(q.astype(deltas.dtype, copy=False), deltas, **options)
-    return out.q, out.local_hat, out.global_hat
+    unknown = set(options) - {
+        "orthogonalization",
+        "orthogonalization_epsilon",
+        "degenerate_qr",
+        "previous_basis",
+    }
+    if unknown:
+        raise ValueError(f"ssp_compress got unknown options {sorted(unknown)}")
+    check_choice("orthogonalization", options.get("orthogonalization", "householder"), ORTHOGONALIZATIONS)
+    check_real("orthogonalization_epsilon", options.get("orthogonalization_epsilon", 0.0), 0.0)
+    check_choice("degenerate_qr", options.get("degenerate_qr", "previous"), DEGENERATE_QR)
+    if options.get("previous_basis") is not None:
+        previous = _check_finite_array("previous_basis", options["previous_basis"], deltas.dtype)
+        if previous.shape[-2:] != (m, q.shape[-1]):
+            raise ValueError(
+                f"previous_basis must have shape (..., {m}, {q.shape[-1]}), got {previous.shape}"
+            )
+        options = dict(options, previous_basis=previous)
+    if (
+        options.get("orthogonalization") == "gram-schmidt"
+        and options.get("orthogonalization_epsilon", 0.0) > 0
+    ):
+        out = ssp_step(q, deltas, **options)  # P/(||P|| + ε) depends on the scale: keep it as given
+        return _scaled_back(out, np.ones_like(deltas, shape=deltas.shape[:-3] + (1, 1, 1)))
+    scaled, scale = _unit_scale(deltas, 3)
+    q_scaled, _ = _unit_scale(q, 2)  # P̃ does not depend on the scale of Q
+    return _scaled_back(ssp_step(q_scaled, scaled, **options), scale)
 
 
 def svd_compress(deltas, rank):
@@ -177,6 +221,7 @@ def svd_compress(deltas, rank):
     Parameters
     ----------
     deltas : array, shape (..., N, m, n)
+        float32 or float64, finite, N ≥ 1.
     rank : int, 1 ≤ rank ≤ min(m, n)
 
     Returns
@@ -184,17 +229,66 @@ def svd_compress(deltas, rank):
     q, local_hat, global_hat
         As :func:`ssp_compress`, with P̃ = the first ``rank`` left singular vectors of
         (1/N) Σ_i Δ^{(i)}.
+
+    Raises
+    ------
+    ValueError, FloatingPointError
+        As :func:`ssp_compress` (scale-safe in the same way).
     """
     deltas = _check_deltas(deltas)
     rank = check_int("rank", rank, 1, min(deltas.shape[-2:]))
-    out = svd_step(deltas, rank)
-    return out.q, out.local_hat, out.global_hat
+    scaled, scale = _unit_scale(deltas, 3)
+    return _scaled_back(svd_step(scaled, rank), scale)
+
+
+def _check_finite_array(name, value, dtype):
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a real array, got {type(value).__name__} ({err})") from None
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a real array, got dtype {array.dtype}")
+    with np.errstate(over="ignore"):
+        array = array.astype(dtype, copy=False)
+    if not np.isfinite(array).all():
+        raise ValueError(
+            f"{name} must be finite in {dtype.name}: it holds {int((~np.isfinite(array)).sum())} NaN/inf"
+        )
+    return array
 
 
 def _check_deltas(deltas):
-    deltas = np.asarray(deltas)
-    if deltas.ndim < 3 or not np.issubdtype(deltas.dtype, np.floating):
-        raise ValueError(
-            f"deltas must be a float array of shape (..., N, m, n), got {deltas.dtype} {deltas.shape}"
+    array = np.asarray(deltas) if not isinstance(deltas, np.ndarray) else deltas
+    if array.ndim < 3:
+        raise ValueError(f"deltas must have shape (..., N, m, n), got {array.dtype} {array.shape}")
+    if array.dtype.kind == "f":
+        check_float_dtype("deltas.dtype", array.dtype)
+    else:
+        raise ValueError(f"deltas must be a float32 or float64 array, got dtype {array.dtype}")
+    if min(array.shape) < 1:
+        raise ValueError(f"deltas must have N ≥ 1 nodes, m, n ≥ 1 and no empty axis, got shape {array.shape}")
+    return _check_finite_array("deltas", array, array.dtype)
+
+
+def _unit_scale(array, axes):
+    """``array`` divided by a power of two per leading index, so that max|entry| ∈ [1, 2); and that power.
+
+    (Not [½, 1): 2^1024, which that would need for entries above 2^1023, is not a float.)
+    """
+    amax = np.max(np.abs(array), axis=tuple(range(-axes, 0)), keepdims=True)
+    scale = np.ldexp(np.ones_like(amax), np.frexp(amax)[1] - 1)  # amax / 2^(e−1) ∈ [1, 2); 0 -> ½
+    return array / scale, scale
+
+
+def _scaled_back(out: Compressed, scale):
+    with np.errstate(over="ignore"):
+        q, local_hat, global_hat = (
+            out.q * scale[..., 0],
+            out.local_hat * scale,
+            out.global_hat * scale[..., 0],
         )
-    return deltas
+    if not (np.isfinite(q).all() and np.isfinite(local_hat).all() and np.isfinite(global_hat).all()):
+        raise FloatingPointError(
+            "the compressed Δ is beyond the float range of its dtype (inputs within √(mn) of it)"
+        )
+    return q, local_hat, global_hat

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
 
 import numpy as np
 
+from . import cli
 from . import exact as exact_mod
-from ._checks import check_int, check_real
+from ._checks import check_memory
+from ._progress import Progress
+from .engine import Diverged, memory_estimate
 from .lock import lock_summary, simulate_lock
 from .output import atomic_savefig, atomic_write_csv, atomic_write_json
 from .problems import Psi2x2
@@ -38,40 +40,28 @@ METHODS = ("powersgd", "powersgd+")
 FLOAT_DEFAULTS = {"steps": 1000, "replicas": 1000}
 EXACT_DEFAULTS = {"steps": 200, "replicas": 8}
 MAX_NODES = 1024
+EXACT_SECONDS_PER_RUN = 5.0
+FILES = ("counterexample.png", "counterexample_steps.csv", "counterexample.json")
+EXACT_CSV_HEADER = (
+    "degenerate_qr",
+    "replica",
+    "outcome",
+    "steps_checked",
+    "broken_invariant",
+    "broken_at",
+    "degenerate_steps",
+    "frozen_from",
+    "max_bits",
+    "seconds",
+)
 
 
 # ---------------------------------------------------------------- arguments
 
 
-def _typed(kind, name, low=None, high=None, low_open=False, high_open=False):
-    def parse(text):
-        try:
-            value = int(text) if kind is int else float(text)
-        except ValueError:
-            rng = f"[{low}, {high if high is not None else '∞'}]"
-            raise argparse.ArgumentTypeError(
-                f"must be {'an integer' if kind is int else 'a real number'} in {rng}, got {text!r}"
-            ) from None
-        try:
-            if kind is int:
-                return check_int(name, value, low, high)
-            if high is None:
-                return check_real(name, value, low, math.inf, low_open, high_open=True)
-            return check_real(name, value, low, high, low_open, high_open)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError("must " + str(err).split(" must ", 1)[1]) from None
-
-    return parse
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit status 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m simsgd.counterexample``."""
-    p = _Parser(
+    p = cli.Parser(
         prog="python -m simsgd.counterexample",
         description="Theorem 1 (Appendix A): PowerSGD does not converge on f_i(X) = ψ(Dᵀ X D), "
         "∇F(X; ξ) = ∇f(X) + ξ(σB − ∇f(X)), ξ = ±1. Runs PowerSGD and PowerSGD+ side by "
@@ -80,39 +70,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sigma",
-        type=_typed(float, "--sigma", 0.0),
+        type=cli.real("--sigma", 0.0),
         default=5.0,
         help="noise scale σ ≥ 0 of eq. (10b) (default 5)",
     )
     p.add_argument(
         "--N",
-        type=_typed(int, "--N", 1, MAX_NODES),
+        type=cli.integer("--N", 1, MAX_NODES),
         default=4,
         help=f"number of nodes N in [1, {MAX_NODES}] (default 4); each draws ξ_t^(i) = ±1",
     )
     p.add_argument(
         "--steps",
-        type=_typed(int, "--steps", 1),
+        type=cli.integer("--steps", 1),
         default=None,
         help=f"iterations T ≥ 1 (default {FLOAT_DEFAULTS['steps']}, "
         f"{EXACT_DEFAULTS['steps']} with --precision exact)",
     )
     p.add_argument(
         "--replicas",
-        type=_typed(int, "--replicas", 1),
+        type=cli.integer("--replicas", 1),
         default=None,
         help=f"independent runs R ≥ 1 for the Monte Carlo averages (default "
         f"{FLOAT_DEFAULTS['replicas']}, {EXACT_DEFAULTS['replicas']} with --precision exact)",
     )
     p.add_argument(
         "--lr",
-        type=_typed(float, "--lr", 0.0, low_open=True),
+        type=cli.real("--lr", 0.0, low_open=True),
         default=5e-4,
         help="step size η > 0 (default 5e-4; Theorem 4 needs η ≤ (1 − μ)/(2L), L = 8)",
     )
     p.add_argument(
         "--momentum",
-        type=_typed(float, "--momentum", 0.0, 1.0, high_open=True),
+        type=cli.real("--momentum", 0.0, 1.0, high_open=True),
         default=0.9,
         help="momentum μ in [0, 1) of MSGD, eq. (7c) (default 0.9)",
     )
@@ -124,19 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tau",
-        type=_typed(int, "--tau", 1),
+        type=cli.integer("--tau", 1),
         default=10,
         help="PowerSGD+ restart period τ ≥ 1: SVD-COMP when t mod τ = 0 (default 10)",
     )
     p.add_argument(
         "--rank",
-        type=_typed(int, "--rank", 1, 2),
+        type=cli.integer("--rank", 1, 2),
         default=1,
         help="compression rank r in [1, 2] (default 1; r = 2 sends the whole 2×2 matrix)",
     )
     p.add_argument(
         "--x0",
-        type=float,
+        type=cli.real("--x0"),
         nargs=4,
         metavar=("X11", "X12", "X21", "X22"),
         default=None,
@@ -167,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(PyTorch with ε = 0 divides 0 by 0)",
     )
     p.add_argument(
-        "--seed", type=_typed(int, "--seed", 0), default=0, help="seed ≥ 0 of ξ, Q_{-1} and the random basis"
+        "--seed", type=cli.seed(), default=0, help="seed in [0, 2⁶⁴ − 1] of ξ, Q_{-1} and the random basis"
     )
     p.add_argument(
         "--out",
@@ -175,61 +165,150 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="write counterexample.png, counterexample_steps.csv, counterexample.json here",
     )
+    p.add_argument(
+        "--max-seconds",
+        type=cli.real("--max-seconds", 0.0, low_open=True),
+        default=600.0,
+        help="--precision exact: the time budget of all runs together (default 600); each run "
+        f"also stops after {EXACT_SECONDS_PER_RUN:g} s, and runs not started in time are counted 'not run'",
+    )
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
     p.add_argument("--no-plot", action="store_true", help="with --out, skip the figure")
     return p
 
 
-def _check_args(parser, args):
-    if args.x0 is not None and not all(math.isfinite(v) for v in args.x0):
-        parser.error("argument --x0: must be four finite real numbers")
+def _check_args(args):
+    """Cross-argument checks and the limits that make overflow certain; raises UsageError."""
     if args.precision == "exact":
         if args.basis == "random":
-            parser.error(
+            raise cli.UsageError(
                 "argument --basis: must be 'paper' or 'aligned' with --precision exact "
                 "(a random rotation is irrational)"
             )
         if args.rank != 1:
-            parser.error("argument --rank: must be 1 with --precision exact")
+            raise cli.UsageError("argument --rank: must be 1 with --precision exact")
     defaults = EXACT_DEFAULTS if args.precision == "exact" else FLOAT_DEFAULTS
     args.steps = defaults["steps"] if args.steps is None else args.steps
     args.replicas = defaults["replicas"] if args.replicas is None else args.replicas
+    if args.precision != "exact":
+        _check_float_range(args)
+        extra = 3.0 * args.replicas * (args.steps + 1)  # the lock masks (bool)
+        if args.out is not None:
+            extra += 1200.0 * (args.steps + 1)  # the per-step CSV rows, as Python objects
+        with cli.usage_errors():
+            check_memory(
+                f"--replicas {args.replicas} --steps {args.steps} --N {args.N}",
+                memory_estimate(args.replicas, args.steps, args.N, (2, 2), args.rank, args.precision) + extra,
+                "fewer --replicas or --steps",
+            )
     return args
+
+
+def range_limit(precision) -> float:
+    """√(float max)/16: the largest |X_0|, gradient entry and first step a run may start with.
+
+    Beyond √(float max) the squares this table reports (||∇f||², the lock test's ||X||²,
+    Adam's second moment) overflow; the factor 1/16 covers the sums of four entries.
+    """
+    return float(np.sqrt(np.finfo(np.dtype(precision)).max)) / 16.0
+
+
+def _check_float_range(args):
+    """Refuse inputs whose first step is certain to leave the float range (see :func:`range_limit`)."""
+    limit, precision = range_limit(args.precision), args.precision
+    if args.x0 is not None and max(map(abs, args.x0)) > limit:
+        raise cli.UsageError(
+            f"argument --x0: entries must be at most {limit:.3g} in {precision}, got {args.x0}"
+        )
+    grad_bound = 2.0 * args.sigma + 8.0  # |∇F| ≤ |∇f| + |σB − ∇f|, |∇f| entries ≤ 4, |B| entries ≤ 2
+    if grad_bound > limit:
+        raise cli.UsageError(
+            f"argument --sigma: must be at most {(limit - 8.0) / 2.0:.3g} in {precision} "
+            f"(the stochastic gradient 2σ + 8 overflows its squares beyond), got {args.sigma:g}"
+        )
+    growth = {"sgd": 1.0, "msgd": 1.0 / (1.0 - args.momentum), "adam": 1.0 / grad_bound}[args.optimizer]
+    if args.lr * grad_bound * growth > limit:  # Adam's step is about η whatever the gradient
+        raise cli.UsageError(
+            f"argument --lr: η·(2σ + 8)·{'1/(1 − μ)' if args.optimizer == 'msgd' else '1'} must be at most "
+            f"{limit:.3g} in {precision} (the first step leaves the float range beyond), got η = {args.lr:g}"
+        )
 
 
 # ---------------------------------------------------------------- float runs
 
 
+class _RangeWatch:
+    """The problem, unchanged, except that each oracle call notes when a run's X_t first
+    leaves [−limit, limit] (:func:`range_limit`): such a run has diverged, a result.
+    """
+
+    def __init__(self, problem, limit, replicas):
+        self._problem, self._limit = problem, limit
+        self.left_at = np.full(replicas, -1)
+
+    def __getattr__(self, name):
+        return getattr(self._problem, name)
+
+    def note(self, x, t):
+        out = (np.abs(x) > self._limit).reshape(len(x), -1).any(axis=1) & (self.left_at < 0)
+        self.left_at[out] = t
+
+    def stochastic_grads(self, x, nodes, rng):
+        self.note(x, rng.step)
+        return self._problem.stochastic_grads(x, nodes, rng)
+
+
 def run_float(args):
-    """Both methods in floating point; returns (summary dict, per-step arrays)."""
+    """Both methods in floating point; returns (summary dict, per-step arrays).
+
+    A run whose X_t leaves [−limit, limit] (:func:`range_limit`) is counted as diverged
+    from that step on and not as locked; a method whose X_t becomes non-finite is
+    reported stopped at that step (``"stopped"``), with no curves.
+    """
     x0 = None if args.x0 is None else np.reshape(args.x0, (2, 2))
-    problem = Psi2x2(args.sigma, x0=x0, basis=args.basis, basis_seed=args.seed)
+    with cli.usage_errors("--x0"):
+        problem = Psi2x2(args.sigma, x0=x0, basis=args.basis, basis_seed=args.seed)
     summary = {
         "config": _config(args),
-        "epsilon0": problem.epsilon0(args.N),
+        "epsilon0": problem.epsilon0(0) * 2.0**-args.N,  # ε₀(N) = ε₀(0)·2^−N: 2^N overflows at N = 1024
         "lock_bound": 2.0**-args.N,
         "initial_grad_norm_sq": float(np.sum(problem.grad(problem.x0) ** 2)),
         "methods": {},
     }
     curves = {}
+    limit = range_limit(args.precision)
     for method in METHODS:
         start = time.monotonic()
-        trace, locked_t = simulate_lock(
-            problem,
-            method=method,
-            nodes=args.N,
-            rank=args.rank,
-            restart_period=args.tau,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            momentum=args.momentum,
-            steps=args.steps,
-            replicas=args.replicas,
-            seed=args.seed,
-            dtype=args.precision,
-            degenerate_qr=args.degenerate_qr,
-            progress=False,
-        )
+        watch = _RangeWatch(problem, limit, args.replicas)
+        try:
+            # Values past the limit are reported as diverged below; NumPy's overflow warnings
+            # from them (ψ's unused x² branch, the lock test's norms) would say nothing more.
+            with np.errstate(over="ignore"):
+                trace, locked_t = simulate_lock(
+                    watch,
+                    method=method,
+                    nodes=args.N,
+                    rank=args.rank,
+                    restart_period=args.tau,
+                    optimizer=args.optimizer,
+                    lr=args.lr,
+                    momentum=args.momentum,
+                    steps=args.steps,
+                    replicas=args.replicas,
+                    seed=args.seed,
+                    dtype=args.precision,
+                    degenerate_qr=args.degenerate_qr,
+                    progress=None,
+                )
+        except Diverged as err:
+            summary["methods"][method] = {
+                "stopped": {"step": err.step, "nonfinite_replicas": len(err.replica_ids)},
+                "seconds": round(time.monotonic() - start, 2),
+            }
+            continue
+        watch.note(trace.x, args.steps)
+        diverged = watch.left_at >= 0
+        locked_t &= ~(diverged[:, None] & (np.arange(args.steps + 1) >= watch.left_at[:, None]))
         curve_mean, curve_half = mean_ci(trace.grad_norm_sq)
         curves[method] = {
             "mean": curve_mean,
@@ -239,6 +318,9 @@ def run_float(args):
         }
         summary["methods"][method] = {
             **lock_summary(trace, locked_t),
+            "diverged_runs": int(diverged.sum()),
+            "diverged_fraction": float(diverged.mean()),
+            "first_diverged_step": int(watch.left_at[diverged].min()) if diverged.any() else None,
             "degenerate_qr_steps": int(trace.degenerate_count.sum()),
             "degenerate_qr_fraction": float(trace.degenerate_count.sum() / (args.replicas * args.steps)),
             "seconds": round(time.monotonic() - start, 2),
@@ -277,9 +359,26 @@ def _table_float(summary) -> str:
         + f", τ = {cfg['tau']}, basis = {cfg['basis']}, {cfg['precision']}, "
         f"degenerate QR: {cfg['degenerate_qr']}"
     )
-    cols = ("method", "E||∇f(X_T)||² [95% CI]", "locked at T [95% CI]", "bound 2^-N", "ε₀", "degenerate QR")
+    cols = (
+        "method",
+        "E||∇f(X_T)||² [95% CI]",
+        "locked at T [95% CI]",
+        "bound 2^-N",
+        "ε₀",
+        "degenerate QR",
+        "diverged",
+    )
     rows = []
     for method, s in summary["methods"].items():
+        if "stopped" in s:
+            stop = s["stopped"]
+            rows.append(
+                (method, "stopped: X_t non-finite", "-")
+                + ("-",) * 3
+                + (f"{stop['nonfinite_replicas']}/{cfg['replicas']} at t = {stop['step']}",)
+            )
+            continue
+        first = s["first_diverged_step"]
         rows.append(
             (
                 method,
@@ -288,17 +387,24 @@ def _table_float(summary) -> str:
                 f"{summary['lock_bound']:.4f}",
                 f"{summary['epsilon0']:.4g}",
                 f"{s['degenerate_qr_steps']} ({100 * s['degenerate_qr_fraction']:.1f}% of steps)",
+                f"{s['diverged_fraction']:.4f}" + (f" from t = {first}" if first is not None else ""),
             )
         )
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
     out = [head, line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows]
     p = summary["methods"]["powersgd"]
-    verdict = "holds" if p["ci95"][1] >= summary["epsilon0"] else "fails"
-    out.append(
-        f"PowerSGD: E||∇f(X_T)||² ≥ ε₀ {verdict} within the 95% CI here; "
-        f"locked fraction {p['locked_fraction']:.4f} vs 2^-N = {summary['lock_bound']:.4f}."
-    )
+    if "stopped" in p or p["diverged_runs"]:
+        out.append(
+            f"Diverged: |X_t| passed {range_limit(cfg['precision']):.3g} (√(float max)/16) or became "
+            "non-finite; η is too large for this problem, and no verdict on Theorem 1 is drawn."
+        )
+    else:
+        verdict = "holds" if p["ci95"][1] >= summary["epsilon0"] else "fails"
+        out.append(
+            f"PowerSGD: E||∇f(X_T)||² ≥ ε₀ {verdict} within the 95% CI here; "
+            f"locked fraction {p['locked_fraction']:.4f} vs 2^-N = {summary['lock_bound']:.4f}."
+        )
     if cfg["degenerate_qr"] == "native" and cfg["N"] % 2 == 0 and cfg["basis"] != "aligned":
         out.append(
             "QR(0) = e₁ (LAPACK) is not ∝ C in this basis: the lock breaks at the first step "
@@ -312,7 +418,8 @@ def _table_float(summary) -> str:
     return "\n".join(out)
 
 
-def _write_float(args, summary, curves):
+def _write_float(args, summary, curves, stage):
+    """Write the float run's CSV and figure into ``stage``; return their final paths under ``args.out``."""
     steps = np.arange(args.steps + 1)
     header, columns = ["t"], [steps]
     for method, c in curves.items():
@@ -329,9 +436,11 @@ def _write_float(args, summary, curves):
         + [repr(float(col[t])) if col.dtype.kind == "f" else int(col[t]) for col in columns[1:]]
         for t in steps
     ]
-    files = {"csv": atomic_write_csv(os.path.join(args.out, "counterexample_steps.csv"), header, rows)}
-    if not args.no_plot:
-        files["figure"] = _plot(args, summary, curves, os.path.join(args.out, "counterexample.png"))
+    atomic_write_csv(os.path.join(stage, FILES[1]), header, rows)
+    files = {"csv": os.path.join(args.out, FILES[1])}
+    if not args.no_plot and curves:
+        _plot(args, summary, curves, os.path.join(stage, FILES[0]))
+        files["figure"] = os.path.join(args.out, FILES[0])
     return files
 
 
@@ -376,28 +485,49 @@ def _plot(args, summary, curves, path):
 
 
 def run_exact_mode(args):
-    """PowerSGD in rational arithmetic from ξ_0 ≡ 1, every QR convention, R replicas."""
+    """PowerSGD in rational arithmetic from ξ_0 ≡ 1, every QR convention, R replicas.
+
+    Bounded in time: each run stops after :data:`EXACT_SECONDS_PER_RUN` (outcome
+    ``"budget"``), and runs not started within ``args.max_seconds`` are counted ``"not run"``.
+    """
     summary = {"config": _config(args), "conventions": {}}
     x0 = args.x0
     rows = []
-    for convention in exact_mod.EXACT_DEGENERATE_QR:
-        runs = [
-            exact_mod.run_exact(
-                repr(args.sigma),
-                args.N,
-                args.steps,
-                x0=x0,
-                lr=repr(args.lr),
-                momentum=repr(args.momentum),
-                optimizer=args.optimizer,
-                basis=args.basis,
-                degenerate_qr=convention,
-                seed=args.seed,
-                replica=k,
-                max_seconds=5.0,
+    deadline = time.monotonic() + args.max_seconds
+    bar = Progress(len(exact_mod.EXACT_DEGENERATE_QR) * args.replicas, None, label="exact")
+    for c, convention in enumerate(exact_mod.EXACT_DEGENERATE_QR):
+        runs = []
+        for k in range(args.replicas):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            runs.append(
+                exact_mod.run_exact(
+                    repr(args.sigma),
+                    args.N,
+                    args.steps,
+                    x0=x0,
+                    lr=repr(args.lr),
+                    momentum=repr(args.momentum),
+                    optimizer=args.optimizer,
+                    basis=args.basis,
+                    degenerate_qr=convention,
+                    seed=args.seed,
+                    replica=k,
+                    max_seconds=min(EXACT_SECONDS_PER_RUN, left),
+                )
             )
-            for k in range(args.replicas)
-        ]
+            bar.update(c * args.replicas + k + 1)
+        if not runs:
+            summary["conventions"][convention] = {
+                **dict.fromkeys(("held", "broken", "undefined", "budget", "degenerate_steps"), 0),
+                **dict.fromkeys(("steps_checked", "frozen_runs"), 0),
+                "not_run": args.replicas,
+                "first_break_steps": [],
+                "broken_invariants": [],
+                "target_grad_norm_sq": "-",
+            }
+            continue
         outcomes = [r.outcome for r in runs]
         breaks = [r.broken_at for r in runs if r.broken_at is not None]
         summary["conventions"][convention] = {
@@ -405,6 +535,7 @@ def run_exact_mode(args):
             "broken": outcomes.count("broken"),
             "undefined": outcomes.count("undefined"),
             "budget": outcomes.count("budget"),
+            "not_run": args.replicas - len(runs),
             "first_break_steps": breaks,
             "broken_invariants": sorted({r.broken_invariant for r in runs if r.broken_invariant}),
             "degenerate_steps": sum(len(r.degenerate_steps) for r in runs),
@@ -432,11 +563,12 @@ def run_exact_mode(args):
 
 def _table_exact(summary) -> str:
     cfg = summary["config"]
+    target = next(iter(summary["conventions"].values()))["target_grad_norm_sq"]
     out = [
         f"Claim 1 in exact arithmetic: PowerSGD, ξ_0 ≡ 1 forced, σ = {cfg['sigma']:g}, N = {cfg['N']}, "
         f"T = {cfg['steps']}, R = {cfg['replicas']}, {cfg['optimizer']}, basis = {cfg['basis']}",
         f"invariants: P̃_t ∝ C, Q_t ∈ span(C), e_t ∈ span(A), m_t ∈ span(B), X_t − X_0 ∈ span(B), "
-        f"||∇f(X_t)||² = 4ψ'(⟨A, X_0⟩)² = {next(iter(summary['conventions'].values()))['target_grad_norm_sq']}",
+        f"||∇f(X_t)||² = 4ψ'(⟨A, X_0⟩)² = {target}",
     ]
     cols = (
         "degenerate QR",
@@ -444,6 +576,7 @@ def _table_exact(summary) -> str:
         "broken",
         "undefined",
         "budget",
+        "not run",
         "first break at t",
         "degenerate steps",
         "broken invariant",
@@ -458,6 +591,7 @@ def _table_exact(summary) -> str:
                 str(s["broken"]),
                 str(s["undefined"]),
                 str(s["budget"]),
+                str(s["not_run"]),
                 f"{min(br)}–{max(br)}" if br else "-",
                 f"{s['degenerate_steps']}/{s['steps_checked']}",
                 ", ".join(s["broken_invariants"]) or "-",
@@ -477,50 +611,31 @@ def _table_exact(summary) -> str:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = _check_args(parser, parser.parse_args(argv))
-    if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
-        parser.error(f"argument --out: must be a folder, got the file {args.out!r}")
+    """The command line; see :func:`build_parser`. Run it through :func:`simsgd.cli.run`."""
+    args = _check_args(build_parser().parse_args(argv))
+    if args.out is not None:
+        cli.check_out_dir(args.out, names=FILES)
     start = time.monotonic()
-    try:
-        if args.precision == "exact":
-            summary, rows = run_exact_mode(args)
-            table = _table_exact(summary)
-        else:
-            summary, curves = run_float(args)
-            table = _table_float(summary)
-    except ValueError as err:  # e.g. an x0 the problem rejects
-        parser.error(str(err).splitlines()[0])
+    if args.precision == "exact":
+        summary, rows = run_exact_mode(args)
+        table = _table_exact(summary)
+    else:
+        summary, curves = run_float(args)
+        table = _table_float(summary)
     summary["seconds"] = round(time.monotonic() - start, 2)
     if args.out is not None:
-        os.makedirs(args.out, exist_ok=True)
-        if args.precision == "exact":
-            files = {
-                "csv": atomic_write_csv(
-                    os.path.join(args.out, "counterexample_steps.csv"),
-                    [
-                        "degenerate_qr",
-                        "replica",
-                        "outcome",
-                        "steps_checked",
-                        "broken_invariant",
-                        "broken_at",
-                        "degenerate_steps",
-                        "frozen_from",
-                        "max_bits",
-                        "seconds",
-                    ],
-                    rows,
-                )
-            }
-        else:
-            files = _write_float(args, summary, curves)
-        files["json"] = os.path.join(args.out, "counterexample.json")
-        summary["files"] = files
-        atomic_write_json(files["json"], summary)
+        with cli.output_set(args.out) as stage:
+            if args.precision == "exact":
+                atomic_write_csv(os.path.join(stage, FILES[1]), EXACT_CSV_HEADER, rows)
+                files = {"csv": os.path.join(args.out, FILES[1])}
+            else:
+                files = _write_float(args, summary, curves, stage)
+            files["json"] = os.path.join(args.out, FILES[2])
+            summary["files"] = files
+            atomic_write_json(os.path.join(stage, FILES[2]), summary)
     print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else table)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, prog="python -m simsgd.counterexample"))

@@ -111,6 +111,19 @@ class TestDegenerateConventions:
         (lambda: simsgd.svd_compress(DELTAS[0], 1), "deltas"),
         (lambda: simsgd.ssp_compress(np.ones((3, 1)), DELTAS), "q must have shape"),
         (lambda: simsgd.ssp_compress(np.ones((2, 3)), DELTAS), "q must have shape"),
+        (lambda: simsgd.ssp_compress(Q0, np.where(DELTAS == 4.0, np.nan, DELTAS)), "deltas must be finite"),
+        (lambda: simsgd.ssp_compress(Q0 * np.inf, DELTAS), "q must be finite"),
+        (lambda: simsgd.svd_compress(DELTAS * np.inf, 1), "deltas must be finite"),
+        (lambda: simsgd.svd_compress(DELTAS.astype(np.float16), 1), "float32.? or .?float64"),
+        (lambda: simsgd.svd_compress(DELTAS.astype(np.int64), 1), "float32.? or .?float64"),
+        (lambda: simsgd.svd_compress(np.zeros((0, 2, 2)), 1), "N ≥ 1"),
+        (lambda: simsgd.ssp_compress(Q0, np.zeros((0, 2, 2))), "N ≥ 1"),
+        (lambda: simsgd.ssp_compress(Q0, DELTAS, orthogonalization="qr"), "orthogonalization"),
+        (
+            lambda: simsgd.ssp_compress(Q0, DELTAS, orthogonalization_epsilon=np.inf),
+            "orthogonalization_epsilon",
+        ),
+        (lambda: simsgd.ssp_compress(Q0, DELTAS, bogus=1), "unknown options"),
     ],
 )
 def test_compressor_bad_input(call, match):

@@ -5,11 +5,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 from simsgd import output
+from simsgd.cli import run
 from simsgd.counterexample import main
 from simsgd.stats import wilson_interval
 
@@ -103,22 +105,70 @@ def test_exact_precision(tmp_path, capsys):
         (["--precision", "exact", "--rank", "2"], "--rank"),
         (["--optimizer", "lion"], "--optimizer"),
         (["--seed", "-3"], "--seed"),
+        (["--seed", str(2**64)], "--seed"),
+        (["--sigma", "1e300"], "--sigma"),
+        (["--precision", "float32", "--sigma", "1e38"], "--sigma"),
+        (["--lr", "1e308"], "--lr"),
+        (["--lr", "1e300"], "--lr"),
+        (["--x0", "1e308", "0", "0", "1e308"], "--x0"),
+        (["--steps", str(10**11)], "--steps"),
+        (["--replicas", str(10**12)], "--replicas"),
+        (["--out", ""], "--out"),
+        (["--out", "/proc/simsgd-test"], "--out"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, option, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
+    assert run(main, argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and option in err
+    assert err.count("\n") == 1 and option in err and "Traceback" not in err
 
 
 def test_out_must_be_a_folder(tmp_path, capsys):
     target = tmp_path / "file"
     target.write_text("x")
-    with pytest.raises(SystemExit) as exc:
-        main(SMALL + ["--out", str(target)])
-    assert exc.value.code == 2 and "--out" in capsys.readouterr().err
+    assert run(main, SMALL + ["--out", str(target)]) == 2
+    assert "--out" in capsys.readouterr().err
+    taken = tmp_path / "taken"
+    (taken / "counterexample.json").mkdir(parents=True)
+    assert run(main, SMALL + ["--out", str(taken)]) == 2  # refused before the run, nothing written
+    assert "counterexample.json" in capsys.readouterr().err
+    assert sorted(os.listdir(taken)) == ["counterexample.json"]
+
+
+def test_largest_documented_n_runs(capsys):
+    # 2.0**1024 overflows; ε₀ = 16·2^−1024 does not.
+    assert run(main, ["--N", "1024", "--steps", "3", "--replicas", "4", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["epsilon0"] == 16 * 2.0**-1024 > 0
+
+
+def test_divergence_is_reported_as_data(capsys):
+    # η just inside the up-front limit: X_t passes √(max)/16 within a few steps (a result).
+    assert run(main, ["--lr", "4e150", "--steps", "50", "--replicas", "20", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    for s in json.loads(captured.out)["methods"].values():
+        assert s["diverged_fraction"] > 0 and s["first_diverged_step"] >= 1
+        assert s["locked_fraction"] == 0  # a diverged run is never counted locked
+    # negative control: the default η diverges nowhere
+    assert run(main, ["--steps", "50", "--replicas", "20", "--json"]) == 0
+    for s in json.loads(capsys.readouterr().out)["methods"].values():
+        assert s["diverged_fraction"] == 0 and s["first_diverged_step"] is None
+
+
+def test_degenerate_qr_raise_is_one_line_exit_1(capsys):
+    assert run(main, ["--steps", "50", "--replicas", "20", "--degenerate-qr", "raise"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "DegenerateQRError" in err
+
+
+def test_exact_mode_is_bounded_in_time(capsys):
+    start = time.monotonic()
+    argv = ["--precision", "exact", "--replicas", "100000", "--max-seconds", "1", "--json"]
+    assert run(main, argv) == 0
+    assert time.monotonic() - start < 1 + 5 + 3  # the budget, at most one run's 5 s, slack
+    conventions = json.loads(capsys.readouterr().out)["conventions"]
+    assert sum(c["not_run"] for c in conventions.values()) > 0
 
 
 def test_help_and_module_entry_point():

@@ -18,10 +18,10 @@ Run ``python -m simsgd.distributed.compare --world-size 4`` (about 2 minutes on 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from functools import partial
 
+from .. import cli
 from ..engine import simulate
 from .launch import launch
 from .matching import ReversedNodes, forced_step_diff, matching_problems, trace_diff
@@ -41,18 +41,13 @@ def _worker(cases, checkpoints, lanes):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m simsgd.distributed.compare", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--world-size", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--replicas", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=0.005)
+    parser = cli.Parser(prog="python -m simsgd.distributed.compare", description=__doc__.split("\n")[0])
+    parser.add_argument("--world-size", type=cli.integer("--world-size", 1, 64), default=4)
+    parser.add_argument("--steps", type=cli.integer("--steps", 1, 10**6), default=200)
+    parser.add_argument("--replicas", type=cli.integer("--replicas", 1, 10**4), default=4)
+    parser.add_argument("--lr", type=cli.real("--lr", 0.0, 1.0, low_open=True), default=0.005)
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     args = parser.parse_args(argv)
-    if args.world_size < 1 or args.steps < 1 or args.replicas < 1 or not args.lr > 0:
-        print("error: --world-size, --steps and --replicas must be ≥ 1 and --lr > 0", file=sys.stderr)
-        return 2
     checkpoints = sorted({min(s, args.steps) for s in (25, 50, 100, args.steps)})
     cases, labels = [], []
     for name, problem in matching_problems(args.world_size).items():
@@ -103,4 +98,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, prog="python -m simsgd.distributed.compare"))

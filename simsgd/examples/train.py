@@ -11,7 +11,6 @@ batches. Writes a PNG of the training loss and held-out accuracy per step.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from .. import cli
 from ..distributed.hook import PowerSGDPlusState, powersgd_plus_hook
 from ..distributed.launch import launch, under_torchrun
 from ..output import atomic_savefig
@@ -127,29 +127,30 @@ def _plot(results, args, path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m simsgd.examples.train", description=__doc__.split("\n")[0]
-    )
+    parser = cli.Parser(prog="python -m simsgd.examples.train", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--world-size", type=int, default=4, help="processes to spawn (ignored under torchrun)"
+        "--world-size",
+        type=cli.integer("--world-size", 1, 64),
+        default=4,
+        help="processes to spawn, 1..64 (ignored under torchrun)",
     )
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--batch", type=int, default=32, help="batch per node")
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--rank", type=int, default=1, help="compression rank r")
-    parser.add_argument("--restart-period", type=int, default=50, help="τ of PowerSGD+")
-    parser.add_argument("--start", type=int, default=10, help="start_powerSGD_iter")
-    parser.add_argument("--out", default="figures/torch_train.png")
+    parser.add_argument("--steps", type=cli.integer("--steps", 1, 10**6), default=400)
+    parser.add_argument("--batch", type=cli.integer("--batch", 1, 10**5), default=32, help="batch per node")
+    parser.add_argument("--lr", type=cli.real("--lr", 0.0, 1e6, low_open=True), default=0.05)
+    parser.add_argument("--rank", type=cli.integer("--rank", 1, 128), default=1, help="compression rank r")
+    parser.add_argument(
+        "--restart-period", type=cli.integer("--restart-period", 1), default=50, help="τ of PowerSGD+"
+    )
+    parser.add_argument("--start", type=cli.integer("--start", 0), default=10, help="start_powerSGD_iter")
+    parser.add_argument(
+        "--out",
+        default="out/torch_train.png",
+        help="the PNG to write (default out/torch_train.png; figures/torch_train.png is the committed one)",
+    )
     args = parser.parse_args(argv)
-    for name in ("world_size", "steps", "batch", "rank", "restart_period"):
-        if getattr(args, name) < 1:
-            print(
-                f"error: --{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}", file=sys.stderr
-            )
-            return 2
-    if not args.lr > 0 or args.start < 0:
-        print("error: --lr must be > 0 and --start ≥ 0", file=sys.stderr)
-        return 2
+    if not args.out.endswith(".png"):
+        raise cli.UsageError(f"argument --out: must be a .png path, got {args.out!r}")
+    cli.check_out_dir(os.path.dirname(args.out) or ".", names=(os.path.basename(args.out),))
     if under_torchrun():
         args.world_size = int(os.environ["WORLD_SIZE"])
     results = launch(_worker, None if under_torchrun() else args.world_size, args, timeout=120)[0]
@@ -159,7 +160,8 @@ def main(argv=None) -> int:
     for method, (losses, accuracies, floats, seconds) in results.items():
         tail = sum(losses[-20:]) / len(losses[-20:])
         print(
-            f"{method:12s} {tail:10.4f} {accuracies[-1][1]:9.3f} {sum(floats) / len(floats):12.0f} {seconds:8.1f}"
+            f"{method:12s} {tail:10.4f} {accuracies[-1][1]:9.3f} "
+            f"{sum(floats) / len(floats):12.0f} {seconds:8.1f}"
         )
     _plot(results, args, args.out)
     print(f"wrote {args.out}")
@@ -167,4 +169,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, prog="python -m simsgd.examples.train"))

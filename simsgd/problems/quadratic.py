@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_int, check_real
+from .._checks import check_int, check_memory, check_real, check_seed
 
 __all__ = ["HeterogeneousQuadratic"]
+
+_SQRT_MAX = float(np.sqrt(np.finfo(np.float64).max))
 
 
 class HeterogeneousQuadratic:
@@ -55,20 +57,49 @@ class HeterogeneousQuadratic:
         self.noise = check_real("noise", noise, 0.0)
         self.lowrank_noise = check_real("lowrank_noise", lowrank_noise, 0.0)
         self.noise_rank = check_int("noise_rank", noise_rank, 1, min(m, n))
-        check_int("seed", seed, 0)
-        rng = np.random.default_rng(seed)
+        check_seed("seed", seed)
+        # Up front, before drawing: the squares behind H, L and the variance must stay finite.
+        if self.heterogeneity > _SQRT_MAX / (4.0 * m):
+            raise ValueError(
+                f"heterogeneity must be at most √(float max)/(4m) = {_SQRT_MAX / (4.0 * m):.3g} "
+                f"(H = mean AᵢᵀAᵢ ∝ h² overflows beyond), got {self.heterogeneity!r}"
+            )
+        if max(self.noise, self.lowrank_noise) > _SQRT_MAX / (2.0 * np.sqrt(m * n)):
+            raise ValueError(
+                f"noise and lowrank_noise must be at most √(float max)/(2√(mn)) = "
+                f"{_SQRT_MAX / (2.0 * np.sqrt(m * n)):.3g} (the variance (a² + b²)mn overflows beyond), "
+                f"got noise={self.noise!r}, lowrank_noise={self.lowrank_noise!r}"
+            )
+        check_memory(
+            f"HeterogeneousQuadratic({m}, {n}, nodes={self.nodes})",
+            8.0 * self.nodes * (3.0 * m * m + 2.0 * m * n),
+            "smaller m, n or nodes",
+        )
         self.shape = (m, n)
+        x0 = np.zeros((m, n)) if x0 is None else np.asarray(x0, dtype=np.float64)
+        if x0.shape != self.shape:
+            raise ValueError(f"x0 must have shape {self.shape}, got {x0.shape}")
+        if not np.isfinite(x0).all():
+            index = tuple(int(i) for i in np.argwhere(~np.isfinite(x0))[0])
+            raise ValueError(f"x0 must be finite: x0{list(index)} = {float(x0[index])!r}")
+        self.x0 = x0
+        rng = np.random.default_rng(seed)
         self.A = np.eye(m) + self.heterogeneity * rng.standard_normal((self.nodes, m, m)) / np.sqrt(m)
         self.Bmat = rng.standard_normal((self.nodes, m, n))
-        self.H = np.mean(self.A.mT @ self.A, axis=0)
-        self.b = np.mean(self.A.mT @ self.Bmat, axis=0)
-        eig = np.linalg.eigvalsh(self.H)
-        self.L, self.mu_strong = float(eig[-1]), float(eig[0])
-        self.x_star = np.linalg.solve(self.H, self.b)
-        self.x0 = np.zeros((m, n)) if x0 is None else np.asarray(x0, dtype=np.float64)
-        if self.x0.shape != self.shape:
-            raise ValueError(f"x0 must have shape {self.shape}, got {self.x0.shape}")
-        self.f_star = float(self.loss(self.x_star))
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            self.H = np.mean(self.A.mT @ self.A, axis=0)
+            self.b = np.mean(self.A.mT @ self.Bmat, axis=0)
+            finite = np.isfinite(self.H).all() and np.isfinite(self.b).all()
+            eig = np.linalg.eigvalsh(self.H) if finite else np.full(m, np.inf)
+            self.L, self.mu_strong = float(eig[-1]), float(eig[0])
+            finite = finite and np.isfinite(eig).all() and self.mu_strong > 0
+            self.x_star = np.linalg.solve(self.H, self.b) if finite else None
+            self.f_star = float(self.loss(self.x_star)) if finite else np.inf
+        if not (finite and np.isfinite(self.x_star).all() and np.isfinite(self.f_star)):
+            raise ValueError(
+                f"heterogeneity = {self.heterogeneity!r} is too large for this draw: H, X* or f* is not "
+                "finite (or H is singular) in float64"
+            )
         self.omega_sq = None  # sup ||∇f||² is unbounded on R^{m×n}: give a visited bound
         self.variance = (self.lowrank_noise**2 + self.noise**2) * m * n
 

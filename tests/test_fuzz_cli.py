@@ -1,0 +1,385 @@
+"""Every CLI's entry point, fuzzed in-process with generated argv (issue 13).
+
+Each CLI is one row of ``CLIS``: its ``main``, the options to generate (name -> strategy
+of argument texts), the files a run writes into ``--out``, and an optional patch that
+makes a valid run cheap (the figures pipeline, the torch launcher). The contract checked
+for every generated argv: exit status 0, 1 or 2; no "Traceback" on stderr; at most one
+line on stderr; the ``--out`` folder either holds the complete set or is as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simsgd import cli
+
+# ---------------------------------------------------------------- argument texts
+
+_FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64).map(repr)
+_HUGE_INTS = st.integers(min_value=2**31, max_value=2**80).map(str)
+_TEXT = st.sampled_from(["", "x", "nan", "-inf", "1e999", "0x10", "1_000", " 3 ", "--", "é", "2**64", "1,2"])
+_JUNK = _FLOATS | _HUGE_INTS | _TEXT | st.integers(-(2**70), 2**70).map(str)
+
+
+def small_int(low=-2, high=6):
+    """Mostly small integers (cheap runs), sometimes anything."""
+    return st.integers(low, high).map(str) | _JUNK
+
+
+def real(*good):
+    return st.sampled_from([repr(g) for g in good]) | _FLOATS | _TEXT
+
+
+def choice(*names):
+    return st.sampled_from(list(names)) | _TEXT
+
+
+# ---------------------------------------------------------------- the table of CLIs
+
+
+@dataclass
+class Cli:
+    module: str
+    options: dict
+    files: tuple = ()  # what a successful run with --out writes there (at least)
+    fixed: tuple = ()  # always passed (first: generated options override them)
+    flags: tuple = ()
+    patch: object = None  # callable(monkeypatch) making a valid run cheap
+    failures: tuple = ()  # the only run-time failures (exit 1) a run may end in; others are missed checks
+    requires: tuple = ()
+    main: object = field(default=None, repr=False)
+
+
+def _cheap_figures(monkeypatch):
+    from figures import figure1, sweeps
+
+    def fake(names):
+        def make(out_dir, setting):
+            for name in names:
+                (Path(out_dir) / name).write_text("x")
+            return [Path(out_dir) / name for name in names]
+
+        return make
+
+    monkeypatch.setattr(figure1, "make", fake(("figure1.png", "figure1.csv")))
+    monkeypatch.setattr(
+        sweeps, "make", fake(("sweep.csv", "pareto.png", "heatmap_tau_rank.png", "floats_table.md"))
+    )
+
+
+def _no_launch(module):
+    def patch(monkeypatch):
+        import importlib
+
+        def launch(*args, **kwargs):
+            raise RuntimeError("no processes are launched under the fuzz test")
+
+        monkeypatch.setattr(importlib.import_module(module), "launch", launch)
+
+    return patch
+
+
+CLIS = [
+    Cli(
+        "simsgd.counterexample",
+        {
+            "--sigma": real(0.0, 5.0, 1e150, 1e153),
+            "--N": small_int(-1, 8) | st.just("1024") | st.just("1025"),
+            "--steps": small_int(),
+            "--replicas": small_int(),
+            "--lr": real(5e-4, 0.5, 4e150, 1e300),
+            "--momentum": real(0.0, 0.9, 0.999999),
+            "--optimizer": choice("sgd", "msgd", "adam"),
+            "--tau": small_int(),
+            "--rank": small_int(-1, 3),
+            "--basis": choice("paper", "aligned", "random"),
+            "--precision": choice("float64", "float32", "exact"),
+            "--degenerate-qr": choice("previous", "native", "zero", "raise"),
+            "--seed": small_int(-1, 3) | st.just(str(2**64 - 1)) | st.just(str(2**64)),
+            "--max-seconds": real(0.5, 1.0),
+        },
+        files=("counterexample_steps.csv", "counterexample.json"),  # and the PNG unless --no-plot
+        fixed=("--steps", "3", "--replicas", "4"),
+        flags=("--json", "--no-plot"),
+        failures=("DegenerateQRError",),  # --degenerate-qr raise: stop at P_t = 0, as documented
+    ),
+    Cli(
+        "figures",
+        {},
+        files=("figure1.png", "figure1.csv", "sweep.csv"),
+        flags=("--quick",),
+        patch=_cheap_figures,
+    ),
+    Cli(
+        "simsgd.distributed.compare",
+        {
+            "--world-size": small_int(),
+            "--steps": small_int(),
+            "--replicas": small_int(),
+            "--lr": real(0.005, 2.0),
+            "--dtype": choice("float64", "float32"),
+        },
+        patch=_no_launch("simsgd.distributed.compare"),
+        failures=("no processes are launched",),
+        requires=("torch",),
+    ),
+    Cli(
+        "simsgd.examples.train",
+        {
+            "--world-size": small_int(),
+            "--steps": small_int(),
+            "--batch": small_int(),
+            "--lr": real(0.05, 1e7),
+            "--rank": small_int(),
+            "--restart-period": small_int(),
+            "--start": small_int(),
+        },
+        patch=_no_launch("simsgd.examples.train"),
+        failures=("no processes are launched",),
+        requires=("torch",),
+    ),
+]
+# python -m bounds, the studies, …: one Cli(...) row each, once they are built on simsgd.cli.
+
+
+# ---------------------------------------------------------------- output folders
+
+
+def _out_cases(root: Path):
+    """(label, --out text, folder to watch or None) for the awkward places an --out can point."""
+    (root / "file").write_text("x")
+    taken = root / "taken"
+    taken.mkdir()
+    return {
+        "fresh": (str(root / "new" / "run"), root / "new" / "run"),
+        "existing": (str(root), root),
+        "empty": ("", None),
+        "a file": (str(root / "file"), None),
+        "below a file": (str(root / "file" / "sub"), None),
+        "proc": ("/proc/simsgd-fuzz", None),
+        "sys": ("/sys/simsgd-fuzz", None),
+        "too long": (str(root / ("n" * 300)), None),
+        "name taken by a folder": (str(taken), taken),
+    }
+
+
+def _listing(folder: Path | None):
+    if folder is None or not folder.exists():
+        return None
+    return sorted((p.name, p.is_dir(), p.stat().st_size if p.is_file() else 0) for p in folder.iterdir())
+
+
+def run_in_process(main, argv):
+    """``cli.run(main, argv)`` with stdout and stderr captured: (status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.run(main, argv, prog="fuzz")
+    return status, out.getvalue(), err.getvalue()
+
+
+def check_contract(status, stderr, before, after, files, used_out, failures=()):
+    """The CLI contract; returns the list of violations (empty: all kept).
+
+    ``failures``: the run-time failures (exit 1) the CLI documents; any other exit 1 is an
+    input the argument checks should have refused with exit 2.
+    """
+    problems = []
+    if status not in (0, 1, 2):
+        problems.append(f"exit status {status}")
+    if status == 1 and not any(f in stderr for f in failures):
+        problems.append("exit 1 for a failure the argument checks should have caught")
+    if "Traceback" in stderr:
+        problems.append("a traceback on stderr")
+    if stderr.count("\n") > 1:
+        problems.append(f"{stderr.count(chr(10))} lines on stderr")
+    if used_out and (after or []) != (before or []):  # an empty folder made by check_out_dir is no output
+        names = {name for name, is_dir, _ in after or []}
+        new = names - {name for name, is_dir, _ in before or []}
+        complete = status == 0 and set(files) <= names
+        if not complete or any(n.startswith(".") for n in new):
+            problems.append(f"--out folder changed but not complete: {sorted(new)}")
+    return problems
+
+
+def _load(entry: Cli):
+    for module in entry.requires:
+        pytest.importorskip(module)
+    import importlib
+
+    return importlib.import_module(entry.module + ("" if entry.module != "figures" else ".__main__")).main
+
+
+@pytest.mark.parametrize("entry", CLIS, ids=[c.module for c in CLIS])
+def test_cli_contract_under_fuzzing(entry, monkeypatch):
+    main = _load(entry)
+    if entry.patch:
+        entry.patch(monkeypatch)
+    option_names = sorted(entry.options)
+
+    @given(
+        chosen=st.lists(st.sampled_from(option_names), max_size=6) if option_names else st.just([]),
+        values=st.data(),
+        flags=st.lists(st.sampled_from(entry.flags), unique=True) if entry.flags else st.just([]),
+        out_case=st.sampled_from(
+            ["none", "fresh", "existing", "empty", "a file", "below a file", "proc", "sys", "too long"]
+            + (["name taken by a folder"] if entry.files else [])
+        )
+        if entry.files or entry.module == "figures"
+        else st.just("none"),
+        junk=st.lists(_TEXT, max_size=1),
+    )
+    def check(chosen, values, flags, out_case, junk):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            argv = list(entry.fixed)
+            for name in chosen:
+                argv += [name, values.draw(entry.options[name], label=name)]
+            argv += flags + junk
+            watched = None
+            if out_case != "none":
+                text, watched = _out_cases(root)[out_case]
+                if out_case == "name taken by a folder":
+                    (watched / entry.files[-1]).mkdir()
+                argv += ["--out", text]
+            before = _listing(watched)
+            status, _, stderr = run_in_process(main, argv)
+            problems = check_contract(
+                status, stderr, before, _listing(watched), entry.files, watched is not None, entry.failures
+            )
+            assert not problems, (argv, status, stderr, problems)
+
+    check()
+
+
+# ---------------------------------------------------------------- negative controls
+
+
+def test_the_contract_check_can_fail(tmp_path):
+    """A CLI that half-writes its set, or prints a traceback, or two lines, is caught."""
+
+    def half_writer(argv):
+        (tmp_path / "a.csv").write_text("x")
+        raise RuntimeError("disk full")
+
+    before = _listing(tmp_path)
+    status, _, stderr = run_in_process(half_writer, [])
+    assert status == 1 and stderr.count("\n") == 1
+    assert check_contract(
+        status, stderr, before, _listing(tmp_path), ("a.csv", "b.csv"), True, ("disk full",)
+    )
+    assert check_contract(1, "prog: failed: OverflowError: x\n", None, None, (), False)  # a missed check
+
+    def noisy(argv):
+        import traceback
+
+        try:
+            raise ValueError("x")
+        except ValueError:
+            traceback.print_exc()
+        return 0
+
+    status, _, stderr = run_in_process(noisy, [])
+    assert any("traceback" in p for p in check_contract(status, stderr, None, None, (), False))
+
+
+def test_run_maps_every_failure_to_one_line(tmp_path):
+    def usage(argv):
+        raise cli.UsageError("argument --x: must be 1\nsecond line")
+
+    def memory(argv):
+        raise MemoryError
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    def warns(argv):
+        import numpy as np
+
+        np.float64(1e308) * 10  # NumPy's overflow warning: one line, not two
+        return 0
+
+    assert run_in_process(usage, [])[::2] == (2, "fuzz: error: argument --x: must be 1\n")
+    assert run_in_process(memory, [])[0] == 1
+    assert run_in_process(interrupted, [])[0] == 130
+    status, _, err = run_in_process(warns, [])
+    assert status == 0 and err.count("\n") == 1 and "warning" in err
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "/proc/simsgd-test", "/sys/simsgd-test", "n" * 300, "file", "file/below"],
+)
+def test_check_out_dir_refuses_before_computing(tmp_path, text):
+    (tmp_path / "file").write_text("x")
+    path = text if text.startswith("/") or not text else str(tmp_path / text)
+    with pytest.raises(cli.UsageError, match="--out"):
+        cli.check_out_dir(path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root writes anywhere")
+def test_check_out_dir_refuses_a_read_only_folder(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(cli.UsageError, match="cannot write"):
+            cli.check_out_dir(tmp_path)
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_output_set_is_all_or_nothing(tmp_path):
+    target = tmp_path / "out"
+    with cli.output_set(target) as stage:
+        (Path(stage) / "a").write_text("1")
+        (Path(stage) / "b").write_text("1")
+    with pytest.raises(RuntimeError):
+        with cli.output_set(target) as stage:
+            (Path(stage) / "a").write_text("2")
+            raise RuntimeError("failed half way")
+    assert {p.name: p.read_text() for p in target.iterdir()} == {"a": "1", "b": "1"}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left
+
+
+def test_output_set_stages_inside_the_target_when_the_parent_is_read_only(tmp_path, monkeypatch):
+    target = tmp_path / "out"
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(prefix, dir):
+        if Path(dir) == tmp_path:
+            raise PermissionError(13, "Permission denied")
+        return real_mkdtemp(prefix=prefix, dir=dir)
+
+    monkeypatch.setattr(cli.tempfile, "mkdtemp", mkdtemp)
+    with cli.output_set(target) as stage:
+        assert Path(stage).parent == target
+        (Path(stage) / "a").write_text("1")
+    assert [p.name for p in target.iterdir()] == ["a"]
+
+
+@pytest.mark.parametrize("entry", CLIS, ids=[c.module for c in CLIS])
+def test_the_module_entry_point_goes_through_cli_run(entry):
+    """The fuzz test calls ``cli.run(main)``; ``python -m`` must do the same."""
+    import importlib.util
+
+    name = entry.module + (".__main__" if entry.module == "figures" else "")
+    source = Path(importlib.util.find_spec(name).origin).read_text()
+    main_block = source.split('if __name__ == "__main__":', 1)[-1]
+    assert "cli.run(main" in main_block
+
+
+def test_a_failed_run_leaves_no_files(tmp_path):
+    from simsgd.counterexample import main
+
+    out = tmp_path / "new"
+    argv = ["--steps", "50", "--replicas", "20", "--degenerate-qr", "raise", "--out", str(out)]
+    status, _, stderr = run_in_process(main, argv)
+    assert status == 1 and "DegenerateQRError" in stderr
+    assert list(out.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["new"]
