@@ -67,7 +67,7 @@ def _provenance_files(path):
 
 def test_provenance_names_the_command_of_every_file(quick):
     text = (quick / "PROVENANCE.md").read_text()
-    assert "`python -m figures --quick`" in text and "commit `" in text and "seed=0" in text
+    assert "`python -m figures --quick --out " in text and "commit `" in text and "seed=0" in text
     made = set(EXPECTED) - {"PROVENANCE.md"}
     assert _provenance_files(quick / "PROVENANCE.md") == made | set(OTHER_FIGURES)
 
