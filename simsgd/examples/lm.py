@@ -211,9 +211,10 @@ def _table(groups, args, numel):
         mean, half = _t_interval(finals)
         floats = np.mean([curve[-1][2] / curve[-1][0] for curve, _ in runs])
         seconds = np.mean([s for _, s in runs])
+        spread = f"[{min(finals):.4f}, {max(finals):.4f}]"
         lines.append(
-            f"| {_label(method, rank, tau)} | {mean:.4f} ± {half:.4f} "
-            f"| [{min(finals):.4f}, {max(finals):.4f}] | {floats:,.0f} | {floats / numel:.3f} | {seconds:.1f} |"
+            f"| {_label(method, rank, tau)} | {mean:.4f} ± {half:.4f} | {spread} "
+            f"| {floats:,.0f} | {floats / numel:.3f} | {seconds:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
