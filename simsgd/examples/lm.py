@@ -277,9 +277,9 @@ def _commit():
 def _parse(argv):
     parser = Parser(prog="python -m simsgd.examples.lm", description=__doc__.split("\n")[0])
     parser.add_argument("--world-size", type=int, default=4, help="gloo processes N")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--eval-every", type=int, default=25)
-    parser.add_argument("--batch", type=int, default=16, help="windows per node per step")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--eval-every", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=8, help="windows per node per step")
     parser.add_argument("--context", type=int, default=64, help="bytes per window")
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
@@ -292,11 +292,11 @@ def _parse(argv):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cap", type=int, default=2_000_000, help="training bytes read (held out: cap/8)")
     parser.add_argument("--val-windows", type=int, default=64)
-    parser.add_argument("--quick", action="store_true", help="N = 2, 30 steps, r = 4, one seed (≤ 60 s)")
+    parser.add_argument("--quick", action="store_true", help="N = 2, 20 steps, r = 4, one seed (≤ 60 s)")
     parser.add_argument("--out", default="out/lm")
     args = parser.parse_args(argv)
     if args.quick:
-        args.world_size, args.steps, args.eval_every, args.ranks = 2, 30, 10, [4]
+        args.world_size, args.steps, args.eval_every, args.ranks = 2, 20, 10, [4]
         args.seeds, args.cap, args.val_windows, args.taus, args.galore_period = [0], 200_000, 16, [10], 10
     try:
         lows = dict(world_size=1, steps=1, eval_every=1, batch=1, context=2, width=1, layers=1, heads=1)
