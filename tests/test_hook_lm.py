@@ -7,6 +7,7 @@ import math
 import pytest
 
 pytest.importorskip("torch")
+pytestmark = pytest.mark.slow  # spawns gloo process groups
 
 from simsgd.cli import run  # noqa: E402
 from simsgd.examples import lm  # noqa: E402

@@ -22,6 +22,7 @@ import logging
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.slow  # spawns gloo process groups
 
 import torch.distributed as dist  # noqa: E402
 from torch import nn  # noqa: E402
