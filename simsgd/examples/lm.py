@@ -43,7 +43,7 @@ from ..distributed.hook import PowerSGDPlusState, powersgd_plus_hook
 from ..distributed.launch import launch
 from ..output import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text
 
-__all__ = ["main", "ByteLM", "read_corpus", "METHODS"]
+__all__ = ["main", "ByteLM", "read_corpus", "windows", "METHODS"]
 
 METHODS = ("all-reduce", "PowerSGD", "PowerSGD+", "GaLore-style")
 SPLIT_SEED = 0
@@ -101,7 +101,7 @@ def read_corpus(cap_bytes):
     return data["train"], data["validation"], info
 
 
-def _windows(data, count, context, generator):
+def windows(data, count, context, generator):
     """``count`` random windows of ``context`` + 1 bytes: inputs and next-byte targets."""
     starts = torch.randint(0, len(data) - context - 1, (count,), generator=generator)
     rows = torch.stack([data[s : s + context + 1] for s in starts.tolist()])
@@ -145,7 +145,7 @@ def _train(method, rank, tau, seed, data, args):
     generator = torch.Generator().manual_seed(1_000_003 * seed + dist.get_rank())
     curve, start = [(0, _validation_loss(model, val_inputs, val_targets), 0)], time.perf_counter()
     for step in range(1, args.steps + 1):
-        x, y = _windows(train, args.batch, args.context, generator)
+        x, y = windows(train, args.batch, args.context, generator)
         optimizer.zero_grad()
         nn.functional.cross_entropy(model(x).reshape(-1, 256), y.reshape(-1)).backward()
         optimizer.step()
@@ -167,7 +167,7 @@ def _runs(args):
 def _worker(args):
     torch.set_num_threads(1)
     train, validation, _ = read_corpus(args.cap)
-    val = _windows(validation, args.val_windows, args.context, torch.Generator().manual_seed(VALIDATION_SEED))
+    val = windows(validation, args.val_windows, args.context, torch.Generator().manual_seed(VALIDATION_SEED))
     return [(key, *_train(*key, (train, val), args)) for key in _runs(args)]
 
 
