@@ -206,12 +206,13 @@ def _child(config):
 
 
 def _measure(net, methods, args, port):
+    # Blocks of τ steps: each holds one restart, so times and bytes are averages over a period.
     config = {
         "world": net.nodes,
         "port": port,
         "methods": methods,
         "repeats": args.repeats,
-        "block": args.block,
+        "block": args.tau,
     }
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "veth0", "OMP_NUM_THREADS": "1"}
     procs = []
