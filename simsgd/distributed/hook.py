@@ -47,6 +47,7 @@ untouched (``"zero"``; a warning is logged). Both count in ``state.nonfinite_ste
 never reaches the error memory or the other nodes' gradients.
 """
 
+# No ``from __future__ import annotations`` here: DDP checks the hook's annotations at run time.
 import logging
 from dataclasses import dataclass
 
@@ -449,8 +450,6 @@ def powersgd_plus_hook(
     state: PowerSGDPlusState, bucket: dist.GradBucket
 ) -> torch.futures.Future[torch.Tensor]:
     """PowerSGD (``restart_period=None``) or PowerSGD+ for one DDP gradient bucket.
-
-    (No ``from __future__ import annotations`` in this module: DDP checks these annotations.)
 
     Step I feeds the error back and splits the bucket (PyTorch's step I); step II is the
     compression of this iteration (a power step, a restart, or a fixed-basis step), which
