@@ -647,6 +647,8 @@ def _randomized_restart(state, b, group):
     )
     if not _all_reduce_uncompressed(state, b, group, floats, "restart"):
         return False
+    if not b.batches:  # nothing compressed in this bucket
+        return True
     omegas = [m.new_empty(m.shape[0], m.shape[2], k) for m, k in zip(b.batches, ks)]
     state._random(omegas)
 
@@ -660,7 +662,7 @@ def _randomized_restart(state, b, group):
         lambda zs: mean_of([m @ z for m, z in zip(b.batches, zs)]),
         lambda ys: mean_of([m.transpose(1, 2) @ y for m, y in zip(b.batches, ys)]),
         omegas,
-        max(p.shape[2] for p in b.ps) if b.ps else 1,
+        max(p.shape[2] for p in b.ps),
         state.restart_power_steps,
     )
     if fallback:
