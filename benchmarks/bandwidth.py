@@ -25,6 +25,7 @@ with the reason. The kernel here has no ``netem``, so no latency is added (veth'
 
 import argparse
 import contextlib
+import csv
 import json
 import os
 import shutil
@@ -313,14 +314,57 @@ def _report(measured, args, eta, c, volume, crossover):
         faster = [b for b in bws if b and measured[b][m]["seconds"] < measured[b]["all-reduce"]["seconds"]]
         seen = "–" if m == "all-reduce" else "slower at every bandwidth"
         if m != "all-reduce" and faster:
-            seen = f"faster at ≤ {max(faster)} Mbit/s"
+            seen = "faster at " + ", ".join(str(b) for b in sorted(faster, reverse=True)) + " Mbit/s"
         model = "–" if crossover[m] is None else f"{crossover[m]:,.0f} Mbit/s"
         if m != "all-reduce" and crossover[m] is None:
             model = "always (no extra compute)"
         lines.append(
             f"| {m} | {measured[0][m]['bytes']:,.0f} | " + " | ".join(cells) + f" | {seen} | {model} |"
         )
+    if args.lm_csv:
+        lines += _time_to_target(args.lm_csv, measured, bws)
     return "\n".join(lines) + "\n"
+
+
+def steps_to_target(lm_csv, labels):
+    """From the LM comparison's CSV: the target (the worst final mean validation loss among
+    ``labels``, so every one reaches it) and the first evaluated step at which each label's
+    mean over seeds is at or below it.
+    """
+    from simsgd.examples.lm import label
+
+    curves = {}
+    with open(lm_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            name = label(row["method"], int(row["rank"]), int(row["tau"]))
+            if name in labels:
+                curves.setdefault(name, {}).setdefault(int(row["step"]), []).append(
+                    float(row["validation_loss"])
+                )
+    means = {k: sorted((step, float(np.mean(v))) for step, v in c.items()) for k, c in curves.items()}
+    if not means:
+        return None, {}
+    target = max(curve[-1][1] for curve in means.values())
+    return target, {k: next(step for step, loss in curve if loss <= target) for k, curve in means.items()}
+
+
+def _time_to_target(lm_csv, measured, bws):
+    target, steps = steps_to_target(lm_csv, set(measured[0]))
+    if not steps:
+        return ["", f"No method of this table is in {lm_csv}; no time to target."]
+    shaped = [b for b in bws if b]
+    lines = [
+        "",
+        f"Time to the validation loss {target:.4f} (the worst final mean loss of these methods in "
+        f"{lm_csv}; steps from there, mean over its seeds, × the step times above), seconds:",
+        "",
+        "| method | steps | " + " | ".join(f"{b} Mbit/s" for b in shaped) + " |",
+        "|---|---|" + "---|" * len(shaped),
+    ]
+    for m, n in steps.items():
+        cells = " | ".join(f"{n * measured[b][m]['seconds']:.1f}" for b in shaped)
+        lines.append(f"| {m} | {n} | {cells} |")
+    return lines
 
 
 def _parse(argv):
@@ -332,6 +376,7 @@ def _parse(argv):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timeout", type=int, default=600, help="seconds per bandwidth")
     parser.add_argument("--quick", action="store_true", help="2 nodes, 100 Mbit/s only, τ = 3, 1 block")
+    parser.add_argument("--lm-csv", help="lm.csv of simsgd.examples.lm, for the time to a target loss")
     parser.add_argument("--out", default="out/bandwidth")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -345,6 +390,8 @@ def _parse(argv):
         check_int("--nodes", args.nodes, 2, 200)
         for mbit in args.mbit:
             check_int("--mbit", mbit, 1)
+        if args.lm_csv and not os.path.isfile(args.lm_csv):
+            raise ValueError(f"--lm-csv must be an existing lm.csv, got {args.lm_csv!r}")
     except ValueError as err:
         raise UsageError(str(err)) from None
     return args

@@ -51,3 +51,16 @@ def test_namespaces_are_removed_even_after_an_error():
             raise RuntimeError("inside the network")
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(name in listed for name in [*net.names, net.hub])
+
+
+def test_steps_to_target_reads_the_lm_comparison(tmp_path):
+    path = tmp_path / "lm.csv"
+    rows = ["method,rank,tau,seed,step,validation_loss,floats_per_node"]
+    for seed, shift in ((0, 0.0), (1, 0.2)):
+        for step, loss in ((0, 5.0), (10, 3.0), (20, 2.0)):
+            rows.append(f"all-reduce,0,0,{seed},{step},{loss + shift},0")
+            rows.append(f"PowerSGD,4,0,{seed},{step},{loss + 1 + shift},0")  # slower: ends at 3.1
+    path.write_text("\n".join(rows) + "\n")
+    target, steps = bandwidth.steps_to_target(path, {"all-reduce", "PowerSGD r=4", "absent"})
+    assert target == pytest.approx(3.1)  # the worst final mean, so both reach it
+    assert steps == {"all-reduce": 10, "PowerSGD r=4": 20}

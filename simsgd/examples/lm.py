@@ -43,7 +43,7 @@ from ..distributed.hook import PowerSGDPlusState, powersgd_plus_hook
 from ..distributed.launch import launch
 from ..output import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text
 
-__all__ = ["main", "ByteLM", "read_corpus", "windows", "METHODS"]
+__all__ = ["main", "ByteLM", "read_corpus", "windows", "label", "METHODS"]
 
 METHODS = ("all-reduce", "PowerSGD", "PowerSGD+", "GaLore-style")
 SPLIT_SEED = 0
@@ -171,7 +171,8 @@ def _worker(args):
     return [(key, *_train(*key, (train, val), args)) for key in _runs(args)]
 
 
-def _label(method, rank, tau):
+def label(method, rank, tau):
+    """The run's name in tables and legends, e.g. ``PowerSGD+ r=4 τ=10``."""
     if method == "all-reduce":
         return method
     return f"{method} r={rank}" + (f" τ={tau}" if method in ("PowerSGD+", "GaLore-style") else "")
@@ -222,7 +223,7 @@ def _table(groups, args, numel):
         seconds = np.mean([s for _, s in runs])
         spread = f"[{min(finals):.4f}, {max(finals):.4f}]"
         lines.append(
-            f"| {_label(method, rank, tau)} | {mean:.4f} ± {half:.4f} | {spread} "
+            f"| {label(method, rank, tau)} | {mean:.4f} ± {half:.4f} | {spread} "
             f"| {floats:,.0f} | {floats / numel:.3f} | {seconds:.1f} |"
         )
     return "\n".join(lines) + "\n"
@@ -254,7 +255,7 @@ def _plot(groups, path):
         if method == "PowerSGD+" and len(taus) > 1:  # a lighter red for the longer period
             color = plt.get_cmap("Reds")(0.9 - 0.4 * taus.index(tau) / (len(taus) - 1))
         for ax, x in ((by_step, steps), (by_floats, floats)):
-            ax.plot(x, mean, style, color=color, lw=1.4, label=_label(method, rank, tau))
+            ax.plot(x, mean, style, color=color, lw=1.4, label=label(method, rank, tau))
             if len(runs) > 1:
                 ax.fill_between(x, losses.min(axis=0), losses.max(axis=0), color=color, alpha=0.12, lw=0)
     by_step.set(xlabel="step", ylabel="validation loss (nats/byte)", title="held-out loss against steps")
