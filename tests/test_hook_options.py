@@ -127,6 +127,9 @@ def _restarts_and_floats():
         state = PowerSGDPlusState(None, **_options(restart_period=1, use_error_feedback=False, **kw))
         result = _run(state, 1)[0]
         out[name] = (result, state.stats())
+    state = PowerSGDPlusState(None, **_options(restart_period=1))
+    _run(state, 1)
+    out["local error"] = state.stats()["buckets"][0]["relative_error_local"]
     return out
 
 
@@ -314,8 +317,17 @@ def test_restart_relative_error_obeys_lemma_2_and_the_worst_basis_does_not(ranks
     # Negative control: the last r left singular vectors (the worst rank-r basis) break the bound.
     worst = [torch.linalg.svd(m.double(), full_matrices=False)[0][:, -RANK:] for m in matrices]
     assert _projection_error(mean, worst) > bound
-    for r in ranks:
-        for name, (_, stats) in r["restarts"].items():
+    for rank, r in enumerate(ranks):
+        # With error feedback (e = 0 before the first step): ‖G_i − P̃P̃ᵀΔ̄‖²/‖G_i‖² on node i.
+        mine = torch.as_tensor(_gradient(rank, 0))
+        local = [v for v in unflatten(mine, _params()) if v.dim() > 1]
+        residual = total = 0.0
+        for view, matrix, basis in zip(local, matrices, bases):
+            g = view.reshape(view.shape[0], -1).double()
+            residual += float(((g - basis @ (basis.T @ matrix.double())) ** 2).sum())
+            total += float((g**2).sum())
+        assert r["restarts"]["local error"] == pytest.approx(residual / total, rel=1e-4)
+        for name, (_, stats) in ((k, v) for k, v in r["restarts"].items() if k != "local error"):
             bucket = stats["buckets"][0]
             assert bucket["kind"] == "restart"
             assert bucket["bytes"] == 4 * bucket["floats"]

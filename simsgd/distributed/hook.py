@@ -492,7 +492,7 @@ def powersgd_plus_hook(
         ok = _power_step(state, b, group)
     if not ok:
         return _done(_nonfinite(state, bucket, b, f"{'restart' if restart else 'compressed'} step"))
-    _decompress(state, b, group)  # Step III
+    _decompress(state, b)  # Step III
     if restart:
         state.restarts += 1
     state._end_bucket(bucket)
@@ -689,7 +689,7 @@ def _relative_error(means, ps, qs):
     return residual / total
 
 
-def _decompress(state, b, group):
+def _decompress(state, b):
     """Step III: Δ̂ = P Qᵀ into the bucket, e^{(i)} ← Δ^{(i)} − Δ̂, the result in the bucket's dtype."""
     for p, q, matrix in zip(b.ps, b.qs, b.batches):
         torch.bmm(p, q.transpose(1, 2), out=matrix)
@@ -710,11 +710,20 @@ def _decompress(state, b, group):
 
 
 def _local_error(state, b, error):
-    """‖Δ^{(i)} − Δ̂‖²/‖Δ^{(i)}‖² over the compressed matrices of this node."""
-    errors, _, _ = _split(state, unflatten(error, b.gradients))
-    deltas, _, _ = _split(state, unflatten(b.local, b.gradients))
-    total = sum(float(torch.sum(d.double() ** 2)) for d in deltas)
-    return sum(float(torch.sum(e.double() ** 2)) for e in errors) / total if total else None
+    """‖Δ^{(i)} − Δ̂‖²/‖Δ^{(i)}‖² over the compressed matrices of this node (one host sync)."""
+    groups, _ = _groups(state, b.gradients)
+    compressed = [i for group in groups for i in group]
+    if not compressed:
+        return None
+    errors, deltas = unflatten(error, b.gradients), unflatten(b.local, b.gradients)
+    squares = torch.stack(
+        [
+            sum(errors[i].double().square().sum() for i in compressed),
+            sum(deltas[i].double().square().sum() for i in compressed),
+        ]
+    )
+    residual, total = squares.tolist()
+    return residual / total if total else None
 
 
 def _nonfinite(state, bucket, b, what):
