@@ -16,7 +16,7 @@ from simsgd.examples import lm  # noqa: E402
 def test_quick_run_writes_a_complete_comparison(tmp_path, capsys):
     assert run(lm.main, ["--quick", "--out", str(tmp_path)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["lm.csv", "lm.png", "lm_table.md", "provenance.json"]
+    assert names == ["lm.csv", "lm.png", "lm_paired.md", "lm_table.md", "provenance.json"]
     with open(tmp_path / "lm.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["method"] for r in rows} == set(lm.METHODS)

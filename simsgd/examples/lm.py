@@ -14,13 +14,16 @@ has sent are recorded.
 
 Writes into ``--out`` (default ``out/lm``): ``lm.csv`` (every evaluation), ``lm_table.md``
 (final validation loss per method and rank: mean, Student-t 95% interval and range over
-seeds; floats per node per step), ``lm.png`` (validation loss against steps and against
-floats sent) and ``provenance.json`` (command, seeds, corpus, torch, commit, date).
+seeds; floats per node per step), ``lm_paired.md`` (differences to PowerSGD and to the
+all-reduce, paired by seed), ``lm.png`` (validation loss against steps and against floats
+sent) and ``provenance.json`` (command, seeds, corpus, torch, commit, date). ``--analyse``
+redraws the figure and the paired table from an existing ``lm.csv``.
 
     python -m simsgd.examples.lm --quick --out out/lm-quick     # ≤ 60 s, what the test runs
     nice python -m simsgd.examples.lm --out results/lm           # the committed comparison
 """
 
+import csv
 import hashlib
 import math
 import os
@@ -229,11 +232,49 @@ def _table(groups, args, numel):
     return "\n".join(lines) + "\n"
 
 
-def _plot(groups, path):
+def _curves(rows):
+    """{(method, rank, tau): {seed: [(step, loss, floats), ...]}} from ``lm.csv``'s rows."""
+    curves = {}
+    for method, rank, tau, seed, step, loss, floats in rows:
+        key = (method, int(rank), int(tau))
+        curves.setdefault(key, {}).setdefault(int(seed), []).append((int(step), float(loss), int(floats)))
+    return curves
+
+
+def _paired(curves):
+    """Final validation loss of each compressed run minus PowerSGD's (same rank) and minus the
+    all-reduce's, seed by seed (same initial weights and batches): mean ± Student-t 95%.
+    """
+    final = {key: {seed: curve[-1][1] for seed, curve in runs.items()} for key, runs in curves.items()}
+    lines = [
+        "Final validation loss differences, paired by seed (same initial weights and batches), "
+        "mean ± Student-t 95% half-width over seeds; negative = lower loss than the reference.",
+        "",
+        "| method | − PowerSGD (same r) | − all-reduce |",
+        "|---|---|---|",
+    ]
+    reference = final.get(("all-reduce", 0, 0), {})
+    for (method, rank, tau), losses in final.items():
+        if method == "all-reduce":
+            continue
+        cells = []
+        for ref in (final.get(("PowerSGD", rank, 0), {}), reference):
+            seeds = sorted(set(losses) & set(ref))
+            if method == "PowerSGD" and ref is not reference or not seeds:
+                cells.append("–")
+                continue
+            mean, half = _t_interval([losses[s] - ref[s] for s in seeds])
+            cells.append(f"{mean:+.4f} ± {half:.4f}")
+        lines.append(f"| {label(method, rank, tau)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(curves, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     colors = {
         "all-reduce": "black",
@@ -241,34 +282,47 @@ def _plot(groups, path):
         "PowerSGD+": "tab:red",
         "GaLore-style": "tab:orange",
     }
-    ranks = sorted({rank for _, rank, _ in groups if rank})
-    taus = sorted({tau for method, _, tau in groups if method == "PowerSGD+"})
+    ranks = sorted({rank for _, rank, _ in curves if rank})
+    taus = sorted({tau for method, _, tau in curves if method == "PowerSGD+"})
     styles = ["-", "--", ":", "-."]
-    fig, (by_step, by_floats) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for (method, rank, tau), runs in groups.items():
-        steps = np.array([s for s, _, _ in runs[0][0]])
-        losses = np.array([[v for _, v, _ in curve] for curve, _ in runs])
-        floats = np.mean([[f for _, _, f in curve] for curve, _ in runs], axis=0)
+    fig, (by_step, by_floats) = plt.subplots(1, 2, figsize=(12, 4.8))
+    low, high = math.inf, -math.inf
+    for (method, rank, tau), runs in curves.items():
+        runs = list(runs.values())
+        steps = np.array([s for s, _, _ in runs[0]])
+        losses = np.array([[v for _, v, _ in curve] for curve in runs])
+        floats = np.mean([[f for _, _, f in curve] for curve in runs], axis=0)
         mean = losses.mean(axis=0)
+        later = steps >= steps[1] if len(steps) > 1 else steps >= 0  # the y range leaves out step 0
+        low, high = min(low, losses[:, later].min()), max(high, losses[:, later].max())
         style = styles[ranks.index(rank) % len(styles)] if rank else "-"
         color = colors[method]
         if method == "PowerSGD+" and len(taus) > 1:  # a lighter red for the longer period
             color = plt.get_cmap("Reds")(0.9 - 0.4 * taus.index(tau) / (len(taus) - 1))
         for ax, x in ((by_step, steps), (by_floats, floats)):
-            ax.plot(x, mean, style, color=color, lw=1.4, label=label(method, rank, tau))
+            keep = x > 0 if ax is by_floats else np.ones(len(x), bool)  # log axis: no 0
+            ax.plot(x[keep], mean[keep], style, color=color, lw=1.4, label=label(method, rank, tau))
             if len(runs) > 1:
-                ax.fill_between(x, losses.min(axis=0), losses.max(axis=0), color=color, alpha=0.12, lw=0)
+                band = (losses.min(axis=0)[keep], losses.max(axis=0)[keep])
+                ax.fill_between(x[keep], *band, color=color, alpha=0.12, lw=0)
+    margin = 0.05 * (high - low)
     by_step.set(xlabel="step", ylabel="validation loss (nats/byte)", title="held-out loss against steps")
     by_floats.set(
-        xlabel="floats sent per node (cumulative)",
+        xlabel="floats sent per node (cumulative, log scale)",
         xscale="log",
         ylabel="validation loss (nats/byte)",
         title="held-out loss against communication",
     )
+    by_floats.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    by_floats.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1e6:g}M"))
+    by_floats.xaxis.set_minor_formatter(NullFormatter())
     for ax in (by_step, by_floats):
+        ax.set_ylim(low - margin, high + margin)
         ax.grid(alpha=0.3)
     by_floats.legend(fontsize=7, ncol=2)
-    fig.suptitle("mean over seeds; bands: min–max over seeds", fontsize=9)
+    fig.suptitle(
+        "mean over seeds; bands: min–max over seeds; y axis from the second evaluation on", fontsize=9
+    )
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=120, metadata={"Software": None})
     plt.close(fig)
@@ -304,6 +358,9 @@ def _parse(argv):
     parser.add_argument("--val-windows", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="N = 2, 20 steps, r = 4, one seed (≤ 60 s)")
     parser.add_argument("--out", default="out/lm")
+    parser.add_argument(
+        "--analyse", action="store_true", help="only redraw lm.png and lm_paired.md from --out's lm.csv"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.world_size, args.steps, args.eval_every, args.ranks = 2, 20, 10, [4]
@@ -328,6 +385,8 @@ def main(argv=None) -> int:
     args = _parse(argv)
     out = check_out_dir(args.out)
     start = time.perf_counter()
+    if args.analyse:
+        return _analyse(out)
     results = launch(_worker, args.world_size, args, timeout=300)[0]
     numel = results[0][3]
     groups = _group(results)
@@ -336,6 +395,7 @@ def main(argv=None) -> int:
         for (method, rank, tau, seed), curve, _, _ in results
         for step, loss, floats in curve
     ]
+    curves = _curves(rows)
     if not all(math.isfinite(float(r[5])) for r in rows):
         raise FloatingPointError("a validation loss is not finite; nothing was written")
     _, _, corpus = read_corpus(args.cap)
@@ -356,10 +416,29 @@ def main(argv=None) -> int:
             rows,
         )
         atomic_write_text(os.path.join(stage, "lm_table.md"), table)
+        atomic_write_text(os.path.join(stage, "lm_paired.md"), _paired(curves))
         atomic_write_json(os.path.join(stage, "provenance.json"), provenance)
-        _plot(groups, os.path.join(stage, "lm.png"))
+        _plot(curves, os.path.join(stage, "lm.png"))
     print(table, end="")
-    print(f"wrote lm.csv, lm_table.md, lm.png, provenance.json into {out} ({provenance['seconds']} s)")
+    names = "lm.csv, lm_table.md, lm_paired.md, lm.png, provenance.json"
+    print(f"wrote {names} into {out} ({provenance['seconds']} s)")
+    return 0
+
+
+def _analyse(out):
+    """Redraw ``lm.png`` and rewrite ``lm_paired.md`` from ``out``/lm.csv (no training)."""
+    path = os.path.join(out, "lm.csv")
+    if not os.path.isfile(path):
+        raise UsageError(f"argument --analyse: no lm.csv in {out!r}")
+    with open(path, newline="") as f:
+        rows = [tuple(r.values()) for r in csv.DictReader(f)]
+    curves = _curves(rows)
+    paired = _paired(curves)
+    with output_set(out) as stage:
+        atomic_write_text(os.path.join(stage, "lm_paired.md"), paired)
+        _plot(curves, os.path.join(stage, "lm.png"))
+    print(paired, end="")
+    print(f"wrote lm_paired.md and lm.png into {out} from its lm.csv")
     return 0
 
 
