@@ -5,7 +5,8 @@ hub namespace; each node's egress is shaped with a token bucket (``tc qdisc … 
 bandwidth of ``--mbit`` (0 = unshaped veth). Every process trains the byte-level LM of
 ``simsgd.examples.lm`` (same model and data) with each method (plain all-reduce, PowerSGD,
 PowerSGD+ τ, GaLore-style τ, rank r) and the median step time over ``--repeats`` blocks of
-τ steps (one restart each) is recorded, with the bytes one node sent per step (the hook's count).
+τ steps (one restart each; the methods' blocks interleaved) is recorded, with the bytes one
+node sent per step (the hook's count).
 
 Model beside it (α–β with one fitted constant): gloo's ring all-reduce sends
 V = 2(N − 1)/N · bytes per node, so T_m(B) = c_m + V_m / (η B), with c_m the step time
@@ -171,34 +172,36 @@ def _child(config):
     )
     train, _, _ = read_corpus(200_000)
     generator = torch.Generator().manual_seed(rank)
-    out = {}
+
+    def step(model, optimizer):
+        x, y = windows(train, 8, 64, generator)
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x).reshape(-1, 256), y.reshape(-1)).backward()
+        optimizer.step()
+
+    runs = {}
     for name, options in config["methods"].items():
         torch.manual_seed(0)
         model = DDP(ByteLM(64, 2, 4, 64))
-        numel = sum(p.numel() for p in model.parameters())
         state = None
         if options is not None:
             state = PowerSGDPlusState(None, start_powerSGD_iter=2, **options)
             model.register_comm_hook(state, powersgd_plus_hook)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-
-        def step(model, optimizer):
-            x, y = windows(train, 8, 64, generator)
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x).reshape(-1, 256), y.reshape(-1)).backward()
-            optimizer.step()
-
         for _ in range(4):  # past the warm-up, buckets rebuilt
             step(model, optimizer)
-        sent = state.bytes_sent_total if state else 0
-        times = []
-        for _ in range(config["repeats"]):
+        runs[name] = (model, optimizer, state, state.bytes_sent_total if state else 0, [])
+    for _ in range(config["repeats"]):  # interleaved, so a change of load hits every method alike
+        for model, optimizer, _, _, times in runs.values():
             dist.barrier()
             start = time.perf_counter()
             for _ in range(config["block"]):
                 step(model, optimizer)
             times.append((time.perf_counter() - start) / config["block"])
-        steps = config["repeats"] * config["block"]
+    steps = config["repeats"] * config["block"]
+    out = {}
+    for name, (model, _, state, sent, times) in runs.items():
+        numel = sum(p.numel() for p in model.parameters())
         per_step = (state.bytes_sent_total - sent) / steps if state else 4 * numel
         out[name] = {"seconds": statistics.median(times), "bytes": per_step}
     if rank == 0:
@@ -373,7 +376,7 @@ def _parse(argv):
     parser.add_argument("--mbit", type=int, nargs="+", default=[1000, 300, 100, 30])
     parser.add_argument("--rank", type=int, default=4)
     parser.add_argument("--tau", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--timeout", type=int, default=600, help="seconds per bandwidth")
     parser.add_argument("--quick", action="store_true", help="2 nodes, 100 Mbit/s only, τ = 3, 1 block")
     parser.add_argument("--lm-csv", help="lm.csv of simsgd.examples.lm, for the time to a target loss")
