@@ -4,8 +4,8 @@ An MLP of ``--layers`` square ``--width`` linear layers trains on N gloo process
 Per step (forward, backward with the hook, SGD step) the median time of ``--repeats``
 interleaved blocks of ``--block`` steps is reported for: plain all-reduce (no hook),
 PyTorch's ``powerSGD_hook``, ours with ``restart_period=None`` (PowerSGD) and with τ
-(PowerSGD+), all at rank r. Floats sent per node per step are our state's own count,
-beside Table 2's formula. Usage::
+(PowerSGD+, with the SVD and the randomized restart), all at rank r. Floats sent per node
+per step are our state's own count, beside Table 2's formula. Usage::
 
     python -m benchmarks.bench_hook [--world-size 2] [--width 256] [--layers 3] [--rank 4] [--tau 100]
 
@@ -59,6 +59,10 @@ def _setups(args):
         "ours, τ = None": lambda: (PowerSGDPlusState(None, rank, START), powersgd_plus_hook),
         f"ours, τ = {args.tau}": lambda: (
             PowerSGDPlusState(None, rank, START, restart_period=args.tau),
+            powersgd_plus_hook,
+        ),
+        f"ours, τ = {args.tau}, randomized": lambda: (
+            PowerSGDPlusState(None, rank, START, restart_period=args.tau, restart_method="randomized"),
             powersgd_plus_hook,
         ),
     }
@@ -178,12 +182,12 @@ def main(argv=None) -> int:
         f"N = {args.world_size} gloo processes (CPU, 1 thread each), MLP {args.layers}×{args.width}², "
         f"batch {args.batch}, r = {args.rank}, torch {torch.__version__}"
     )
-    print(f"{'hook':24s} {'ms/step':>8s} {'× torch hook':>12s} {'× all-reduce':>12s}")
+    print(f"{'hook':36s} {'ms/step':>8s} {'× torch hook':>12s} {'× all-reduce':>12s}")
     for name, seconds in times.items():
-        print(f"{name:24s} {1e3 * seconds:8.2f} {seconds / base:12.2f} {seconds / plain:12.2f}")
+        print(f"{name:36s} {1e3 * seconds:8.2f} {seconds / base:12.2f} {seconds / plain:12.2f}")
     print("\nfloats per node per step (ours, measured) vs Table 2 (+ uncompressed biases):")
     for name, value in floats.items():
-        print(f"  {name:22s} {value:12.1f}")
+        print(f"  {name:34s} {value:12.1f}")
     for name, value in table2.items():
         print(f"  {name:22s} {value:12.1f}")
     print(f"\ntorch {torch.__version__} batched_powerSGD_hook: {batched}")

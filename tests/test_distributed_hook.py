@@ -2,9 +2,11 @@
 
 - restart_period=None: the same parameters as PyTorch's powerSGD_hook at every step.
 - restart steps: the averaged gradient of a compressed matrix is P̃P̃ᵀ·mean(G), P̃ = the
-  first r left singular vectors of the mean; floats sent follow Algorithm 1's count.
+  first r left singular vectors of the mean; floats sent follow Algorithm 1's count (m n + n r)
+  or, with ``minimal_restart``, m n.
 - state_dict/load_state_dict: a resumed run continues bit for bit, across DDP's bucket
-  rebuild (the resumed DDP starts in its first bucket order again).
+  rebuild (the resumed DDP starts in its first bucket order again), for each restart option
+  and the GaLore-style fixed basis.
 - non-finite gradients: "zero" keeps every rank finite, "raise" raises on every rank.
 """
 
@@ -89,7 +91,7 @@ def _parity(rank):
     return out
 
 
-def _restart_step(rank, world):
+def _restart_step(rank, world, minimal):
     """τ = 1, no error feedback: DDP's gradient against P̃P̃ᵀ mean(G) computed by hand."""
     state = PowerSGDPlusState(
         None,
@@ -98,6 +100,7 @@ def _restart_step(rank, world):
         use_error_feedback=False,
         warm_start=False,
         restart_period=1,
+        minimal_restart=minimal,
     )
     model = DDP(_model())
     model.register_comm_hook(state, powersgd_plus_hook)
@@ -116,17 +119,25 @@ def _restart_step(rank, world):
         if (m + n) * r * 2 < m * n:
             u = torch.linalg.svd(matrix, full_matrices=False)[0][:, :r]
             mean = (u @ (u.T @ matrix)).view_as(mean)
-            expected_floats += m * n + n * r
+            expected_floats += m * n + (0 if minimal else n * r)
         else:
             expected_floats += m * n
         worst = max(worst, float((p.grad - mean).abs().max() / mean.abs().max()))
     return worst, state.floats_sent_last_step, expected_floats, state.restarts
 
 
-def _resume(rank, steps=16, tau=3):
+RESUME_OPTIONS = [
+    dict(),
+    dict(minimal_restart=False),
+    dict(restart_method="randomized", restart_oversampling=2, restart_power_steps=2),
+    dict(between_restarts="fixed", use_error_feedback=False),  # GaLore-style: P̃ is saved too
+]
+
+
+def _resume(rank, extra, steps=16, tau=3):
     """Uninterrupted run against a run stopped halfway and resumed from state_dicts."""
     # start 0: compression begins before DDP's bucket rebuild, in both runs.
-    options = dict(matrix_approximation_rank=2, start_powerSGD_iter=0, restart_period=tau)
+    options = dict(matrix_approximation_rank=2, start_powerSGD_iter=0, restart_period=tau, **extra)
     whole = _ddp(powersgd_plus_hook, PowerSGDPlusState(None, **options))
     for t in range(steps):
         _train_step(*whole, rank, t)
@@ -174,8 +185,8 @@ def _work():
     rank, world = dist.get_rank(), dist.get_world_size()
     return {
         "parity": _parity(rank),
-        "restart": _restart_step(rank, world),
-        "resume": _resume(rank),
+        "restart": [_restart_step(rank, world, minimal) for minimal in (True, False)],
+        "resume": [_resume(rank, extra) for extra in RESUME_OPTIONS],
         "nonfinite": _nonfinite(rank),
     }
 
@@ -194,13 +205,16 @@ def test_parity_with_pytorch_powersgd_hook_every_step(ranks):
 
 
 def test_restart_step_is_svd_comp_and_counts_its_floats(ranks):
-    for worst, floats, expected, restarts in (r["restart"] for r in ranks):
-        assert worst < 1e-5  # float32 SVD vs float32 SVD of the same mean
-        assert floats == expected and restarts == 1
+    for r in ranks:
+        for worst, floats, expected, restarts in r["restart"]:  # minimal_restart True, False
+            assert worst < 1e-5  # float32 SVD vs float32 SVD of the same mean
+            assert floats == expected and restarts == 1
 
 
-def test_resume_from_state_dict_is_bit_for_bit(ranks):
-    for diff, restarts, counted in (r["resume"] for r in ranks):
+@pytest.mark.parametrize("case", range(len(RESUME_OPTIONS)), ids=[str(o) for o in RESUME_OPTIONS])
+def test_resume_from_state_dict_is_bit_for_bit(ranks, case):
+    for r in ranks:
+        diff, restarts, counted = r["resume"][case]
         assert diff == 0.0 and restarts > 0 and counted
 
 

@@ -6,10 +6,28 @@ With ``restart_period=None`` this is PyTorch's ``powerSGD_hook`` operation for o
 (the same buckets, tensor split, warm start, error feedback ``e ← Δ − Δ̂`` and random
 Q's), so it gives the same parameters; the tests check that every step. With
 ``restart_period=τ`` the compressed steps t = iter − start_powerSGD_iter with
-t mod τ = 0 are PowerSGD+'s restarts (Algorithm 2): the whole error-fed gradient is
-all-reduced, P̃ is the first r left singular vectors of each averaged matrix, and the
-step finishes as SVD-COMP does (Q^{(i)} = Δ^{(i)ᵀ} P̃ all-reduced, Δ̂ = P̃ Qᵀ); the Q
-carried to the next step is that Q, so the power iteration restarts from the SVD basis.
+t mod τ = 0 are PowerSGD+'s restarts (Algorithm 2): P̃ is the first r left singular
+vectors of each node-averaged matrix Δ̄ (``restart_method``, :mod:`.restart`), Q = Δ̄ᵀP̃
+and Δ̂ = P̃Qᵀ; the Q carried to the next step is that Q, so the power iteration restarts
+from the SVD basis.
+
+Restart cost: ``"svd"`` all-reduces the whole error-fed bucket (m n per matrix). Then every
+node holds Δ̄, so Q = Δ̄ᵀP̃ is computed locally (``minimal_restart=True``, the default);
+``minimal_restart=False`` all-reduces Q = mean(Δ^{(i)ᵀ}P̃) as Algorithm 1's SVD-COMP writes
+(n r more floats per matrix, the same Q up to rounding). ``"randomized"`` sends
+(K + 1)(m + n)(r + p) per matrix and never a Q. A failed SVD (``"svd"``: LAPACK does not
+converge or returns NaN on a finite Δ̄) falls back to the randomized range finder on the
+Δ̄ every node already holds (no communication, so all nodes stay in step); a failed small
+SVD inside ``"randomized"`` keeps the range basis's first r columns. Both are counted in
+``state.fallbacks`` and logged.
+
+Precision: buckets in float16/bfloat16 are compressed in float32 (``compute_dtype``): the
+error memory, P, Q and the all-reduces of compressed steps are float32, and the result is
+rounded to the bucket's dtype once, when it is written back. float32/float64 buckets are
+compressed in their own dtype, as PyTorch does.
+
+``between_restarts="fixed"`` keeps P̃ from the last restart and sends only Q = Δᵀ P̃ in between
+(n r floats): the GaLore-style baseline of Table 2 (with ``use_error_feedback=False`` as GaLore).
 
 Habits of PyTorch's hook not copied: its Q's are drawn after ``torch.manual_seed``
 (which also reseeds the global CUDA generators); here a dedicated CPU ``torch.Generator``
@@ -25,23 +43,37 @@ uncompressed tensors; warm-up steps check the averaged bucket, which is non-fini
 whenever any node's is. Then every node alike either raises ``FloatingPointError``
 (``"raise"``, the default; it comes out of ``loss.backward()`` on every rank; stop
 training there) or returns a zero gradient for the bucket and leaves the error feedback
-untouched (``"zero"``; a warning is logged). Both count in ``state.nonfinite_steps``. NaN never reaches the error
-memory or the other nodes' gradients.
+untouched (``"zero"``; a warning is logged). Both count in ``state.nonfinite_steps``. NaN
+never reaches the error memory or the other nodes' gradients.
 """
 
+# No ``from __future__ import annotations`` here: DDP checks the hook's annotations at run time.
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from .._checks import check_choice, check_int, check_real
+from . import restart as _restart
+from ._bucket_memory import BucketMemory, unflatten
 
-__all__ = ["PowerSGDPlusState", "powersgd_plus_hook", "NONFINITE_POLICIES"]
+__all__ = [
+    "PowerSGDPlusState",
+    "powersgd_plus_hook",
+    "NONFINITE_POLICIES",
+    "RESTART_METHODS",
+    "BETWEEN_RESTARTS",
+]
 
 logger = logging.getLogger(__name__)
 
 NONFINITE_POLICIES = ("raise", "zero")
+RESTART_METHODS = _restart.RESTART_METHODS
+BETWEEN_RESTARTS = ("power", "fixed")
+COMPUTE_DTYPES = (None, torch.float32, torch.float64)
+_HALF = (torch.float16, torch.bfloat16)
 
 
 class PowerSGDPlusState:
@@ -68,17 +100,32 @@ class PowerSGDPlusState:
         τ of PowerSGD+; None is plain PowerSGD.
     nonfinite : {"raise", "zero"}
         Policy for a NaN or infinite gradient (module docstring).
+    restart_method : {"svd", "randomized"}
+        How a restart finds P̃ (module docstring; the simulator's ``restart`` names).
+    restart_oversampling : int ≥ 0
+        p, extra columns of the randomized range finder (also used by the SVD fallback).
+    restart_power_steps : int ≥ 1
+        K, power steps of the randomized range finder (also used by the SVD fallback).
+    minimal_restart : bool
+        Compute a ``"svd"`` restart's Q locally from Δ̄ instead of all-reducing it. No effect
+        without ``restart_period``, so PyTorch parity is untouched.
+    compute_dtype : torch.float32, torch.float64 or None
+        Compression dtype; None: float32 for float16/bfloat16 buckets, else the bucket's.
+    between_restarts : {"power", "fixed"}
+        "power": PowerSGD+ (a power step every iteration); "fixed": P̃ kept between restarts
+        (GaLore-style; needs ``restart_period`` and ``warm_start``).
 
     Attributes
     ----------
     iter : int
         Iterations seen (as PyTorch's ``PowerSGDState.iter``).
-    floats_sent_last_step, floats_sent_total : int
-        Floats one node put into all-reduces in the last step, and in all steps.
+    floats_sent_last_step, floats_sent_total, bytes_sent_last_step, bytes_sent_total : int
+        What one node put into all-reduces in the last step, and in all steps.
     floats_uncompressed_last_step : int
         What a plain all-reduce would have sent in the last step.
-    restarts, nonfinite_steps : int
-        Restart (SVD) steps run, and steps a non-finite gradient was met (per bucket).
+    restarts, fallbacks, nonfinite_steps : int
+        Restarts run (per bucket), failed factorisations replaced by a fallback, and
+        steps a non-finite gradient was met (per bucket).
     """
 
     def __init__(
@@ -94,6 +141,12 @@ class PowerSGDPlusState:
         batch_tensors_with_same_shape=False,
         restart_period=None,
         nonfinite="raise",
+        restart_method="svd",
+        restart_oversampling=4,
+        restart_power_steps=1,
+        minimal_restart=True,
+        compute_dtype=None,
+        between_restarts="power",
     ):
         self.process_group = process_group
         self.matrix_approximation_rank = check_int("matrix_approximation_rank", matrix_approximation_rank, 1)
@@ -110,29 +163,45 @@ class PowerSGDPlusState:
             None if restart_period is None else check_int("restart_period", restart_period, 1)
         )
         self.nonfinite = check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
+        self.restart_method = check_choice("restart_method", restart_method, RESTART_METHODS)
+        self.restart_oversampling = check_int("restart_oversampling", restart_oversampling, 0)
+        self.restart_power_steps = check_int("restart_power_steps", restart_power_steps, 1)
+        self.minimal_restart = bool(minimal_restart)
+        if compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(
+                f"compute_dtype must be None, torch.float32 or torch.float64, got {compute_dtype!r}"
+            )
+        self.compute_dtype = compute_dtype
+        self.between_restarts = check_choice("between_restarts", between_restarts, BETWEEN_RESTARTS)
+        if self.between_restarts == "fixed" and (self.restart_period is None or not self.warm_start):
+            raise ValueError(
+                "between_restarts='fixed' needs restart_period (an int ≥ 1) and warm_start=True, "
+                f"got restart_period={self.restart_period!r}, warm_start={self.warm_start}"
+            )
         self.rng = np.random.RandomState(self.random_seed)
         self.generator = torch.Generator(device="cpu")
-        self.error_dict: dict[int, torch.Tensor] = {}
-        self.p_memory_dict: dict[int, torch.Tensor] = {}
-        self.q_memory_dict: dict[int, torch.Tensor] = {}
+        saved = ("error",) + (("q",) if self.warm_start else ()) + (("p",) if self._fixed else ())
+        self.memory = BucketMemory(self._plan, saved)
         self.iter = 0
         self.floats_sent_last_step = self.floats_sent_total = self.floats_uncompressed_last_step = 0
-        self.restarts = self.nonfinite_steps = 0
-        self._step_floats = self._step_uncompressed = 0
-        self._layouts: dict[int, list] = {}  # bucket index -> its parameters, in bucket order
-        self._first_layout: list = []  # all parameters in the order of the first iteration
-        self._first_layout_done = False
-        self._pending: dict[str, dict[int, torch.Tensor]] = {"error": {}, "q": {}}
+        self.bytes_sent_last_step = self.bytes_sent_total = 0
+        self.numel_before_compression = self.numel_after_compression = 0
+        self.restarts = self.fallbacks = self.nonfinite_steps = 0
+        self._buckets: dict[int, dict] = {}  # this step's record per bucket (see stats())
+        self._last_buckets: dict[int, dict] = {}
 
     _COUNTERS = (
         "iter",
         "floats_sent_last_step",
         "floats_sent_total",
         "floats_uncompressed_last_step",
+        "bytes_sent_last_step",
+        "bytes_sent_total",
+        "numel_before_compression",
+        "numel_after_compression",
         "restarts",
+        "fallbacks",
         "nonfinite_steps",
-        "_step_floats",
-        "_step_uncompressed",
     )
     _OPTIONS = (
         "matrix_approximation_rank",
@@ -145,7 +214,30 @@ class PowerSGDPlusState:
         "batch_tensors_with_same_shape",
         "restart_period",
         "nonfinite",
+        "restart_method",
+        "restart_oversampling",
+        "restart_power_steps",
+        "minimal_restart",
+        "compute_dtype",
+        "between_restarts",
     )
+
+    @property
+    def _fixed(self):
+        return self.between_restarts == "fixed"
+
+    # PyTorch's PowerSGDState names for the memories.
+    @property
+    def error_dict(self):
+        return self.memory.error
+
+    @property
+    def p_memory_dict(self):
+        return self.memory.p
+
+    @property
+    def q_memory_dict(self):
+        return self.memory.q
 
     def is_restart(self) -> bool:
         """Whether the current iteration is a PowerSGD+ restart (t mod τ = 0, t from the first
@@ -157,41 +249,52 @@ class PowerSGDPlusState:
             and (self.iter - self.start_powerSGD_iter) % self.restart_period == 0
         )
 
+    def stats(self) -> dict:
+        """What the last step sent and how well it compressed; cheap, so it can stay on.
+
+        Returns
+        -------
+        dict
+            ``iter``; ``floats_sent_last_step``, ``bytes_sent_last_step``,
+            ``floats_sent_total``, ``bytes_sent_total`` (this node, all-reduce inputs);
+            ``floats_uncompressed_last_step``; ``restarts``, ``fallbacks``,
+            ``nonfinite_steps``; and ``buckets``: per bucket index of the last step,
+            ``floats``, ``bytes``, ``floats_uncompressed``, ``kind`` ("all-reduce",
+            "power", "fixed", "restart", "nonfinite"), ``relative_error`` =
+            ‖Δ̄ − Δ̂‖²/‖Δ̄‖² over the bucket's compressed matrices (the quantity Lemmas 1–2
+            bound; known where Δ̄ is, at ``"svd"`` restarts, else None) and
+            ``relative_error_local`` = ‖Δ^{(i)} − Δ̂‖²/‖Δ^{(i)}‖² on this node (what the
+            error memory keeps; with error feedback, else None).
+        """
+        out = {k: getattr(self, k) for k in self._COUNTERS}
+        out["buckets"] = {k: dict(v) for k, v in self._last_buckets.items()}
+        return out
+
+    def compression_stats(self):
+        """As PyTorch's: (numel before / numel after, numel before, numel after), over all
+        compressed steps; "after" counts every float sent, restarts included.
+        """
+        before, after = self.numel_before_compression, self.numel_after_compression
+        return (before / after if after > 0 else 0, before, after)
+
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue bit for bit (not the process group).
 
-        The error and warm-start Q memories are saved per parameter (see :meth:`_see`), so
-        a resumed run needs a new DDP over the same model with this state registered
-        before its first step; the bucket layout may differ.
+        The memories are saved per parameter (:class:`BucketMemory`), so a resumed run needs
+        a new DDP over the same model with this state registered before its first step;
+        the bucket layout may differ.
         """
-        memory = {
-            kind: {k: v.detach().clone() for k, v in saved.items()}
-            for kind, saved in self._per_parameter().items()
-        }
         return {
-            "options": {k: getattr(self, k) for k in self._OPTIONS},
+            "options": self._options(),
             "counters": {k: getattr(self, k) for k in self._COUNTERS},
             "rng": self.rng.get_state(),
-            "memory": memory,
+            "memory": self.memory.state_dict(),
         }
 
-    def _per_parameter(self) -> dict:
-        """The memories per parameter: {"error": {k: e_k}, "q": {k: Q_k (n, r)}}, k numbering the
-        parameters in the order DDP presented them in the first iteration this state saw.
-        """
-        number = {id(p): k for k, p in enumerate(self._first_layout)}
-        saved = {kind: dict(pending) for kind, pending in self._pending.items()}
-        for index, params in self._layouts.items():
-            keys = [number[id(p)] for p in params]
-            if index in self.error_dict:
-                for key, chunk in zip(keys, _unflatten(self.error_dict[index], params)):
-                    saved["error"][key] = chunk
-            if self.warm_start and index in self.q_memory_dict:
-                at = 0
-                for i, (_m, n, rank) in _compressed(self, params):
-                    saved["q"][keys[i]] = self.q_memory_dict[index][at : at + n * rank].view(n, rank)
-                    at += n * rank
-        return saved
+    def _options(self):
+        options = {k: getattr(self, k) for k in self._OPTIONS}
+        options["compute_dtype"] = str(self.compute_dtype)
+        return options
 
     def load_state_dict(self, state: dict, device=None) -> None:
         """Restore :meth:`state_dict`'s output into a new state, before its DDP's first step.
@@ -203,88 +306,58 @@ class PowerSGDPlusState:
         ValueError
             The saved options differ from this state's.
         """
-        mine = {k: getattr(self, k) for k in self._OPTIONS}
-        if state["options"] != mine:
-            diff = {k: (state["options"].get(k), v) for k, v in mine.items() if state["options"].get(k) != v}
+        mine = self._options()
+        saved = state["options"]
+        if any(saved.get(k) != v for k, v in mine.items()):
+            diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
             raise ValueError(f"state_dict options differ from this state's (saved, here): {diff}")
         for k, v in state["counters"].items():
             setattr(self, k, v)
         self.rng.set_state(state["rng"])
-        self.error_dict, self.p_memory_dict, self.q_memory_dict = {}, {}, {}
-        self._layouts, self._first_layout, self._first_layout_done = {}, [], False
-        self._pending = {
-            kind: {
-                int(k): v.detach().clone() if device is None else v.detach().to(device, copy=True)
-                for k, v in memory.items()
-            }
-            for kind, memory in state["memory"].items()
-        }
+        self.memory.load_state_dict(state["memory"], device)
 
-    def _see(self, bucket, params, device):
-        """Track DDP's bucket layouts and keep the memories aligned with them.
+    def _plan(self, tensors):
+        return _compressed(self, tensors)
 
-        The error and Q memories are flat in a bucket's parameter order, which DDP changes
-        after its first iteration (and a resumed run starts from the first order again).
-        When a bucket's parameters change, every bucket's memories are set aside per
-        parameter and each bucket takes its parameters' memories back in its new order,
-        so ``start_powerSGD_iter`` need not wait for the rebuild (PyTorch's hook needs ≥ 2).
-        """
-        index = bucket.index()
-        old = self._layouts.get(index)
-        if old is not None and [id(p) for p in old] != [id(p) for p in params]:
-            self._pending = self._per_parameter()
-            self.error_dict, self.p_memory_dict, self.q_memory_dict, self._layouts = {}, {}, {}, {}
-        self._layouts[index] = params
-        if not self._first_layout_done:
-            self._first_layout.extend(params)
-            self._first_layout_done = bucket.is_last()
-        if (
-            not (self._pending["error"] or self._pending["q"])
-            or index in self.error_dict
-            or index in self.q_memory_dict
-        ):
-            return
-        number = {id(p): k for k, p in enumerate(self._first_layout)}
-        keys = [number[id(p)] for p in params]
-        if self.use_error_feedback and all(k in self._pending["error"] for k in keys):
-            self.error_dict[index] = torch.cat([self._pending["error"].pop(k).reshape(-1) for k in keys]).to(
-                device
-            )
-        shapes = _compressed(self, params)
-        if self.warm_start and shapes and all(keys[i] in self._pending["q"] for i, _ in shapes):
-            self.q_memory_dict[index] = torch.cat(
-                [self._pending["q"].pop(keys[i]).reshape(-1) for i, _ in shapes]
-            ).to(device)
-            self.p_memory_dict[index] = torch.empty(
-                sum(m * rank for _, (m, n, rank) in shapes),
-                device=device,
-                dtype=self.q_memory_dict[index].dtype,
-            )
-
-    def _count(self, sent, uncompressed):
-        self._step_floats += sent
-        self._step_uncompressed += uncompressed
+    def _count(self, index, floats, element_size, uncompressed, kind):
+        record = self._buckets.setdefault(
+            index,
+            dict(floats=0, bytes=0, floats_uncompressed=0, relative_error=None, relative_error_local=None),
+        )
+        record["floats"] += floats
+        record["bytes"] += floats * element_size
+        record["floats_uncompressed"] += uncompressed
+        record["kind"] = kind
 
     def _end_bucket(self, bucket):
-        """PyTorch's ``maybe_increase_iter``, closing the step's float count on the last bucket."""
-        if bucket.is_last():
-            self.iter += 1
-            self.floats_sent_last_step, self.floats_uncompressed_last_step = (
-                self._step_floats,
-                self._step_uncompressed,
-            )
-            self.floats_sent_total += self._step_floats
-            self._step_floats = self._step_uncompressed = 0
+        """PyTorch's ``maybe_increase_iter``, closing the step's counts on the last bucket."""
+        if not bucket.is_last():
+            return
+        self.iter += 1
+        self._last_buckets, self._buckets = self._buckets, {}
+        records = self._last_buckets.values()
+        self.floats_sent_last_step = sum(r["floats"] for r in records)
+        self.bytes_sent_last_step = sum(r["bytes"] for r in records)
+        self.floats_uncompressed_last_step = sum(r["floats_uncompressed"] for r in records)
+        self.floats_sent_total += self.floats_sent_last_step
+        self.bytes_sent_total += self.bytes_sent_last_step
+        compressed = [r for r in records if r["kind"] not in ("all-reduce", "nonfinite")]
+        self.numel_before_compression += sum(r["floats_uncompressed"] for r in compressed)
+        self.numel_after_compression += sum(r["floats"] for r in compressed)
 
-    def _random_q(self, q):
-        """Fill ``q`` with standard normals from the dedicated generator (PyTorch's numbers)."""
-        q.copy_(torch.randn(*q.shape, generator=self.generator, device="cpu", dtype=q.dtype))
+    def _random(self, tensors):
+        """Fill ``tensors`` with standard normals from the dedicated generator, seeded as
+        PyTorch's hook seeds its random Q's.
+        """
+        self.generator.manual_seed(int(self.rng.randint(1_000_000_000)))
+        for t in tensors:
+            t.copy_(torch.randn(*t.shape, generator=self.generator, device="cpu", dtype=t.dtype))
 
 
 def _orthogonalize(matrices, epsilon):
     """PyTorch's ``_orthogonalize`` (b, m, r) in place, except that a zero column stays zero."""
     rank = matrices.shape[2]
-    if rank > 2 and matrices.dtype not in (torch.float16, torch.bfloat16):
+    if rank > 2 and matrices.dtype not in _HALF:
         torch.linalg.qr(
             matrices,
             out=(
@@ -345,43 +418,43 @@ def _split(state, tensors):
     return batches, [tensors[i] for i in rest], grouped
 
 
-def _low_rank_views(state, bucket_index, batches, device, dtype):
-    """P (b, m, r) and Q (b, n, r) views into the bucket's P/Q memories; whether Q needs drawing."""
-    ranks = [min(b.shape[1], b.shape[2], state.matrix_approximation_rank) for b in batches]
-    p_sizes = [b.shape[0] * b.shape[1] * r for b, r in zip(batches, ranks)]
-    q_sizes = [b.shape[0] * b.shape[2] * r for b, r in zip(batches, ranks)]
-    fresh = not state.warm_start or bucket_index not in state.p_memory_dict
-    if fresh:
-        state.p_memory_dict[bucket_index] = torch.empty(sum(p_sizes), device=device, dtype=dtype)
-        state.q_memory_dict[bucket_index] = torch.empty(sum(q_sizes), device=device, dtype=dtype)
-    ps, qs, p_at, q_at = [], [], 0, 0
-    for b, r, p_size, q_size in zip(batches, ranks, p_sizes, q_sizes):
-        ps.append(state.p_memory_dict[bucket_index][p_at : p_at + p_size].view(b.shape[0], b.shape[1], r))
-        qs.append(state.q_memory_dict[bucket_index][q_at : q_at + q_size].view(b.shape[0], b.shape[2], r))
-        p_at, q_at = p_at + p_size, q_at + q_size
-    return ps, qs, fresh
+@dataclass
+class _Bucket:
+    """One bucket's tensors during one compressed step."""
+
+    index: int
+    input_tensor: torch.Tensor  # DDP's buffer (the bucket's dtype)
+    work: torch.Tensor  # the error-fed Δ^{(i)} in the compute dtype (the buffer itself if equal)
+    local: torch.Tensor | None  # a copy of ``work`` before compression (error feedback)
+    gradients: list  # the bucket's gradients, for their shapes
+    batches: list  # (b, m, n) views (or stacked copies) of ``work``
+    uncompressed: list  # views of ``work``
+    grouped: list
+    ps: list  # (b, m, r) views of the P memory
+    qs: list  # (b, n, r) views of the Q memory
+    fresh: bool  # P/Q memories just allocated
+    flag: torch.Tensor  # (1,): 1 if this node's bucket is non-finite
 
 
-def _nonfinite(state, bucket, input_tensor, what):
-    """Apply the non-finite policy on every node alike; returns the (zeroed) bucket.
-
-    ``bucket`` is None when the step was already counted (warm-up).
-    """
-    state.nonfinite_steps += 1
-    iteration = state.iter if bucket is not None else state.iter - 1
-    message = f"non-finite gradient at iteration {iteration} ({what}); error feedback left unchanged"
-    if bucket is not None:
-        state._end_bucket(bucket)
-    if state.nonfinite == "raise":
-        raise FloatingPointError(message)
-    logger.warning("%s; the bucket's gradient is set to zero for this step", message)
-    return input_tensor.zero_()
+def _compute_dtype(state, dtype):
+    if dtype not in _HALF + (torch.float32, torch.float64):
+        raise ValueError(
+            f"powersgd_plus_hook compresses float16, bfloat16, float32 and float64 buckets; got {dtype}"
+        )
+    if state.compute_dtype is not None:
+        return state.compute_dtype
+    return torch.float32 if dtype in _HALF else dtype
 
 
 def powersgd_plus_hook(
     state: PowerSGDPlusState, bucket: dist.GradBucket
 ) -> torch.futures.Future[torch.Tensor]:
     """PowerSGD (``restart_period=None``) or PowerSGD+ for one DDP gradient bucket.
+
+    Step I feeds the error back and splits the bucket (PyTorch's step I); step II is the
+    compression of this iteration (a power step, a restart, or a fixed-basis step), which
+    all-reduces the uncompressed tensors with the non-finite flag; step III decompresses
+    Δ̂ = P Qᵀ into the bucket and updates the error memory.
 
     Parameters
     ----------
@@ -392,111 +465,282 @@ def powersgd_plus_hook(
     -------
     torch.futures.Future
         Resolves to the bucket's averaged, decompressed gradient (in place).
+
+    Raises
+    ------
+    ValueError
+        The bucket's dtype is not a float type (before any collective).
+    FloatingPointError
+        A non-finite gradient under ``nonfinite="raise"``.
     """
     group = state.process_group if state.process_group is not None else dist.group.WORLD
-    world_size = group.size()
     input_tensor = bucket.buffer()
-
+    compute = _compute_dtype(state, input_tensor.dtype)
+    state.memory.track(bucket.index(), bucket.parameters(), bucket.is_last(), input_tensor.device)
     if state.iter < state.start_powerSGD_iter:
-        state._see(bucket, bucket.parameters(), input_tensor.device)
-        state._count(input_tensor.numel(), input_tensor.numel())
-        state._end_bucket(bucket)  # PyTorch counts a warm-up iteration before its all-reduce
+        return _done(_all_reduce_step(state, bucket, input_tensor, group))
 
-        input_tensor.div_(world_size)  # as PyTorch's default all-reduce hook
-        dist.all_reduce(input_tensor, group=group)
-        if not torch.isfinite(input_tensor).all():
-            return _done(_nonfinite(state, None, input_tensor, "all-reduce warm-up"))
-        return _done(input_tensor)
-
-    device, dtype = input_tensor.device, input_tensor.dtype
-    bucket_index = bucket.index()
-    state._see(bucket, bucket.parameters(), device)
-    finite = torch.isfinite(input_tensor).all()
-    input_tensor_cp = None
-    if state.use_error_feedback:
-        if bucket_index in state.error_dict:
-            input_tensor.add_(state.error_dict[bucket_index])
-        else:
-            state.error_dict[bucket_index] = torch.zeros_like(input_tensor)
-        input_tensor_cp = input_tensor.detach().clone()
-
-    gradients = bucket.gradients()
-    batches, uncompressed, grouped = _split(state, gradients)
+    b = _prepare(state, bucket, input_tensor, compute)  # Step I
     restart = state.is_restart()
-    ps, qs, fresh = _low_rank_views(state, bucket_index, batches, device, dtype)
-    flag = torch.where(finite, 0.0, 1.0).to(device=device, dtype=dtype).reshape(1)
-
-    def finish(matrices_mean):
-        """Orthogonalise (SSP) or take the SVD basis (restart), then Q, all-reduce, decompress."""
-        if restart:
-            for p, mean in zip(ps, matrices_mean):
-                p.copy_(torch.linalg.svd(mean, full_matrices=False)[0][..., : p.shape[2]])
-        else:
-            for p in ps:
-                _orthogonalize(p, state.orthogonalization_epsilon)
-        for matrix, p, q in zip(batches, ps, qs):
-            torch.bmm(matrix.transpose(1, 2), p, out=q)
-        q_memory = state.q_memory_dict[bucket_index]
-        dist.all_reduce(q_memory, group=group)
-        q_memory.div_(world_size)
-        for p, q, matrix in zip(ps, qs, batches):
-            torch.bmm(p, q.transpose(1, 2), out=matrix)
-        if state.batch_tensors_with_same_shape:
-            for batch, originals in zip(batches, grouped):
-                if batch.shape[0] > 1:
-                    for i, original in enumerate(originals):
-                        original.copy_(batch[i])
-        if state.use_error_feedback:
-            state.error_dict[bucket_index] = input_tensor_cp - input_tensor
-        if not state.warm_start:
-            state.p_memory_dict.clear()
-            state.q_memory_dict.clear()
-        if restart:
-            state.restarts += 1
-        state._end_bucket(bucket)
-        return input_tensor
-
-    q_floats = sum(q.numel() for q in qs)
-    if restart:
-        # The whole error-fed bucket and the flag in one all-reduce: uncompressed tensors and
-        # the matrices' node average Δ alike.
-        memory = torch.cat([input_tensor, flag])
-        state._count(memory.numel() + q_floats, input_tensor.numel())
-
-        dist.all_reduce(memory, group=group)
-        mean = memory.div_(world_size)
-        if mean[-1] != 0:
-            return _done(_nonfinite(state, bucket, input_tensor, "restart step"))
-        mean_batches, mean_uncompressed, _ = _split(state, _unflatten(mean[:-1], gradients))
-        for tensor, tensor_mean in zip(uncompressed, mean_uncompressed):
-            tensor.copy_(tensor_mean)
-        return _done(finish(mean_batches))
-
-    if fresh:
-        state.generator.manual_seed(int(state.rng.randint(1_000_000_000)))
-        for q in qs:
-            state._random_q(q)
-            _orthogonalize(q, state.orthogonalization_epsilon)
+    if restart and state.restart_method == "svd":  # Step II
+        ok = _svd_restart(state, b, group)
+    elif restart:
+        ok = _randomized_restart(state, b, group)
+    elif state._fixed and not b.fresh:
+        ok = _fixed_basis_step(state, b, group)
     else:
-        for q in qs:
-            _orthogonalize(q, state.orthogonalization_epsilon)
-    for matrix, q, p in zip(batches, qs, ps):
-        torch.bmm(matrix, q, out=p)
-    memory = torch.cat([tensor.view(-1) for tensor in uncompressed] + [flag])
-    p_memory = state.p_memory_dict[bucket_index]
-    state._count(memory.numel() + p_memory.numel() + q_floats, input_tensor.numel())
+        ok = _power_step(state, b, group)
+    if not ok:
+        return _done(_nonfinite(state, bucket, b, f"{'restart' if restart else 'compressed'} step"))
+    _decompress(state, b)  # Step III
+    if restart:
+        state.restarts += 1
+    state._end_bucket(bucket)
+    return _done(input_tensor)
 
+
+def _all_reduce_step(state, bucket, input_tensor, group):
+    """Warm-up: PyTorch's default all-reduce hook (in the bucket's dtype)."""
+    numel = input_tensor.numel()
+    state._count(bucket.index(), numel, input_tensor.element_size(), numel, "all-reduce")
+    state._end_bucket(bucket)  # PyTorch counts a warm-up iteration before its all-reduce
+    input_tensor.div_(group.size())
+    dist.all_reduce(input_tensor, group=group)
+    if not torch.isfinite(input_tensor).all():
+        state.nonfinite_steps += 1
+        message = f"non-finite gradient at iteration {state.iter - 1} (all-reduce warm-up)"
+        return _apply_nonfinite_policy(state, input_tensor, message)
+    return input_tensor
+
+
+def _prepare(state, bucket, input_tensor, compute):
+    """Step I: error feedback Δ^{(i)} = g^{(i)} + e^{(i)} (in the compute dtype), the split into
+    batches to compress and uncompressed tensors, and the P/Q memory views.
+    """
+    index, device = bucket.index(), input_tensor.device
+    finite = torch.isfinite(input_tensor).all()
+    work = input_tensor if input_tensor.dtype == compute else input_tensor.to(compute)
+    local = None
+    if state.use_error_feedback:
+        if index in state.memory.error:
+            work.add_(state.memory.error[index])
+        else:
+            state.memory.error[index] = torch.zeros_like(work)
+        local = work.detach().clone()
+    gradients = bucket.gradients()
+    batches, uncompressed, grouped = _split(state, unflatten(work, gradients))
+    shapes = [
+        (*batch.shape, min(batch.shape[1], batch.shape[2], state.matrix_approximation_rank))
+        for batch in batches
+    ]
+    ps, qs, fresh = state.memory.low_rank(index, shapes, device, compute, reuse=state.warm_start)
+    flag = torch.where(finite, 0.0, 1.0).to(device=device, dtype=compute).reshape(1)
+    return _Bucket(
+        index, input_tensor, work, local, gradients, batches, uncompressed, grouped, ps, qs, fresh, flag
+    )
+
+
+def _all_reduce_uncompressed(state, b, group, extra_floats, kind):
+    """All-reduce the uncompressed tensors and the non-finite flag (counting ``extra_floats``
+    more for this step's other all-reduces); False if some node's bucket was non-finite.
+    """
+    memory = torch.cat([tensor.view(-1) for tensor in b.uncompressed] + [b.flag])
+    state._count(b.index, memory.numel() + extra_floats, memory.element_size(), b.work.numel(), kind)
     dist.all_reduce(memory, group=group)
-    mean = memory.div_(world_size)
+    mean = memory.div_(group.size())
     if mean[-1] != 0:
-        return _done(_nonfinite(state, bucket, input_tensor, "compressed step"))
+        return False
     at = 0
-    for tensor in uncompressed:
+    for tensor in b.uncompressed:
         tensor.copy_(mean[at : at + tensor.numel()].view_as(tensor))
         at += tensor.numel()
+    return True
+
+
+def _power_step(state, b, group):
+    """PowerSGD's single power step (SSP-COMP): P = mean(Δ^{(i)} Q) orthogonalised, then Q."""
+    if b.fresh:
+        state._random(b.qs)
+    for q in b.qs:
+        _orthogonalize(q, state.orthogonalization_epsilon)
+    for matrix, q, p in zip(b.batches, b.qs, b.ps):
+        torch.bmm(matrix, q, out=p)
+    p_memory = state.memory.p[b.index]
+    q_floats = state.memory.q[b.index].numel()
+    if not _all_reduce_uncompressed(state, b, group, p_memory.numel() + q_floats, "power"):
+        return False
     # P is orthogonalised next, so its sum need not be divided by N (as PyTorch).
     dist.all_reduce(p_memory, group=group)
-    return _done(finish(None))
+    for p in b.ps:
+        _orthogonalize(p, state.orthogonalization_epsilon)
+    _all_reduce_q(state, b, group)
+    return True
+
+
+def _fixed_basis_step(state, b, group):
+    """GaLore-style: P̃ from the last restart, Q = mean(Δ^{(i)ᵀ} P̃)."""
+    if not _all_reduce_uncompressed(state, b, group, state.memory.q[b.index].numel(), "fixed"):
+        return False
+    _all_reduce_q(state, b, group)
+    return True
+
+
+def _all_reduce_q(state, b, group):
+    """Q = mean(Δ^{(i)ᵀ} P) into the Q memory."""
+    for matrix, p, q in zip(b.batches, b.ps, b.qs):
+        torch.bmm(matrix.transpose(1, 2), p, out=q)
+    q_memory = state.memory.q[b.index]
+    dist.all_reduce(q_memory, group=group)
+    q_memory.div_(group.size())
+
+
+def _svd_restart(state, b, group):
+    """PowerSGD+'s restart (SVD-COMP): all-reduce the whole bucket, P̃ = SVD basis of Δ̄."""
+    q_floats = 0 if state.minimal_restart else sum(q.numel() for q in b.qs)
+    memory = torch.cat([b.work, b.flag])
+    state._count(b.index, memory.numel() + q_floats, memory.element_size(), b.work.numel(), "restart")
+    dist.all_reduce(memory, group=group)
+    mean = memory.div_(group.size())
+    if mean[-1] != 0:
+        return False
+    mean_batches, mean_uncompressed, _ = _split(state, unflatten(mean[:-1], b.gradients))
+    for tensor, tensor_mean in zip(b.uncompressed, mean_uncompressed):
+        tensor.copy_(tensor_mean)
+    for p, q, matrix_mean in zip(b.ps, b.qs, mean_batches):
+        try:
+            p.copy_(_restart.svd_basis(matrix_mean, p.shape[2]))
+        except _restart.FactorizationError as exc:
+            _fallback(state, b, f"{exc}; randomized range finder on the averaged matrix used instead")
+            p.copy_(_local_randomized_basis(state, matrix_mean, p.shape[2]))
+        if state.minimal_restart:
+            torch.bmm(matrix_mean.transpose(1, 2), p, out=q)  # Q = Δ̄ᵀP̃, no all-reduce
+    if not state.minimal_restart:
+        _all_reduce_q(state, b, group)
+    state._buckets[b.index]["relative_error"] = _relative_error(mean_batches, b.ps, b.qs)
+    return True
+
+
+def _local_randomized_basis(state, matrix_mean, rank):
+    """The randomized range finder on a Δ̄ every node holds (no communication)."""
+    k = min(rank + state.restart_oversampling, *matrix_mean.shape[1:])
+    omega = matrix_mean.new_empty(matrix_mean.shape[0], matrix_mean.shape[2], k)
+    state._random([omega])
+    ps, _, _ = _restart.randomized_basis(
+        lambda zs: [matrix_mean @ zs[0]],
+        lambda ys: [matrix_mean.transpose(1, 2) @ ys[0]],
+        [omega],
+        rank,
+        state.restart_power_steps,
+    )
+    return ps[0]
+
+
+def _randomized_restart(state, b, group):
+    """A restart by the randomized range finder on Δ̄, through all-reduced products."""
+    ks = [min(p.shape[2] + state.restart_oversampling, *m.shape[1:]) for p, m in zip(b.ps, b.batches)]
+    floats = sum(
+        _restart.restart_floats(
+            "randomized", m.shape[1], m.shape[2], p.shape[2], k - p.shape[2], state.restart_power_steps
+        )
+        * m.shape[0]
+        for p, m, k in zip(b.ps, b.batches, ks)
+    )
+    if not _all_reduce_uncompressed(state, b, group, floats, "restart"):
+        return False
+    if not b.batches:  # nothing compressed in this bucket
+        return True
+    omegas = [m.new_empty(m.shape[0], m.shape[2], k) for m, k in zip(b.batches, ks)]
+    state._random(omegas)
+
+    def mean_of(products):
+        flat = torch.cat([x.reshape(-1) for x in products])
+        dist.all_reduce(flat, group=group)
+        flat.div_(group.size())
+        return unflatten(flat, products)
+
+    ps, qs, fallback = _restart.randomized_basis(
+        lambda zs: mean_of([m @ z for m, z in zip(b.batches, zs)]),
+        lambda ys: mean_of([m.transpose(1, 2) @ y for m, y in zip(b.batches, ys)]),
+        omegas,
+        max(p.shape[2] for p in b.ps),
+        state.restart_power_steps,
+    )
+    if fallback:
+        _fallback(state, b, "SVD of the sketch failed; the range basis's first columns used")
+    for p, q, p_new, q_new in zip(b.ps, b.qs, ps, qs):
+        p.copy_(p_new[..., : p.shape[2]])
+        q.copy_(q_new[..., : q.shape[2]])
+    return True
+
+
+def _fallback(state, b, message):
+    state.fallbacks += 1
+    logger.warning("restart at iteration %d, bucket %d: %s", state.iter, b.index, message)
+
+
+def _relative_error(means, ps, qs):
+    """‖Δ̄ − P̃Qᵀ‖²/‖Δ̄‖² over the bucket's compressed matrices (Q = Δ̄ᵀP̃), or None if Δ̄ = 0."""
+    total = sum(float(torch.sum(mean.double() ** 2)) for mean in means)
+    if total == 0:
+        return None
+    residual = sum(
+        float(torch.sum((mean - p @ q.transpose(1, 2)).double() ** 2)) for mean, p, q in zip(means, ps, qs)
+    )
+    return residual / total
+
+
+def _decompress(state, b):
+    """Step III: Δ̂ = P Qᵀ into the bucket, e^{(i)} ← Δ^{(i)} − Δ̂, the result in the bucket's dtype."""
+    for p, q, matrix in zip(b.ps, b.qs, b.batches):
+        torch.bmm(p, q.transpose(1, 2), out=matrix)
+    if state.batch_tensors_with_same_shape:
+        for batch, originals in zip(b.batches, b.grouped):
+            if batch.shape[0] > 1:
+                for i, original in enumerate(originals):
+                    original.copy_(batch[i])
+    if state.use_error_feedback:
+        error = b.local - b.work
+        state.memory.error[b.index] = error
+        state._buckets[b.index]["relative_error_local"] = _local_error(state, b, error)
+    if not state.warm_start:
+        state.memory.p.clear()
+        state.memory.q.clear()
+    if b.work is not b.input_tensor:
+        b.input_tensor.copy_(b.work)
+
+
+def _local_error(state, b, error):
+    """‖Δ^{(i)} − Δ̂‖²/‖Δ^{(i)}‖² over the compressed matrices of this node (one host sync)."""
+    groups, _ = _groups(state, b.gradients)
+    compressed = [i for group in groups for i in group]
+    if not compressed:
+        return None
+    errors, deltas = unflatten(error, b.gradients), unflatten(b.local, b.gradients)
+    # Dot products (BLAS, no temporaries): ~0.1 ms for 200k floats, so the stats can stay on.
+    squares = torch.stack(
+        [
+            sum(torch.dot(errors[i].reshape(-1), errors[i].reshape(-1)) for i in compressed),
+            sum(torch.dot(deltas[i].reshape(-1), deltas[i].reshape(-1)) for i in compressed),
+        ]
+    )
+    residual, total = squares.tolist()
+    return residual / total if total else None
+
+
+def _nonfinite(state, bucket, b, what):
+    """Apply the non-finite policy on every node alike; returns the (zeroed) bucket."""
+    state.nonfinite_steps += 1
+    state._buckets[b.index]["kind"] = "nonfinite"
+    message = f"non-finite gradient at iteration {state.iter} ({what}); error feedback left unchanged"
+    state._end_bucket(bucket)
+    return _apply_nonfinite_policy(state, b.input_tensor, message)
+
+
+def _apply_nonfinite_policy(state, input_tensor, message):
+    if state.nonfinite == "raise":
+        raise FloatingPointError(message)
+    logger.warning("%s; the bucket's gradient is set to zero for this step", message)
+    return input_tensor.zero_()
 
 
 def _done(tensor):
@@ -508,14 +752,3 @@ def _done(tensor):
     fut = torch.futures.Future()
     fut.set_result(tensor)
     return fut
-
-
-def _unflatten(flat, tensors):
-    """Views of ``flat`` shaped as ``tensors``, which lie one after another in a bucket."""
-    views, at = [], 0
-    for tensor in tensors:
-        views.append(flat[at : at + tensor.numel()].view_as(tensor))
-        at += tensor.numel()
-    if at != flat.numel():
-        raise RuntimeError(f"bucket gradients hold {at} elements, the bucket {flat.numel()}")
-    return views
