@@ -37,6 +37,7 @@ from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import (  # noqa:
 )
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
+from simsgd.algorithm import mean_floats_per_step  # noqa: E402
 from simsgd.distributed import launch  # noqa: E402
 from simsgd.distributed.hook import PowerSGDPlusState, powersgd_plus_hook  # noqa: E402
 
@@ -132,8 +133,10 @@ def _table2(args):
         if p.dim() == 2 and (p.shape[0] + p.shape[1]) * min(r, *p.shape) * 2 < p.shape[0] * p.shape[1]
     ]
     rest = sum(p.numel() for p in model.parameters()) - sum(m * n for m, n in matrices)
-    powersgd = sum((m + n) * r for m, n in matrices) + rest
-    plus = sum(n * r + m * r + m * n / tau for m, n in matrices) + rest
+    powersgd = (
+        sum(mean_floats_per_step("powersgd", m, n, r, None, formula="table2") for m, n in matrices) + rest
+    )
+    plus = sum(mean_floats_per_step("powersgd+", m, n, r, tau, formula="table2") for m, n in matrices) + rest
     return {
         "all-reduce": sum(p.numel() for p in model.parameters()),
         "PowerSGD (m+n)r": powersgd,

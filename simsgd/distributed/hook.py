@@ -56,6 +56,7 @@ import torch
 import torch.distributed as dist
 
 from .._checks import check_choice, check_int, check_real
+from ..algorithm import is_restart
 from . import restart as _restart
 from ._bucket_memory import BucketMemory, unflatten
 
@@ -243,10 +244,8 @@ class PowerSGDPlusState:
         """Whether the current iteration is a PowerSGD+ restart (t mod τ = 0, t from the first
         compressed iteration).
         """
-        return (
-            self.restart_period is not None
-            and self.iter >= self.start_powerSGD_iter
-            and (self.iter - self.start_powerSGD_iter) % self.restart_period == 0
+        return self.iter >= self.start_powerSGD_iter and is_restart(
+            self.iter - self.start_powerSGD_iter, self.restart_period
         )
 
     def stats(self) -> dict:
