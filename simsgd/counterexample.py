@@ -30,6 +30,7 @@ from ._checks import check_int, check_real
 from .lock import lock_summary, simulate_lock
 from .output import atomic_savefig, atomic_write_csv, atomic_write_json
 from .problems import Psi2x2
+from .problems.psi import MAX_NOISE_SCALE
 from .stats import mean_ci
 
 __all__ = ["main", "build_parser", "METHODS"]
@@ -64,6 +65,17 @@ def _typed(kind, name, low=None, high=None, low_open=False, high_open=False):
     return parse
 
 
+def _sigma_list(text):
+    """σ, or σ_1,…,σ_N (each in [0, 1e150]): a float, or a list of floats."""
+    parse = _typed(float, "--sigma", 0.0, MAX_NOISE_SCALE)
+    values = [parse(v) for v in text.split(",")]
+    return values[0] if len(values) == 1 else values
+
+
+def _sigma_text(sigma) -> str:
+    return ",".join(f"{s:g}" for s in np.ravel(sigma))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit status 2
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -80,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sigma",
-        type=_typed(float, "--sigma", 0.0),
+        type=_sigma_list,
         default=5.0,
-        help="noise scale σ ≥ 0 of eq. (10b) (default 5)",
+        help="noise scale σ ≥ 0 of eq. (10b) (default 5), or N comma-separated per-node σ_i "
+        "(e.g. 5,10: no signed sum Σ±σ_i vanishes, so no step is degenerate)",
     )
     p.add_argument(
         "--N",
@@ -183,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_args(parser, args):
     if args.x0 is not None and not all(math.isfinite(v) for v in args.x0):
         parser.error("argument --x0: must be four finite real numbers")
+    if np.ndim(args.sigma) and len(args.sigma) != args.N:
+        parser.error(f"argument --sigma: must be one value or --N = {args.N} comma-separated values")
     if args.precision == "exact":
         if args.basis == "random":
             parser.error(
@@ -271,7 +286,7 @@ def _config(args):
 def _table_float(summary) -> str:
     cfg = summary["config"]
     head = (
-        f"Theorem 1 counterexample: σ = {cfg['sigma']:g}, N = {cfg['N']}, T = {cfg['steps']}, "
+        f"Theorem 1 counterexample: σ = {_sigma_text(cfg['sigma'])}, N = {cfg['N']}, T = {cfg['steps']}, "
         f"R = {cfg['replicas']}, {cfg['optimizer']} η = {cfg['lr']:g}"
         + (f" μ = {cfg['momentum']:g}" if cfg["optimizer"] == "msgd" else "")
         + f", τ = {cfg['tau']}, basis = {cfg['basis']}, {cfg['precision']}, "
@@ -360,7 +375,7 @@ def _plot(args, summary, curves, path):
     ax.set_xlabel("step t")
     ax.set_ylabel("E ||∇f(X_t)||²  (95% band)")
     ax.set_title(
-        f"ψ counterexample: σ = {args.sigma:g}, N = {args.N}, {args.basis} basis, {args.precision}, "
+        f"ψ counterexample: σ = {_sigma_text(args.sigma)}, N = {args.N}, {args.basis} basis, {args.precision}, "
         f"QR(0): {args.degenerate_qr}, R = {args.replicas}",
         fontsize=10,
     )
@@ -383,7 +398,7 @@ def run_exact_mode(args):
     for convention in exact_mod.EXACT_DEGENERATE_QR:
         runs = [
             exact_mod.run_exact(
-                repr(args.sigma),
+                [repr(float(v)) for v in args.sigma] if np.ndim(args.sigma) else repr(args.sigma),
                 args.N,
                 args.steps,
                 x0=x0,
@@ -433,7 +448,7 @@ def run_exact_mode(args):
 def _table_exact(summary) -> str:
     cfg = summary["config"]
     out = [
-        f"Claim 1 in exact arithmetic: PowerSGD, ξ_0 ≡ 1 forced, σ = {cfg['sigma']:g}, N = {cfg['N']}, "
+        f"Claim 1 in exact arithmetic: PowerSGD, ξ_0 ≡ 1 forced, σ = {_sigma_text(cfg['sigma'])}, N = {cfg['N']}, "
         f"T = {cfg['steps']}, R = {cfg['replicas']}, {cfg['optimizer']}, basis = {cfg['basis']}",
         f"invariants: P̃_t ∝ C, Q_t ∈ span(C), e_t ∈ span(A), m_t ∈ span(B), X_t − X_0 ∈ span(B), "
         f"||∇f(X_t)||² = 4ψ'(⟨A, X_0⟩)² = {next(iter(summary['conventions'].values()))['target_grad_norm_sq']}",

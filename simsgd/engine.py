@@ -304,6 +304,9 @@ def prepare(
         power_steps=power_steps,
     )
     nodes = check_int("nodes", nodes, 1)
+    fixed = getattr(problem, "nodes", None)  # a per-node noise scale fixes N
+    if fixed is not None and nodes != fixed:
+        raise ValueError(f"nodes must equal the problem's {fixed} per-node noise scales, got {nodes}")
     steps = check_int("steps", steps, 1)
     seed = check_int("seed", seed, 0)
     dtype = check_float_dtype("dtype", dtype)

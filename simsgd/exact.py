@@ -286,6 +286,21 @@ class ExactRun:
         }
 
 
+def _noise_scales(noise_scale, nodes):
+    """σ_i of every node as Fractions: one rational for all, or N of them."""
+    if np.ndim(noise_scale) == 0:
+        values = [noise_scale] * nodes
+    else:
+        values = list(np.ravel(np.asarray(noise_scale, dtype=object)))
+        if len(values) != nodes:
+            raise ValueError(f"noise_scale must have nodes = {nodes} entries, got {len(values)}")
+    sigmas = [as_fraction(f"noise_scale[{i}]", v) for i, v in enumerate(values)]
+    for i, sigma in enumerate(sigmas):
+        if sigma < 0:
+            raise ValueError(f"noise_scale[{i}] must be a rational number in [0, ∞), got {sigma}")
+    return sigmas
+
+
 def _noise(xi, seed, replica, nodes, steps, lock_start):
     """ξ_t^{(i)} ∈ {−1, 1}: given, or from the engine's counter-based streams (same seed,
     replica and node ids as :func:`simsgd.simulate`, so float and exact runs share ξ).
@@ -328,7 +343,7 @@ def run_exact(
 
     Parameters
     ----------
-    noise_scale : rational, σ ≥ 0
+    noise_scale : rational σ ≥ 0, or N of them (σ_i per node)
     nodes : int, N ≥ 1
     steps : int, T ≥ 1
     x0 : 4 rationals (row-major 2×2), optional
@@ -360,10 +375,8 @@ def run_exact(
     -------
     ExactRun
     """
-    sigma = as_fraction("noise_scale", noise_scale)
-    if sigma < 0:
-        raise ValueError(f"noise_scale must be a rational number in [0, ∞), got {sigma}")
     nodes = check_int("nodes", nodes, 1)
+    sigmas = _noise_scales(noise_scale, nodes)
     steps = check_int("steps", steps, 1)
     check_choice("optimizer", optimizer, EXACT_OPTIMIZERS)
     check_choice("degenerate_qr", degenerate_qr, EXACT_DEGENERATE_QR)
@@ -433,8 +446,10 @@ def run_exact(
 
     for t in range(steps):
         grad = problem.grad(x)
-        noisy = _sub(_scale(sigma, B), grad)
-        deltas = [_add(_add(grad, _scale(Fraction(s), noisy)), e) for s, e in zip(noise[t], errors)]
+        deltas = [
+            _add(_add(grad, _scale(Fraction(s), _sub(_scale(sigma, B), grad))), e)
+            for s, sigma, e in zip(noise[t], sigmas, errors)
+        ]
         p = _mean([_mv(d, q) for d in deltas])  # P = mean_i Δ^{(i)} Q_{t-1}
         if p == (_ZERO, _ZERO):
             run.degenerate_steps.append(t)
