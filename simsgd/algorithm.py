@@ -60,6 +60,7 @@ class State(NamedTuple):
     basis : (..., m, r) | None  P̃_{t-1} (for degenerate_qr="previous")
     error : (..., N, m, n)      e_t^{(i)}
     opt : optimiser state (m_{t-1} for MSGD)
+    q_negligible : (...) | None where Q_{t-1} is rounding noise (degeneracy test)
     """
 
     x: object
@@ -67,13 +68,15 @@ class State(NamedTuple):
     basis: object
     error: object
     opt: object
+    q_negligible: object = None
 
 
 class StepInfo(NamedTuple):
     delta_hat: object  # (..., m, n)  Δ̂_t
     momentum: object  # (..., m, n)  m_t
-    degenerate: object  # bool (...) or None
+    degenerate: object  # bool (...) or None: P rank-deficient relative to its inputs
     svd_step: bool
+    degenerate_own_scale: object = None  # bool (...) or None: relative to P's own size
 
 
 def init(x0, q0, grads_like, config: Config) -> State:
@@ -122,7 +125,7 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
     local = config.error_feedback == "local"
     if config.method == "full":
         delta_hat, error = ops.node_mean(deltas), state.error
-        q, basis, degenerate, svd = state.q, state.basis, None, False
+        q, basis, degenerate, own, svd = state.q, state.basis, None, None, False
     elif config.method == "galore":  # no error feedback
         svd = config.is_svd_step(t)
         if svd:
@@ -131,7 +134,7 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
         else:
             basis = state.basis
             q, _, delta_hat = project(basis, deltas, want_local=False, ops=ops)
-        error, degenerate = state.error, None
+        error, degenerate, own = state.error, None, None
     else:
         svd = config.is_svd_step(t)
         if svd:  # (7b) PowerSGD+ restart
@@ -147,9 +150,11 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
                 orthogonalization_epsilon=config.orthogonalization_epsilon,
                 degenerate_qr=config.degenerate_qr,
                 want_local=local,
+                q_negligible=state.q_negligible,
                 ops=ops,
             )
         q, basis, degenerate, delta_hat = out.q, out.basis, out.degenerate, out.global_hat
+        own = out.degenerate_own_scale
         if local:  # e ← Δ^{(i)} − P̃ Q^{(i)ᵀ}
             error = deltas - out.local_hat
         elif config.error_feedback == "global":  # e ← Δ^{(i)} − Δ̂
@@ -157,5 +162,6 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
         else:
             error = state.error
     update, opt, momentum = config.base_optimizer().update(state.opt, delta_hat, lr)  # (7c)
-    new_state = State(state.x - update, q, basis, error, opt)
-    return new_state, StepInfo(delta_hat, momentum, degenerate, svd)
+    negligible = out.q_negligible if config.method not in ("full", "galore") else None
+    new_state = State(state.x - update, q, basis, error, opt, negligible)
+    return new_state, StepInfo(delta_hat, momentum, degenerate, svd, own)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._checks import check_int
 from .ops import NUMPY
-from .orthogonalize import orthogonalize
+from .orthogonalize import orthogonalize_checked
 
 __all__ = [
     "Compressed",
@@ -40,7 +40,14 @@ class Compressed(NamedTuple):
     basis : (..., m, r)
         P̃_t.
     degenerate : bool array (...) or None
-        Where QR(P) met a rank-deficient P (SSP only).
+        Where QR(P) met a P that is rank-deficient relative to its inputs (SSP only; see
+        :mod:`simsgd.orthogonalize`).
+    degenerate_own_scale : bool array (...) or None
+        The second reading: rank-deficient relative to P's own size.
+    q_negligible : bool array (...) or None
+        Where Q_t is rounding noise (max|Q_t| ≤ max(m, n, r)·eps·m·mean_i max|Δ^{(i)}|, a
+        bound on what its sums can round to; exactly 0 in exact arithmetic). The next SSP
+        step's P = Δ Q_t is then numerically 0 too, however it compares with Q_t (SSP only).
     """
 
     q: object
@@ -48,6 +55,8 @@ class Compressed(NamedTuple):
     global_hat: object
     basis: object
     degenerate: object
+    degenerate_own_scale: object = None
+    q_negligible: object = None
 
 
 def project(basis, deltas, *, want_local=True, ops=NUMPY):
@@ -67,19 +76,36 @@ def ssp_step(
     orthogonalization_epsilon=0.0,
     degenerate_qr="previous",
     want_local=True,
+    q_negligible=None,
     ops=NUMPY,
 ):
-    """SSP-COMP(Q, Δ^{(1..N)}) with its diagnostics; see :func:`ssp_compress`."""
+    """SSP-COMP(Q, Δ^{(1..N)}) with its diagnostics; see :func:`ssp_compress`.
+
+    P's degeneracy is decided against its inputs, S = n²·√(mr)·mean_i max|Δ^{(i)}|·max|Q|
+    (see :mod:`simsgd.orthogonalize`), and P counts as degenerate wherever
+    ``q_negligible`` (...) says Q is rounding noise (``Compressed.q_negligible`` of the
+    step that made it).
+    """
     p = ops.node_mean(ops.matmul(deltas, q[..., None, :, :]))  # P = mean_i Δ^{(i)} Q, all-reduce mean
-    basis, degenerate = orthogonalize(
+    m, n, r = deltas.shape[-2], deltas.shape[-1], q.shape[-1]
+    delta_scale = ops.node_mean(ops.maxabs(deltas)[..., None, None])[..., 0, 0]  # all-reduce of one float
+    input_scale = n * n * (m * r) ** 0.5 * delta_scale * ops.maxabs(q)  # ≥ n·||P||_F
+    if q_negligible is not None:
+        input_scale = ops.where(q_negligible, float("inf"), input_scale)
+    out = orthogonalize_checked(
         p,
         method=orthogonalization,
         epsilon=orthogonalization_epsilon,
         previous=previous_basis,
         degenerate_qr=degenerate_qr,
+        input_scale=input_scale,
         ops=ops,
     )
-    return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, degenerate)
+    q_new, local_hat, global_hat = project(out.basis, deltas, want_local=want_local, ops=ops)
+    negligible = ops.maxabs(q_new) <= max(m, n, r) * ops.eps(p) * m * delta_scale
+    return Compressed(
+        q_new, local_hat, global_hat, out.basis, out.degenerate, out.degenerate_own_scale, negligible
+    )
 
 
 def svd_step(deltas, rank, *, want_local=True, ops=NUMPY):
@@ -98,6 +124,7 @@ def power_iteration_step(
     orthogonalization_epsilon=0.0,
     degenerate_qr="previous",
     want_local=True,
+    q_negligible=None,
     ops=NUMPY,
 ):
     """K steps of power iteration (8) on the node average, warm-started from Q_{t-1}.
@@ -111,7 +138,7 @@ def power_iteration_step(
         Q_{t-1}.
     deltas : array, shape (..., N, m, n)
     power_steps : int, K ≥ 1
-    previous_basis, orthogonalization, orthogonalization_epsilon, degenerate_qr, want_local
+    previous_basis, orthogonalization, orthogonalization_epsilon, degenerate_qr, want_local, q_negligible
         As :func:`ssp_step`.
 
     Returns
@@ -130,11 +157,15 @@ def power_iteration_step(
             orthogonalization_epsilon=orthogonalization_epsilon,
             degenerate_qr=degenerate_qr,
             want_local=want_local and k == power_steps - 1,
+            q_negligible=q_negligible,
             ops=ops,
         )
-        q, previous_basis = out.q, out.basis
-        degenerate = out.degenerate if degenerate is None else degenerate | out.degenerate
-    return out._replace(degenerate=degenerate)
+        q, previous_basis, q_negligible = out.q, out.basis, out.q_negligible
+        if degenerate is None:
+            degenerate, own = out.degenerate, out.degenerate_own_scale
+        else:
+            degenerate, own = degenerate | out.degenerate, own | out.degenerate_own_scale
+    return out._replace(degenerate=degenerate, degenerate_own_scale=own)
 
 
 def ssp_compress(q, deltas, **options):

@@ -233,7 +233,9 @@ def simulate(
             state = algorithm.init(x, run.q, grads, run.config)
         state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), run.config)
         x = state.x
-        recorder.record(t, x, NUMPY.node_mean(state.error), info.momentum, info.degenerate)
+        recorder.record(
+            t, x, NUMPY.node_mean(state.error), info.momentum, info.degenerate, info.degenerate_own_scale
+        )
         bar.update(t + 1)
     return recorder.trace(x, state.q, lr)
 
@@ -375,10 +377,12 @@ class Recorder:
         self.restarts = np.array([run.config.is_svd_step(t) for t in range(steps)], dtype=bool)
         self.degenerate_qr = np.zeros(R, dtype=np.int64)
         self.degenerate_per_step = np.zeros(steps, dtype=np.int64)
+        self.degenerate_own_scale = np.zeros(R, dtype=np.int64)
 
-    def record(self, t, x, error_mean, momentum, degenerate):
+    def record(self, t, x, error_mean, momentum, degenerate, degenerate_own_scale=None):
         """Record step t: X_{t+1} (R, m, n), (1/N) Σ_i e_{t+1}^{(i)} (R, m, n) (or None, see
-        :meth:`record_errors`), m_t (R, m, n), and the degenerate-QR flags (R,) or None.
+        :meth:`record_errors`), m_t (R, m, n), and the degenerate-QR flags (R,) or None
+        (relative to P's inputs, and the second reading relative to P's own size).
 
         Raises
         ------
@@ -389,6 +393,8 @@ class Recorder:
         if degenerate is not None:
             self.degenerate_qr += degenerate
             self.degenerate_per_step[t] = degenerate.sum()
+        if degenerate_own_scale is not None:
+            self.degenerate_own_scale += degenerate_own_scale
         self.grad_norm_sq[:, t + 1] = NUMPY.sqnorm(self.problem.grad(x))
         self.loss[:, t + 1] = self.problem.loss(x)
         if error_mean is not None:
@@ -427,4 +433,5 @@ class Recorder:
             x,
             q,
             cfg,
+            self.degenerate_own_scale,
         )

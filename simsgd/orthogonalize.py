@@ -18,16 +18,41 @@ answer, so the convention is an explicit choice (``degenerate_qr``):
 ``"raise"``
     raise :class:`DegenerateQRError`.
 
-P (..., m, r) counts as degenerate when min_j |R_jj| ≤ max(m, r)·eps·√(mr)·max|P_ij|
-(for Gram–Schmidt: a column's norm after projection), i.e. numerically rank < r;
-√(mr)·max|P_ij| ≥ ||P||_F stands in for the norm so that huge inputs cannot overflow.
+P (..., m, r) counts as degenerate when a pivot |R_jj| (for Gram–Schmidt: a column's norm
+after projection) is at most max(m, r)·eps·S, i.e. numerically rank < r. Two scales S are
+read (:class:`Orthogonalized`):
+
+* **relative to the inputs** (decides, when ``input_scale`` is given): S = ``input_scale``,
+  which :func:`simsgd.compressors.ssp_step` sets to n²·√(mr)·mean_i max|Δ^{(i)}|·max|Q|: a
+  bound on ||P||_F from what P was made of, times n, the length of the sums whose
+  rounding error it must cover. A P that is rounding noise (~1e-17 where exact arithmetic
+  gives 0, e.g. a balanced step Σ ξ_i = 0 of the ψ example in the paper's basis) is flagged.
+* **relative to P itself** (the second reading, and the test when no input scale is given):
+  S = √(mr)·max|P_ij| ≥ ||P||_F (max|P| rather than the norm, so huge inputs cannot
+  overflow). It cannot see a P that is all rounding noise, since that P is not small
+  relative to itself.
+
+For r > 1, ``"previous"`` is applied per column: the columns of QR(P) whose pivot is
+deficient are replaced by the matching columns of P̃_{t−1}, projected off the good
+columns, and the result is re-orthonormalised (the good columns are kept, up to sign);
+where P̃_{t−1}'s columns are themselves in the span of the good ones, the QR completes
+the basis. For r = 1 this is P̃_{t−1} itself.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .ops import NUMPY
 
-__all__ = ["ORTHOGONALIZATIONS", "DEGENERATE_QR", "DegenerateQRError", "orthogonalize"]
+__all__ = [
+    "ORTHOGONALIZATIONS",
+    "DEGENERATE_QR",
+    "DegenerateQRError",
+    "Orthogonalized",
+    "orthogonalize",
+    "orthogonalize_checked",
+]
 
 ORTHOGONALIZATIONS = ("householder", "lapack", "gram-schmidt")
 DEGENERATE_QR = ("previous", "native", "zero", "raise")
@@ -45,7 +70,7 @@ def _householder(p, ops):
 
 def _lapack(p, ops):
     q, r_diag = ops.qr(p)
-    return q, ops.amin_last(abs(r_diag))
+    return q, abs(r_diag)
 
 
 def _householder_rank1(p, ops):
@@ -53,7 +78,7 @@ def _householder_rank1(p, ops):
 
     Q = p / β with β = −sign(p₁)·||p|| (sign(0) = +1), and Q = e₁ when p₂..p_m are all
     zero (then H = I). Computed on p / max|p| so that huge or tiny scales neither
-    overflow nor underflow. Returns (Q, |R₁₁|).
+    overflow nor underflow. Returns (Q, |R₁₁| of shape (..., 1)).
     """
     scale = ops.maxabs(p)[..., None, None]
     unit = p / ops.where(scale == 0, 1, scale)
@@ -64,27 +89,38 @@ def _householder_rank1(p, ops):
     tail_zero = ops.expand_mask(ops.maxabs(p[..., 1:, :]) == 0, p)
     with ops.ignore_division_warnings():
         q = ops.where(tail_zero, e1, unit / beta)
-    return q, (norm * scale)[..., 0, 0]
+    return q, (norm * scale)[..., 0, :]
 
 
 def _gram_schmidt(p, epsilon, ops):
-    """PyTorch ``powerSGD_hook._orthogonalize_gram_schmidt``, vectorised over batch axes."""
+    """PyTorch ``powerSGD_hook._orthogonalize_gram_schmidt``, vectorised over batch axes.
+
+    Returns (P̃, the column norms after projection (..., r)).
+    """
     p = ops.copy(p)
-    smallest = None
+    pivots = ops.zeros_like(p[..., 0, :])
     with ops.ignore_division_warnings():
         for i in range(p.shape[-1]):
             col = p[..., i : i + 1]
             norm = ops.col_sum(col * col) ** 0.5
-            smallest = (
-                norm[..., 0, 0]
-                if smallest is None
-                else ops.where(norm[..., 0, 0] < smallest, norm[..., 0, 0], smallest)
-            )
+            pivots[..., i] = ops.where(norm == norm, norm, 0)[..., 0, 0]  # NaN after a 0/0: deficient
             col /= norm + epsilon
             if i + 1 < p.shape[-1]:
                 rest = p[..., i + 1 :]
                 rest -= ops.col_sum(col * rest) * col
-    return p, smallest
+    return p, pivots
+
+
+class Orthogonalized(NamedTuple):
+    """P̃ and both degeneracy readings (bool arrays of shape (...)).
+
+    ``degenerate`` is the one that decided (relative to the inputs when an input scale
+    was given), ``degenerate_own_scale`` the reading relative to P's own size.
+    """
+
+    basis: object
+    degenerate: object
+    degenerate_own_scale: object
 
 
 def orthogonalize(
@@ -113,21 +149,55 @@ def orthogonalize(
     -------
     p_tilde : array, shape (..., m, r)
     degenerate : bool array, shape (...)
-        Where P was numerically rank-deficient (the convention was applied).
+        Where P was numerically rank-deficient relative to its own size (the convention
+        was applied). :func:`orthogonalize_checked` also takes the inputs' scale.
+    """
+    out = orthogonalize_checked(
+        p, method=method, epsilon=epsilon, previous=previous, degenerate_qr=degenerate_qr, ops=ops
+    )
+    return out.basis, out.degenerate
+
+
+def orthogonalize_checked(
+    p,
+    *,
+    method="householder",
+    epsilon=0.0,
+    previous=None,
+    degenerate_qr="previous",
+    input_scale=None,
+    ops=NUMPY,
+) -> Orthogonalized:
+    """:func:`orthogonalize` with the degeneracy test relative to P's inputs.
+
+    Parameters
+    ----------
+    p, method, epsilon, previous, degenerate_qr, ops
+        As :func:`orthogonalize`.
+    input_scale : array, shape (...), or None
+        S of the module docstring (≥ ||P||_F, from P's inputs); None: P's own scale decides.
+
+    Returns
+    -------
+    Orthogonalized
     """
     m, r = p.shape[-2], p.shape[-1]
-    scale = ops.maxabs(p) * (m * r) ** 0.5  # ≥ ||P||_F, and cannot overflow
+    tol = max(m, r) * ops.eps(p)
+    own_scale = ops.maxabs(p) * (m * r) ** 0.5  # ≥ ||P||_F, and cannot overflow
     if method == "householder":
-        p_tilde, pivot = _householder(p, ops)
+        p_tilde, pivots = _householder(p, ops)
     elif method == "lapack":
-        p_tilde, pivot = _lapack(p, ops)
+        p_tilde, pivots = _lapack(p, ops)
     elif method == "gram-schmidt":
-        p_tilde, pivot = _gram_schmidt(p, epsilon, ops)
+        p_tilde, pivots = _gram_schmidt(p, epsilon, ops)
     else:
         raise ValueError(f"orthogonalization must be one of {ORTHOGONALIZATIONS}; got {method!r}")
-    degenerate = pivot <= max(m, r) * ops.eps(p) * scale
+    own = ops.amin_last(pivots) <= tol * own_scale
+    scale = own_scale if input_scale is None else input_scale
+    degenerate = ops.amin_last(pivots) <= tol * scale
+    out = Orthogonalized(p_tilde, degenerate, own)
     if degenerate_qr == "native" or not ops.any(degenerate):
-        return p_tilde, degenerate
+        return out
     if degenerate_qr == "raise":
         raise DegenerateQRError(
             f"P is numerically rank-deficient (rank < r = {r}) in {int(degenerate.sum())} "
@@ -137,8 +207,22 @@ def orthogonalize(
         replacement = ops.zeros_like(p_tilde)
     elif degenerate_qr == "previous":
         if previous is None:
-            return p_tilde, degenerate
-        replacement = previous
+            return out
+        deficient = pivots <= tol * scale[..., None]
+        replacement = previous if r == 1 else _complete(p_tilde, deficient, previous, ops)
     else:
         raise ValueError(f"degenerate_qr must be one of {DEGENERATE_QR}; got {degenerate_qr!r}")
-    return ops.where(ops.expand_mask(degenerate, p_tilde), replacement, p_tilde), degenerate
+    return out._replace(basis=ops.where(ops.expand_mask(degenerate, p_tilde), replacement, p_tilde))
+
+
+def _complete(p_tilde, deficient, previous, ops):
+    """Keep QR(P)'s good columns; fill the deficient ones from P̃_{t−1} (r > 1).
+
+    The deficient columns take P̃_{t−1}'s, projected off the good columns (which are
+    orthonormal), and QR re-orthonormalises the whole: a good column meets only columns
+    orthogonal to it, so it comes back up to sign.
+    """
+    good = ops.where(deficient[..., None, :], 0, p_tilde)  # (..., m, r), deficient columns zeroed
+    fill = previous - ops.matmul(good, ops.matmul(good.mT, previous))
+    mixed = ops.where(deficient[..., None, :], fill, p_tilde)
+    return ops.qr(mixed)[0]

@@ -29,7 +29,8 @@ class Trace:
     restart_steps : (T,) bool
         Steps that ran SVD-COMP.
     degenerate_qr : (R,) int
-        Per replica, the number of SSP steps whose P was rank-deficient.
+        Per replica, the number of SSP steps whose P was rank-deficient relative to what it
+        was made of (the test that applies ``degenerate_qr``; see :mod:`simsgd.orthogonalize`).
     degenerate_per_step : (T,) int
         Per step, the number of replicas whose P was rank-deficient.
     x : (R, m, n)
@@ -38,6 +39,9 @@ class Trace:
         Q_{T-1}, the basis the next step would use (None for ``"full"``).
     config : dict
         The options of the run.
+    degenerate_own_scale : (R,) int
+        Per replica, the SSP steps whose P was rank-deficient relative to its own size (the
+        second reading; blind to a P that is all rounding noise).
     """
 
     grad_norm_sq: np.ndarray
@@ -51,6 +55,7 @@ class Trace:
     x: np.ndarray
     q: np.ndarray | None
     config: dict = field(default_factory=dict)
+    degenerate_own_scale: np.ndarray | None = None
 
     @property
     def replicas(self) -> int:
