@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .compressors import power_iteration_step, project, svd_step
+from .compressors import power_iteration_step, project, restart_floats, restart_step, svd_step
 from .ops import NUMPY
 from .optimizers import make_optimizer
 
@@ -41,6 +41,10 @@ class Config:
     orthogonalization_epsilon: float = 0.0
     degenerate_qr: str = "previous"
     power_steps: int = 1
+    weight_decay: float = 0.0
+    restart: str = "svd"
+    restart_oversampling: int = 5
+    restart_power_steps: int = 1
 
     def is_svd_step(self, t: int) -> bool:
         """PowerSGD+ restarts with SVD-COMP, and GaLore refreshes its P̃, when t mod τ = 0
@@ -49,7 +53,7 @@ class Config:
         return self.method in ("powersgd+", "galore") and t % self.restart_period == 0
 
     def base_optimizer(self):
-        return make_optimizer(self.optimizer, self.momentum, self.betas, self.adam_eps)
+        return make_optimizer(self.optimizer, self.momentum, self.betas, self.adam_eps, self.weight_decay)
 
 
 class State(NamedTuple):
@@ -90,12 +94,13 @@ def floats_per_node(config: Config, t: int, m: int, n: int) -> int:
     (m+n)r (SSP), mn + nr (SVD: the full Δ^{(i)}, then Q^{(i)}), mn (full), nr (GaLore
     between refreshes: P̃ᵀΔ^{(i)} only), K(m+n)r (K power steps). Averaged over τ steps
     GaLore sends nr + mn/τ and PowerSGD+ (m+n)r + (mn − mr)/τ (Table 2 writes
-    nr + mr + mn/τ, counting the SVD step as a full SSP step plus mn).
+    nr + mr + mn/τ, counting the SVD step as a full SSP step plus mn). PowerSGD+'s
+    lighter restarts send :func:`simsgd.compressors.restart_floats` instead.
     """
     if config.method == "full":
         return m * n
     if config.is_svd_step(t):
-        return m * n + n * config.rank
+        return restart_floats(config, m, n) if config.method == "powersgd+" else m * n + n * config.rank
     if config.method == "galore":
         return n * config.rank
     if config.method == "power-iteration":
@@ -103,7 +108,7 @@ def floats_per_node(config: Config, t: int, m: int, n: int) -> int:
     return (m + n) * config.rank
 
 
-def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
+def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY, sketch=None):
     """One iteration t of Algorithm 2.
 
     Parameters
@@ -114,6 +119,9 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
     t : int
     lr : float
         η_t.
+    sketch : array (..., a, b) or None
+        The random matrix of a lighter PowerSGD+ restart at this step
+        (:func:`simsgd.engine.restart_sketch`); None otherwise.
 
     Returns
     -------
@@ -138,7 +146,7 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
     else:
         svd = config.is_svd_step(t)
         if svd:  # (7b) PowerSGD+ restart
-            out = svd_step(deltas, config.rank, want_local=local, ops=ops)
+            out = restart_step(deltas, config, sketch, want_local=local, ops=ops)
         else:  # (7b) SSP, or (8) with K steps
             power_steps = config.power_steps if config.method == "power-iteration" else 1
             out = power_iteration_step(
@@ -161,7 +169,7 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops=NUMPY):
             error = deltas - delta_hat[..., None, :, :]
         else:
             error = state.error
-    update, opt, momentum = config.base_optimizer().update(state.opt, delta_hat, lr)  # (7c)
+    update, opt, momentum = config.base_optimizer().update(state.opt, delta_hat, lr, state.x)  # (7c)
     negligible = out.q_negligible if config.method not in ("full", "galore") else None
     new_state = State(state.x - update, q, basis, error, opt, negligible)
     return new_state, StepInfo(delta_hat, momentum, degenerate, svd, own)

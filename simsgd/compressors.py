@@ -23,7 +23,16 @@ __all__ = [
     "svd_step",
     "project",
     "power_iteration_step",
+    "restart_step",
+    "restart_sketch_shape",
+    "restart_floats",
+    "RESTARTS",
 ]
+
+RESTARTS = ("svd", "randomized", "random", "power")
+"""PowerSGD+'s restart compressors (Remark 2): the paper's exact top-r SVD of the node
+average; a Halko–Martinsson–Tropp range finder; a fresh Gaussian basis; K power steps
+from a random start."""
 
 
 class Compressed(NamedTuple):
@@ -111,6 +120,74 @@ def ssp_step(
 def svd_step(deltas, rank, *, want_local=True, ops=NUMPY):
     """SVD-COMP(Δ^{(1..N)}) with its diagnostics; see :func:`svd_compress`."""
     basis = ops.top_left_singular_vectors(ops.node_mean(deltas), rank)  # all-reduce of full Δ
+    return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, None)
+
+
+def _sketch_width(config, m, n):
+    return min(config.rank + config.restart_oversampling, m, n)
+
+
+def restart_sketch_shape(config, m, n):
+    """Per-replica shape of the random matrix :func:`restart_step` needs: Ω (n, ℓ) with
+    ℓ = min(r + p, m, n) for "randomized", P̃'s Gaussian start (m, r) for "random", Q's
+    (n, r) for "power".
+    """
+    if config.restart == "randomized":
+        return (n, _sketch_width(config, m, n))
+    return (m, config.rank) if config.restart == "random" else (n, config.rank)
+
+
+def restart_floats(config, m, n):
+    """Floats one node sends at a restart step (the literal all-reduces, as Table 2 counts).
+
+    "svd": mn (Δ^{(i)}) + nr (Q); "randomized": mℓ (ΔΩ) + K(n + m)ℓ (power steps) + nℓ
+    (Q_yᵀΔ) + nr (Q); "random": nr (Q only); "power": K(m + n)r.
+    """
+    r, k = config.rank, config.restart_power_steps
+    if config.restart == "svd":
+        return m * n + n * r
+    if config.restart == "randomized":
+        width = _sketch_width(config, m, n)
+        return m * width + k * (m + n) * width + n * width + n * r
+    if config.restart == "random":
+        return n * r
+    return k * (m + n) * r
+
+
+def restart_step(deltas, config, sketch, *, want_local=True, ops=NUMPY):
+    """PowerSGD+'s restart compressor ``config.restart`` on Δ^{(1..N)} (..., N, m, n).
+
+    ``sketch`` is the per-replica random matrix of :func:`restart_sketch_shape`, the same
+    on every node (None for "svd"). Each result is P̃P̃ᵀ of an orthonormal P̃, so Lemma 1
+    holds for all; how close P̃ gets to the top-r singular subspace (Lemma 2's δ') is
+    what differs, and what ``Trace.restart_residual`` measures.
+    """
+    if config.restart == "svd":
+        return svd_step(deltas, config.rank, want_local=want_local, ops=ops)
+    if sketch is None:
+        raise ValueError(
+            f"restart={config.restart!r} needs a random sketch (see simsgd.engine.restart_sketch)"
+        )
+    if config.restart == "random":
+        basis = ops.qr(sketch)[0]
+        return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, None)
+    if config.restart == "power":
+        return power_iteration_step(
+            sketch,
+            deltas,
+            config.restart_power_steps,
+            orthogonalization=config.orthogonalization,
+            degenerate_qr="native",
+            want_local=want_local,
+            ops=ops,
+        )._replace(degenerate=None, degenerate_own_scale=None, q_negligible=None)
+    # Halko, Martinsson & Tropp (2011), Alg. 4.4 then 5.1, on the node average Δ̄
+    y = ops.qr(ops.node_mean(ops.matmul(deltas, sketch[..., None, :, :])))[0]  # (..., m, ℓ)
+    for _ in range(config.restart_power_steps):
+        z = ops.qr(ops.node_mean(ops.matmul(deltas.mT, y[..., None, :, :])))[0]  # (..., n, ℓ)
+        y = ops.qr(ops.node_mean(ops.matmul(deltas, z[..., None, :, :])))[0]
+    small = ops.node_mean(ops.matmul(y[..., None, :, :].mT, deltas))  # (..., ℓ, n) = Q_yᵀ Δ̄
+    basis = ops.matmul(y, ops.top_left_singular_vectors(small, config.rank))
     return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, None)
 
 

@@ -11,6 +11,7 @@ from ._checks import check_choice, check_float_dtype, check_int, check_real
 from ._progress import Progress
 from .ops import NUMPY
 from .optimizers import OPTIMIZERS
+from .compressors import RESTARTS, restart_sketch_shape
 from .orthogonalize import DEGENERATE_QR, ORTHOGONALIZATIONS
 from .streams import NodeStreams, initial_q
 from .trace import Trace
@@ -24,6 +25,8 @@ __all__ = [
     "checked_grads",
     "Recorder",
     "Run",
+    "restart_sketch",
+    "RESTART_STREAM",
 ]
 
 
@@ -42,6 +45,10 @@ def make_config(
     degenerate_qr="previous",
     shape=None,
     power_steps=1,
+    weight_decay=0.0,
+    restart="svd",
+    restart_oversampling=5,
+    restart_power_steps=1,
 ) -> algorithm.Config:
     """Check every option of Algorithm 2 and return its :class:`~simsgd.algorithm.Config`."""
     check_choice("method", method, algorithm.METHODS)
@@ -62,6 +69,14 @@ def make_config(
     check_real("orthogonalization_epsilon", orthogonalization_epsilon, 0.0)
     check_choice("degenerate_qr", degenerate_qr, DEGENERATE_QR)
     power_steps = check_int("power_steps", power_steps, 1)
+    check_real("weight_decay", weight_decay, 0.0)
+    if optimizer == "adam" and weight_decay != 0:
+        raise ValueError(
+            "weight_decay must be 0 for optimizer='adam'; use optimizer='adamw' for decoupled decay"
+        )
+    check_choice("restart", restart, RESTARTS)
+    check_int("restart_oversampling", restart_oversampling, 0)
+    check_int("restart_power_steps", restart_power_steps, 0 if restart == "randomized" else 1)
     return algorithm.Config(
         method,
         int(rank),
@@ -75,6 +90,10 @@ def make_config(
         float(orthogonalization_epsilon),
         degenerate_qr,
         power_steps,
+        float(weight_decay),
+        restart,
+        int(restart_oversampling),
+        int(restart_power_steps),
     )
 
 
@@ -146,6 +165,10 @@ def simulate(
     replica_ids=None,
     progress=None,
     power_steps=1,
+    weight_decay=0.0,
+    restart="svd",
+    restart_oversampling=5,
+    restart_power_steps=1,
 ) -> Trace:
     """Run Algorithm 2 on ``replicas`` independent copies of an N-node system.
 
@@ -159,7 +182,7 @@ def simulate(
     nodes : int, N ≥ 1
     rank : int, 1 ≤ r ≤ min(m, n)
     restart_period : int, τ ≥ 1 (PowerSGD+ and GaLore only)
-    optimizer : {"sgd", "msgd", "adam"}
+    optimizer : {"sgd", "msgd", "adam", "adamw"}
     lr : float > 0 or callable t -> float
         η_t.
     momentum : float in [0, 1)
@@ -187,6 +210,16 @@ def simulate(
         Progress bar on stderr; None shows it only on a terminal.
     power_steps : int, K ≥ 1
         Power-iteration steps per iteration of ``method="power-iteration"``.
+    weight_decay : float, λ ≥ 0
+        Decoupled weight decay, X ← (1 − ηλ) X − η·step ("sgd", "msgd", "adamw"; "adam" takes 0).
+    restart : {"svd", "randomized", "random", "power"}
+        PowerSGD+'s restart compressor (Remark 2): exact top-r SVD of the node average (the
+        paper's), a Halko–Martinsson–Tropp range finder, a fresh Gaussian basis, or power
+        iteration from a random start; see :func:`simsgd.compressors.restart_step`.
+    restart_oversampling : int, p ≥ 0
+        Extra sketch columns of ``"randomized"``.
+    restart_power_steps : int, K ≥ 0 ("randomized"), ≥ 1 ("power")
+        Power steps of ``"randomized"`` and ``"power"``.
 
     Returns
     -------
@@ -222,6 +255,10 @@ def simulate(
         replica_ids=replica_ids,
         lr=lr,
         power_steps=power_steps,
+        weight_decay=weight_decay,
+        restart=restart,
+        restart_oversampling=restart_oversampling,
+        restart_power_steps=restart_power_steps,
     )
     streams = NodeStreams(run.seed, run.replica_ids, np.arange(run.nodes))
     recorder = Recorder(problem, run)
@@ -231,8 +268,13 @@ def simulate(
         grads = checked_grads(problem, x, run, streams.at(t))
         if state is None:
             state = algorithm.init(x, run.q, grads, run.config)
-        state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), run.config)
+        previous_error = state.error
+        state, info = algorithm.step(
+            state, grads, t, resolve_lr(lr, t), run.config, sketch=restart_sketch(run, t)
+        )
         x = state.x
+        if info.svd_step:  # ||Δ̂ − Δ̄||²/||Δ̄||² of the restart compressor (Lemma 2's 1 − δ')
+            recorder.record_residual(t, info.delta_hat, NUMPY.node_mean(grads + previous_error))
         recorder.record(
             t, x, NUMPY.node_mean(state.error), info.momentum, info.degenerate, info.degenerate_own_scale
         )
@@ -281,6 +323,10 @@ def prepare(
     replica_ids,
     lr,
     power_steps=1,
+    weight_decay=0.0,
+    restart="svd",
+    restart_oversampling=5,
+    restart_power_steps=1,
 ) -> Run:
     """Check the options of :func:`simulate` and build X_0 and Q_{-1}; shared by every engine.
 
@@ -304,6 +350,10 @@ def prepare(
         degenerate_qr=degenerate_qr,
         shape=(m, n),
         power_steps=power_steps,
+        weight_decay=weight_decay,
+        restart=restart,
+        restart_oversampling=restart_oversampling,
+        restart_power_steps=restart_power_steps,
     )
     nodes = check_int("nodes", nodes, 1)
     fixed = getattr(problem, "nodes", None)  # a per-node noise scale fixes N
@@ -333,6 +383,26 @@ def prepare(
     x = np.broadcast_to(x, (R, m, n)).copy()
     q = _initial_q(q_init, seed, replica_ids, n, config.rank, dtype) if method != "full" else None
     return Run(config, nodes, steps, seed, dtype, replica_ids, (m, n), x, q)
+
+
+RESTART_STREAM = 2**40
+"""Node id of the restart sketches' stream: one draw per replica shared by every node,
+apart from every oracle's stream (node ids < N)."""
+
+
+def restart_sketch(run: Run, t: int):
+    """The random matrix a randomised PowerSGD+ restart at step t uses, (R, a, b), or None.
+
+    Drawn from the counter-based streams at (seed, replica, t, :data:`RESTART_STREAM`), so
+    every node of a distributed run draws the same matrix as the simulator.
+    """
+    cfg = run.config
+    if cfg.restart == "svd" or not cfg.is_svd_step(t) or cfg.method != "powersgd+":
+        return None
+    shape = restart_sketch_shape(cfg, *run.shape)
+    return (
+        NodeStreams(run.seed, run.replica_ids, [RESTART_STREAM]).at(t).normal(shape)[:, 0].astype(run.dtype)
+    )
 
 
 def checked_grads(problem, x, run: Run, draws):
@@ -378,6 +448,8 @@ class Recorder:
         self.degenerate_qr = np.zeros(R, dtype=np.int64)
         self.degenerate_per_step = np.zeros(steps, dtype=np.int64)
         self.degenerate_own_scale = np.zeros(R, dtype=np.int64)
+        self.restart_residual = np.full((R, int(self.restarts.sum())), np.nan)
+        self._restart_index = np.cumsum(self.restarts) - 1
 
     def record(self, t, x, error_mean, momentum, degenerate, degenerate_own_scale=None):
         """Record step t: X_{t+1} (R, m, n), (1/N) Σ_i e_{t+1}^{(i)} (R, m, n) (or None, see
@@ -400,6 +472,14 @@ class Recorder:
         if error_mean is not None:
             self.record_errors(t, error_mean[None])
         self.momentum_norm_sq[:, t + 1] = NUMPY.sqnorm(momentum)
+
+    def record_residual(self, t, delta_hat, delta_mean):
+        """Record ||Δ̂_t − Δ̄_t||² / ||Δ̄_t||² at restart step t (Δ̂_t, Δ̄_t: (R, m, n); 0/0 → 0)."""
+        den = NUMPY.sqnorm(delta_mean)
+        num = NUMPY.sqnorm(delta_hat - delta_mean)
+        self.restart_residual[:, self._restart_index[t]] = np.where(
+            den > 0, num / np.where(den > 0, den, 1), 0
+        )
 
     def record_errors(self, t, error_means):
         """Record (1/N) Σ_i e^{(i)} after steps t, t+1, …: ``error_means`` (K, R, m, n).
@@ -434,4 +514,5 @@ class Recorder:
             q,
             cfg,
             self.degenerate_own_scale,
+            self.restart_residual,
         )

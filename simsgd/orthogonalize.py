@@ -32,11 +32,11 @@ read (:class:`Orthogonalized`):
   overflow). It cannot see a P that is all rounding noise, since that P is not small
   relative to itself.
 
-For r > 1, ``"previous"`` is applied per column: the columns of QR(P) whose pivot is
-deficient are replaced by the matching columns of P̃_{t−1}, projected off the good
-columns, and the result is re-orthonormalised (the good columns are kept, up to sign);
-where P̃_{t−1}'s columns are themselves in the span of the good ones, the QR completes
-the basis. For r = 1 this is P̃_{t−1} itself.
+For r > 1, ``"previous"`` keeps what P holds: P̃ spans P's numerical column space (its
+singular vectors above the threshold) and only the missing directions are taken from
+P̃_{t−1} (its part outside that space), so good columns are never discarded; where
+P̃_{t−1} has too few such directions the basis is completed (LAPACK's SVD's choice). For
+r = 1 this is P̃_{t−1} itself.
 """
 
 from __future__ import annotations
@@ -208,21 +208,23 @@ def orthogonalize_checked(
     elif degenerate_qr == "previous":
         if previous is None:
             return out
-        deficient = pivots <= tol * scale[..., None]
-        replacement = previous if r == 1 else _complete(p_tilde, deficient, previous, ops)
+        replacement = previous if r == 1 else _complete(p, previous, tol * scale, ops)
     else:
         raise ValueError(f"degenerate_qr must be one of {DEGENERATE_QR}; got {degenerate_qr!r}")
     return out._replace(basis=ops.where(ops.expand_mask(degenerate, p_tilde), replacement, p_tilde))
 
 
-def _complete(p_tilde, deficient, previous, ops):
-    """Keep QR(P)'s good columns; fill the deficient ones from P̃_{t−1} (r > 1).
+def _complete(p, previous, threshold, ops):
+    """P̃ for a rank-deficient P (r > 1): P's numerical column space, completed from P̃_{t−1}.
 
-    The deficient columns take P̃_{t−1}'s, projected off the good columns (which are
-    orthonormal), and QR re-orthonormalises the whole: a good column meets only columns
-    orthogonal to it, so it comes back up to sign.
+    The left singular vectors of P whose singular value exceeds ``threshold`` (...) span
+    what P holds (U_g); the rest is filled with the directions of P̃_{t−1} outside span(U_g)
+    (F = (I − U_gU_gᵀ)P̃_{t−1}), strongest first: the top-r eigenvectors of
+    4·U_gU_gᵀ + FFᵀ, where U_g's eigenvalue 4 beats F's ≤ 1. Where F has too few
+    directions, the SVD completes the basis.
     """
-    good = ops.where(deficient[..., None, :], 0, p_tilde)  # (..., m, r), deficient columns zeroed
-    fill = previous - ops.matmul(good, ops.matmul(good.mT, previous))
-    mixed = ops.where(deficient[..., None, :], fill, p_tilde)
-    return ops.qr(mixed)[0]
+    u, s = ops.svd(p)
+    u_good = ops.where((s > threshold[..., None])[..., None, :], u, 0)
+    fill = previous - ops.matmul(u_good, ops.matmul(u_good.mT, previous))
+    target = 4 * ops.matmul(u_good, u_good.mT) + ops.matmul(fill, fill.mT)
+    return ops.top_left_singular_vectors(target, p.shape[-1])

@@ -42,6 +42,9 @@ class Trace:
     degenerate_own_scale : (R,) int
         Per replica, the SSP steps whose P was rank-deficient relative to its own size (the
         second reading; blind to a P that is all rounding noise).
+    restart_residual : (R, number of restart steps) float
+        ||Δ̂_t − Δ̄_t||² / ||Δ̄_t||² at each PowerSGD+ restart (Lemma 2's 1 − δ' measured;
+        0 where Δ̄_t = 0; NaN where a backend did not record it).
     """
 
     grad_norm_sq: np.ndarray
@@ -56,6 +59,7 @@ class Trace:
     q: np.ndarray | None
     config: dict = field(default_factory=dict)
     degenerate_own_scale: np.ndarray | None = None
+    restart_residual: np.ndarray | None = None
 
     @property
     def replicas(self) -> int:

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from .. import algorithm
 from .._checks import check_int
 from .._progress import Progress
-from ..engine import Recorder, checked_grads, prepare, resolve_lr, simulate
+from ..engine import Recorder, checked_grads, prepare, resolve_lr, restart_sketch, simulate
 from ..streams import NodeStreams
 from .ops import ReferenceOps, TorchOps
 
@@ -116,7 +116,9 @@ def simulate_distributed(
         if state is None:
             q = None if run.q is None else to_array(run.q)
             state = algorithm.init(to_array(run.x), q, grads, run.config)
-        state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), run.config, ops)
+        sketch = restart_sketch(run, t)
+        sketch = None if sketch is None else to_array(sketch)
+        state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), run.config, ops, sketch)
         x_np = ops.asnumpy(state.x)
         degenerate = None if info.degenerate is None else ops.asnumpy(info.degenerate)
         own = None if info.degenerate_own_scale is None else ops.asnumpy(info.degenerate_own_scale)

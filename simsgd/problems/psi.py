@@ -46,7 +46,9 @@ def check_noise_scale(value) -> tuple[float, np.ndarray | None]:
     values = list(np.ravel(np.asarray(value, dtype=object)))
     if not values:
         raise ValueError("noise_scale must be a real number or a non-empty list of σ_i in [0, 1e150]")
-    sigmas = np.array([check_real(f"noise_scale[{i}]", v, 0.0, MAX_NOISE_SCALE) for i, v in enumerate(values)])
+    sigmas = np.array(
+        [check_real(f"noise_scale[{i}]", v, 0.0, MAX_NOISE_SCALE) for i, v in enumerate(values)]
+    )
     return float(sigmas.max()), sigmas
 
 
