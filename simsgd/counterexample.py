@@ -375,7 +375,8 @@ def _plot(args, summary, curves, path):
     ax.set_xlabel("step t")
     ax.set_ylabel("E ||∇f(X_t)||²  (95% band)")
     ax.set_title(
-        f"ψ counterexample: σ = {_sigma_text(args.sigma)}, N = {args.N}, {args.basis} basis, {args.precision}, "
+        f"ψ counterexample: σ = {_sigma_text(args.sigma)}, N = {args.N}, {args.basis} basis, "
+        f"{args.precision}, "
         f"QR(0): {args.degenerate_qr}, R = {args.replicas}",
         fontsize=10,
     )
@@ -448,10 +449,12 @@ def run_exact_mode(args):
 def _table_exact(summary) -> str:
     cfg = summary["config"]
     out = [
-        f"Claim 1 in exact arithmetic: PowerSGD, ξ_0 ≡ 1 forced, σ = {_sigma_text(cfg['sigma'])}, N = {cfg['N']}, "
-        f"T = {cfg['steps']}, R = {cfg['replicas']}, {cfg['optimizer']}, basis = {cfg['basis']}",
-        f"invariants: P̃_t ∝ C, Q_t ∈ span(C), e_t ∈ span(A), m_t ∈ span(B), X_t − X_0 ∈ span(B), "
-        f"||∇f(X_t)||² = 4ψ'(⟨A, X_0⟩)² = {next(iter(summary['conventions'].values()))['target_grad_norm_sq']}",
+        f"Claim 1 in exact arithmetic: PowerSGD, ξ_0 ≡ 1 forced, σ = {_sigma_text(cfg['sigma'])}, "
+        f"N = {cfg['N']}, T = {cfg['steps']}, R = {cfg['replicas']}, {cfg['optimizer']}, "
+        f"basis = {cfg['basis']}",
+        "invariants: P̃_t ∝ C, Q_t ∈ span(C), e_t ∈ span(A), m_t ∈ span(B), X_t − X_0 ∈ span(B), "
+        "||∇f(X_t)||² = 4ψ'(⟨A, X_0⟩)² = "
+        + next(iter(summary["conventions"].values()))["target_grad_norm_sq"],
     ]
     cols = (
         "degenerate QR",

@@ -9,9 +9,9 @@ import numpy as np
 from . import algorithm
 from ._checks import check_choice, check_float_dtype, check_int, check_real
 from ._progress import Progress
+from .compressors import RESTARTS, restart_sketch_shape
 from .ops import NUMPY
 from .optimizers import OPTIMIZERS
-from .compressors import RESTARTS, restart_sketch_shape
 from .orthogonalize import DEGENERATE_QR, ORTHOGONALIZATIONS
 from .streams import NodeStreams, initial_q
 from .trace import Trace

@@ -35,7 +35,8 @@ class GeneralCounterexample:
     m, n : int, ≥ 2k
     signal_rank : int, k ≥ 1
     noise_scale : float or sequence of N floats, σ_i in [0, 1e150]
-        One σ for every node or σ_i per node, as :class:`Psi2x2`. ||σB||_F = 2σ√k against ||∇f||_F ≤ 4√k: the noise is stronger for σ > 2.
+        One σ for every node or σ_i per node, as :class:`Psi2x2`.
+        ||σB||_F = 2σ√k against ||∇f||_F ≤ 4√k: the noise is stronger for σ > 2.
     basis : {"aligned", "random"}
     basis_seed : int ≥ 0
         Seed of U and V (``basis="random"``).
