@@ -138,6 +138,22 @@ def robustness(problem_kw, options, steps, replicas, instances):
     return out
 
 
+def horizon(problem_kw, options, steps, replicas):
+    """Quantiles (10, 50, 90%) of ||∇f(X_t)||²/||∇f(X_0)||² at t = T and t = 4T on the best
+    instance (fresh seeds): a stall stays put, a slow-down moves on."""
+    out = {}
+    for method in ("powersgd", "powersgd+", "full"):
+        trace = simsgd.simulate(
+            SearchProblem(**problem_kw), method=method, steps=4 * steps, replicas=replicas, seed=7,
+            restart_period=10, progress=False, **options,
+        )  # fmt: skip
+        ratio = trace.grad_norm_sq / np.maximum(trace.grad_norm_sq[:, :1], 1e-300)
+        out[method] = {
+            f"t={t}": np.quantile(ratio[:, t], [0.1, 0.5, 0.9]).tolist() for t in (steps, 4 * steps)
+        }
+    return out
+
+
 def detector_check(steps, replicas):
     """The failure detector on Theorem 1's lock (ψ, aligned, ξ_0 ≡ 1): every run must fail."""
     options = dict(nodes=4, rank=1, optimizer="msgd", momentum=0.9, lr=5e-4)
@@ -180,6 +196,7 @@ def main(argv=None) -> int:
     best = -float(result.fun)
     robust = robustness(problem_kw, options, steps, robust_runs, robust_instances)
     check = detector_check(steps, robust_runs)
+    long_run = horizon(problem_kw, options, steps, robust_runs)
     summary = {
         "command": "python -m counterexamples.search " + " ".join(sys.argv[1:] if argv is None else argv),
         "seed": args.seed,
@@ -197,6 +214,7 @@ def main(argv=None) -> int:
         "robust_instances": robust_instances,
         "robust_runs_per_instance": robust_runs,
         "detector_check": check,
+        "horizon_quantiles": long_run,
         "seconds": round(time.monotonic() - start, 1),
     }
     print(
@@ -211,6 +229,11 @@ def main(argv=None) -> int:
             f"PowerSGD+ {b['failed']}/{b['runs']} {np.round(b['wilson95'], 3).tolist()}"
         )
     print("detector check (failed/runs):", check)
+    for method, q in long_run.items():
+        print(
+            f"{method:10s} ratio quantiles 10/50/90%:",
+            {t: [f"{v:.2g}" for v in vals] for t, vals in q.items()},
+        )
     with output_set(out) as stage:
         atomic_write_json(os.path.join(stage, "search.json"), summary)
     return 0
