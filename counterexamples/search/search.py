@@ -140,7 +140,8 @@ def robustness(problem_kw, options, steps, replicas, instances):
 
 def horizon(problem_kw, options, steps, replicas):
     """Quantiles (10, 50, 90%) of ||∇f(X_t)||²/||∇f(X_0)||² at t = T and t = 4T on the best
-    instance (fresh seeds): a stall stays put, a slow-down moves on."""
+    instance (fresh seeds): a stall stays put, a slow-down moves on.
+    """
     out = {}
     for method in ("powersgd", "powersgd+", "full"):
         trace = simsgd.simulate(
