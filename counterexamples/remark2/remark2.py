@@ -6,8 +6,10 @@ floor at this constant η): E||∇f(X_T)||² with a 95% bootstrap
 band, the fraction of runs with ||∇f(X_T)||² ≤ 10⁻³·||∇f(X_0)||² (Wilson 95%), floats one
 node sends per step (mean over T, and at a restart step), and Lemma 2's contraction at the
 restarts, measured: ρ = ||Δ̂ − Δ̄||²/||Δ̄||² per restart (δ' = 1 − ρ), its mean with a 95%
-CI and its largest value over all restarts and runs (a compressor is δ'-contractive for
-every input only if that maximum stays below 1 − δ').
+CI, its 99% quantile and its largest value over all restarts and runs (a compressor is
+δ'-contractive for every input only if ρ ≤ 1 − δ' always). ρ > 1 can only come from
+rounding: where Δ̄ is a cancellation-small mean of large Δ^{(i)} (a balanced step), the
+compressed mean P̃ mean_i(Δ^{(i)ᵀ}P̃)ᵀ has absolute error ~ eps·max||Δ^{(i)}||.
 
 Problems: ψ (eq. 10, σ = 5, N = 4, aligned basis, lock forced ξ_0 ≡ 1, r = 1, η = 5e-3);
 the general counterexample (12×10, k = 2, σ = 5, N = 4, aligned basis, lock forced, r = 2,
@@ -22,6 +24,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+
+import numpy as np
 
 import simsgd
 from simsgd.cli import Parser, check_out_dir, output_set, run
@@ -84,7 +88,10 @@ def measure(problem, rank, lr, method, options, steps, replicas):
         rho = trace.restart_residual.ravel()
         rho_mean, rho_half = mean_ci(rho)
         row.update(
-            residual_mean=float(rho_mean), residual_ci95_half=float(rho_half), residual_max=float(rho.max())
+            residual_mean=float(rho_mean),
+            residual_ci95_half=float(rho_half),
+            residual_p99=float(np.quantile(rho, 0.99)),
+            residual_max=float(rho.max()),
         )
     return row
 
@@ -141,16 +148,17 @@ def _table(rows, steps, replicas):
         "ρ = ||Δ̂ − Δ̄||²/||Δ̄||² at restarts (δ' = 1 − ρ).",
         "",
         "| problem | restart | E‖∇f(X_T)‖² [95% band] | converged (Wilson 95%) | floats/step (restart) "
-        "| mean ρ [95% CI] | max ρ |",
-        "|---|---|---|---|---|---|---|",
+        "| mean ρ [95% CI] | 99% ρ | max ρ |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lo, hi = r["final_band95"]
         clo, chi = r["converged_wilson95"]
         rho = (
-            f"{r['residual_mean']:.3f} ± {r['residual_ci95_half']:.3f} | {r['residual_max']:.3f}"
+            f"{r['residual_mean']:.3f} ± {r['residual_ci95_half']:.3f} | {r['residual_p99']:.3f} | "
+            f"{r['residual_max']:.3g}"
             if "residual_mean" in r
-            else "– | –"
+            else "– | – | –"
         )
         lines.append(
             f"| {r['problem']} | {r['restart']} | {r['final_grad_norm_sq']:.3g} [{lo:.3g}, {hi:.3g}] | "
