@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     if args.quick:
         steps, replicas, maxiter, popsize, robust_runs, robust_instances = 150, 8, 2, 2, 8, 4
     else:
-        steps, replicas, maxiter, popsize, robust_runs, robust_instances = 300, 16, 12, 4, 32, 16
+        steps, replicas, maxiter, popsize, robust_runs, robust_instances = 200, 12, 6, 3, 16, 8
     start = time.monotonic()
     evaluations = []
 
