@@ -181,3 +181,21 @@ def test_random_restart_contracts_only_in_expectation():
     assert np.all((svd >= 0) & (svd <= 1 + 1e-12)) and np.all((rnd >= 0) & (rnd <= 1 + 1e-12))
     assert np.mean(svd) < np.mean(rnd)
     assert np.mean(rnd) > 0.8  # δ' ≈ r/m = 1/16 at best: not the SVD's guarantee
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--N", "3", "--sigma", "5,10"], "--sigma: must be one value or --N = 3"),
+        (["--N", "2", "--sigma", "5,-1"], "--sigma"),
+        (["--N", "2", "--sigma", "5,nan"], "--sigma"),
+    ],
+)
+def test_cli_sigma_list_errors_are_one_line(argv, match, capsys):
+    from simsgd.counterexample import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv + ["--steps", "2", "--replicas", "2"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1

@@ -52,7 +52,7 @@ def check_noise_scale(value) -> tuple[float, np.ndarray | None]:
     return float(sigmas.max()), sigmas
 
 
-def _per_node_scale(problem, nodes, draws, dtype):
+def _per_node_scale(problem, nodes, draws):
     """σ of the nodes ``draws.node_ids``: a scalar, or (N_local, 1, 1) for per-node σ_i."""
     if problem.noise_scales is None:
         return problem.noise_scale
@@ -60,7 +60,7 @@ def _per_node_scale(problem, nodes, draws, dtype):
         raise ValueError(
             f"nodes must equal len(noise_scale) = {problem.noise_scales.size} for per-node σ, got {nodes}"
         )
-    return problem.noise_scales[draws.node_ids].astype(dtype)[:, None, None]
+    return problem.noise_scales[draws.node_ids][:, None, None]
 
 
 def _random_orthogonal(rng: np.random.Generator) -> np.ndarray:
@@ -172,5 +172,5 @@ class Psi2x2:
         if self.lock_start and rng.step == 0:
             xi = np.ones_like(xi)
         xi = xi.astype(x.dtype)[..., None, None]
-        sigma = _per_node_scale(self, nodes, rng, x.dtype)
-        return grad + xi * (sigma * self.B.astype(x.dtype) - grad)
+        sigma = _per_node_scale(self, nodes, rng)
+        return grad + xi * ((sigma * self.B).astype(x.dtype) - grad)
