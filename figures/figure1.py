@@ -118,11 +118,11 @@ def make(out_dir, setting: Figure1Setting = Figure1Setting()):
             stuck, total, (lo, hi) = stuck_fraction(ours)
             ax.text(
                 0.98,
-                0.97,
+                0.03,
                 f"PowerSGD runs stuck at f(X$_0$) at T:\n{stuck}/{total} [{lo:.2f}, {hi:.2f}] (Wilson 95%)",
                 transform=ax.transAxes,
                 ha="right",
-                va="top",
+                va="bottom",
                 fontsize=7.5,
                 bbox=dict(facecolor="white", alpha=0.8, lw=0),
             )
@@ -143,9 +143,9 @@ def make(out_dir, setting: Figure1Setting = Figure1Setting()):
     fig.suptitle(
         f"General counterexample {setting.m}×{setting.n}, signal rank {setting.signal_rank}, "
         f"σ = {setting.noise_scale:g}, N = {setting.nodes}, r = {setting.signal_rank}, "
-        f"R = {setting.replicas}.\n"
-        "Top: aligned basis (exact zeros keep the lock); bottom: a random rotation of the same problem. "
-        "The mean's stall is a few stuck runs, not every run.",
+        f"R = {setting.replicas} runs per curve.\n"
+        "Top: aligned basis (exact zeros keep the lock). Bottom: a random rotation of the same problem.\n"
+        "The mean's stall is the runs stuck at f(X$_0$) (counts in each panel), not every run.",
         fontsize=9,
     )
     png, csv = out_dir / "figure1.png", out_dir / "figure1.csv"
