@@ -66,7 +66,8 @@ def main():
                 )
                 (lo, hi), (clo, chi) = row["locked_ci95"], row["ci95"]
                 print(
-                    f"{name:10s} {optimizer:5s} {start_label:8s} {row['locked_fraction']:.4f} [{lo:.4f}, {hi:.4f}]   "
+                    f"{name:10s} {optimizer:5s} {start_label:8s} "
+                    f"{row['locked_fraction']:.4f} [{lo:.4f}, {hi:.4f}]   "
                     f"{row['mean_grad_norm_sq_T']:9.3g} [{clo:9.3g}, {chi:9.3g}]"
                 )
     atomic_write_json(
