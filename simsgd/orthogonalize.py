@@ -26,7 +26,9 @@ read (:class:`Orthogonalized`):
   which :func:`simsgd.compressors.ssp_step` sets to n²·√(mr)·mean_i max|Δ^{(i)}|·max|Q|: a
   bound on ||P||_F from what P was made of, times n, the length of the sums whose
   rounding error it must cover. A P that is rounding noise (~1e-17 where exact arithmetic
-  gives 0, e.g. a balanced step Σ ξ_i = 0 of the ψ example in the paper's basis) is flagged.
+  gives 0, e.g. a balanced step Σ ξ_i = 0 of the ψ example in the paper's basis) is flagged;
+  so is (S = ∞) a P made from a Q that was itself rounding noise (the step after a balanced
+  one; ``Compressed.q_negligible``).
 * **relative to P itself** (the second reading, and the test when no input scale is given):
   S = √(mr)·max|P_ij| ≥ ||P||_F (max|P| rather than the norm, so huge inputs cannot
   overflow). It cannot see a P that is all rounding noise, since that P is not small
