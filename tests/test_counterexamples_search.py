@@ -41,3 +41,22 @@ def test_failure_detector_fires_on_the_lock_and_not_in_a_rotation():
     check = detector_check(steps=150, replicas=8)
     assert check["psi_aligned_lock"] == [8, 8]
     assert check["psi_random_basis_lock_start"] == [0, 8]
+
+
+@pytest.mark.parametrize("module", ["search", "escape", "remark2"])
+def test_study_clis_refuse_a_file_as_out_before_computing(module, tmp_path, capsys):
+    import importlib
+
+    from simsgd.cli import run
+
+    main = importlib.import_module(
+        {"search": "counterexamples.search.search", "escape": "counterexamples.escape.escape_study"}.get(
+            module, "counterexamples.remark2.remark2"
+        )
+    ).main
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert run(main, ["--quick", "--out", str(target)], prog=module) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0]
+    assert target.read_text() == "x"
