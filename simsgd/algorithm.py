@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from ._checks import check_choice
-from .compressors import power_iteration_step, project, svd_step
+from .compressors import power_iteration_step, project, restart_floats, restart_step, svd_step
 from .ops import NUMPY, Array, ArrayOps
 from .optimizers import make_optimizer
 from .options import (
@@ -66,13 +66,17 @@ class Config:
     orthogonalization_epsilon: float = 0.0
     degenerate_qr: DegenerateQR = "previous"
     power_steps: int = 1
+    weight_decay: float = 0.0
+    restart: str = "svd"
+    restart_oversampling: int = 5
+    restart_power_steps: int = 1
 
     def is_svd_step(self, t: int) -> bool:
         """Whether step t restarts: :func:`is_restart` for PowerSGD+ and GaLore, never otherwise."""
         return self.method in _RESTARTING and is_restart(t, self.restart_period)
 
     def base_optimizer(self):
-        return make_optimizer(self.optimizer, self.momentum, self.betas, self.adam_eps)
+        return make_optimizer(self.optimizer, self.momentum, self.betas, self.adam_eps, self.weight_decay)
 
 
 class State(NamedTuple):
@@ -83,6 +87,7 @@ class State(NamedTuple):
     basis : (..., m, r) | None  P̃_{t-1} (for degenerate_qr="previous")
     error : (..., N, m, n)      e_t^{(i)}
     opt : optimiser state (m_{t-1} for MSGD)
+    q_negligible : (...) | None where Q_{t-1} is rounding noise (degeneracy test)
     """
 
     x: Array
@@ -90,13 +95,15 @@ class State(NamedTuple):
     basis: Array | None
     error: Array
     opt: object  # the base optimiser's state
+    q_negligible: Array | None = None
 
 
 class StepInfo(NamedTuple):
     delta_hat: Array  # (..., m, n)  Δ̂_t
     momentum: Array  # (..., m, n)  m_t
-    degenerate: Array | None  # bool (...)
+    degenerate: Array | None  # bool (...): P rank-deficient relative to its inputs
     svd_step: bool
+    degenerate_own_scale: object = None  # bool (...) or None: relative to P's own size
 
 
 def init(x0, q0, grads_like, config: Config) -> State:
@@ -110,12 +117,13 @@ def floats_per_node(config: Config, t: int, m: int, n: int) -> int:
     (m+n)r (SSP), mn + nr (SVD: the full Δ^{(i)}, then Q^{(i)}), mn (full), nr (GaLore
     between refreshes: P̃ᵀΔ^{(i)} only), K(m+n)r (K power steps). Averaged over τ steps
     GaLore sends nr + mn/τ and PowerSGD+ (m+n)r + (mn − mr)/τ (Table 2 writes
-    nr + mr + mn/τ, counting the SVD step as a full SSP step plus mn).
+    nr + mr + mn/τ, counting the SVD step as a full SSP step plus mn). PowerSGD+'s
+    lighter restarts send :func:`simsgd.compressors.restart_floats` instead.
     """
     if config.method == "full":
         return m * n
     if config.is_svd_step(t):
-        return m * n + n * config.rank
+        return restart_floats(config, m, n) if config.method == "powersgd+" else m * n + n * config.rank
     if config.method == "galore":
         return n * config.rank
     if config.method == "power-iteration":
@@ -172,7 +180,7 @@ def mean_floats_per_step(
     return sum(floats_per_node(config, t, m, n) for t in ts) / len(ts)
 
 
-def step(state: State, grads, t: int, lr: float, config: Config, ops: ArrayOps = NUMPY):
+def step(state: State, grads, t: int, lr: float, config: Config, ops: ArrayOps = NUMPY, sketch=None):
     """One iteration t of Algorithm 2.
 
     Parameters
@@ -183,6 +191,9 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops: ArrayOps =
     t : int
     lr : float
         η_t.
+    sketch : array (..., a, b) or None
+        The random matrix of a lighter PowerSGD+ restart at this step
+        (:func:`simsgd.engine.restart_sketch`); None otherwise.
 
     Returns
     -------
@@ -194,7 +205,7 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops: ArrayOps =
     local = config.error_feedback == "local"
     if config.method == "full":
         delta_hat, error = ops.node_mean(deltas), state.error
-        q, basis, degenerate, svd = state.q, state.basis, None, False
+        q, basis, degenerate, own, svd = state.q, state.basis, None, None, False
     elif config.method == "galore":  # no error feedback
         svd = config.is_svd_step(t)
         if svd:
@@ -203,11 +214,11 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops: ArrayOps =
         else:
             basis = state.basis
             q, _, delta_hat = project(basis, deltas, want_local=False, ops=ops)
-        error, degenerate = state.error, None
+        error, degenerate, own = state.error, None, None
     else:
         svd = config.is_svd_step(t)
         if svd:  # (7b) PowerSGD+ restart
-            out = svd_step(deltas, config.rank, want_local=local, ops=ops)
+            out = restart_step(deltas, config, sketch, want_local=local, ops=ops)
         else:  # (7b) SSP, or (8) with K steps
             power_steps = config.power_steps if config.method == "power-iteration" else 1
             out = power_iteration_step(
@@ -219,15 +230,18 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops: ArrayOps =
                 orthogonalization_epsilon=config.orthogonalization_epsilon,
                 degenerate_qr=config.degenerate_qr,
                 want_local=local,
+                q_negligible=state.q_negligible,
                 ops=ops,
             )
         q, basis, degenerate, delta_hat = out.q, out.basis, out.degenerate, out.global_hat
+        own = out.degenerate_own_scale
         if local:  # e ← Δ^{(i)} − P̃ Q^{(i)ᵀ}
             error = deltas - out.local_hat
         elif config.error_feedback == "global":  # e ← Δ^{(i)} − Δ̂
             error = deltas - delta_hat[..., None, :, :]
         else:
             error = state.error
-    update, opt, momentum = config.base_optimizer().update(state.opt, delta_hat, lr)  # (7c)
-    new_state = State(state.x - update, q, basis, error, opt)
-    return new_state, StepInfo(delta_hat, momentum, degenerate, svd)
+    update, opt, momentum = config.base_optimizer().update(state.opt, delta_hat, lr, state.x)  # (7c)
+    negligible = out.q_negligible if config.method not in ("full", "galore") else None
+    new_state = State(state.x - update, q, basis, error, opt, negligible)
+    return new_state, StepInfo(delta_hat, momentum, degenerate, svd, own)

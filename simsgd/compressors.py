@@ -13,7 +13,8 @@ import numpy as np
 
 from ._checks import check_choice, check_float_dtype, check_int, check_real
 from .ops import NUMPY
-from .orthogonalize import DEGENERATE_QR, ORTHOGONALIZATIONS, orthogonalize
+from .options import DEGENERATE_QR, ORTHOGONALIZATIONS, RESTARTS
+from .orthogonalize import orthogonalize_checked
 
 __all__ = [
     "Compressed",
@@ -23,6 +24,10 @@ __all__ = [
     "svd_step",
     "project",
     "power_iteration_step",
+    "restart_step",
+    "restart_sketch_shape",
+    "restart_floats",
+    "RESTARTS",
 ]
 
 
@@ -40,7 +45,14 @@ class Compressed(NamedTuple):
     basis : (..., m, r)
         P̃_t.
     degenerate : bool array (...) or None
-        Where QR(P) met a rank-deficient P (SSP only).
+        Where QR(P) met a P that is rank-deficient relative to its inputs (SSP only; see
+        :mod:`simsgd.orthogonalize`).
+    degenerate_own_scale : bool array (...) or None
+        The second reading: rank-deficient relative to P's own size.
+    q_negligible : bool array (...) or None
+        Where Q_t is rounding noise (max|Q_t| ≤ max(m, n, r)·eps·m·mean_i max|Δ^{(i)}|, a
+        bound on what its sums can round to; exactly 0 in exact arithmetic). The next SSP
+        step's P = Δ Q_t is then numerically 0 too, however it compares with Q_t (SSP only).
     """
 
     q: object
@@ -48,6 +60,8 @@ class Compressed(NamedTuple):
     global_hat: object
     basis: object
     degenerate: object
+    degenerate_own_scale: object = None
+    q_negligible: object = None
 
 
 def project(basis, deltas, *, want_local=True, ops=NUMPY):
@@ -67,24 +81,109 @@ def ssp_step(
     orthogonalization_epsilon=0.0,
     degenerate_qr="previous",
     want_local=True,
+    q_negligible=None,
     ops=NUMPY,
 ):
-    """SSP-COMP(Q, Δ^{(1..N)}) with its diagnostics; see :func:`ssp_compress`."""
+    """SSP-COMP(Q, Δ^{(1..N)}) with its diagnostics; see :func:`ssp_compress`.
+
+    P's degeneracy is decided against its inputs, S = n²·√(mr)·mean_i max|Δ^{(i)}|·max|Q|
+    (see :mod:`simsgd.orthogonalize`), and P counts as degenerate wherever
+    ``q_negligible`` (...) says Q is rounding noise (``Compressed.q_negligible`` of the
+    step that made it).
+    """
     p = ops.node_mean(ops.matmul(deltas, q[..., None, :, :]))  # P = mean_i Δ^{(i)} Q, all-reduce mean
-    basis, degenerate = orthogonalize(
+    m, n, r = deltas.shape[-2], deltas.shape[-1], q.shape[-1]
+    delta_scale = ops.node_mean(ops.maxabs(deltas)[..., None, None])[..., 0, 0]  # all-reduce of one float
+    input_scale = n * n * (m * r) ** 0.5 * delta_scale * ops.maxabs(q)  # ≥ n·||P||_F
+    if q_negligible is not None:
+        input_scale = ops.where(q_negligible, float("inf"), input_scale)
+    out = orthogonalize_checked(
         p,
         method=orthogonalization,
         epsilon=orthogonalization_epsilon,
         previous=previous_basis,
         degenerate_qr=degenerate_qr,
+        input_scale=input_scale,
         ops=ops,
     )
-    return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, degenerate)
+    q_new, local_hat, global_hat = project(out.basis, deltas, want_local=want_local, ops=ops)
+    negligible = ops.maxabs(q_new) <= max(m, n, r) * ops.eps(p) * m * delta_scale
+    return Compressed(
+        q_new, local_hat, global_hat, out.basis, out.degenerate, out.degenerate_own_scale, negligible
+    )
 
 
 def svd_step(deltas, rank, *, want_local=True, ops=NUMPY):
     """SVD-COMP(Δ^{(1..N)}) with its diagnostics; see :func:`svd_compress`."""
     basis = ops.top_left_singular_vectors(ops.node_mean(deltas), rank)  # all-reduce of full Δ
+    return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, None)
+
+
+def _sketch_width(config, m, n):
+    return min(config.rank + config.restart_oversampling, m, n)
+
+
+def restart_sketch_shape(config, m, n):
+    """Per-replica shape of the random matrix :func:`restart_step` needs: Ω (n, ℓ) with
+    ℓ = min(r + p, m, n) for "randomized", P̃'s Gaussian start (m, r) for "random", Q's
+    (n, r) for "power".
+    """
+    if config.restart == "randomized":
+        return (n, _sketch_width(config, m, n))
+    return (m, config.rank) if config.restart == "random" else (n, config.rank)
+
+
+def restart_floats(config, m, n):
+    """Floats one node sends at a restart step (the literal all-reduces, as Table 2 counts).
+
+    "svd": mn (Δ^{(i)}) + nr (Q); "randomized": mℓ (ΔΩ) + K(n + m)ℓ (power steps) + nℓ
+    (Q_yᵀΔ) + nr (Q); "random": nr (Q only); "power": K(m + n)r.
+    """
+    r, k = config.rank, config.restart_power_steps
+    if config.restart == "svd":
+        return m * n + n * r
+    if config.restart == "randomized":
+        width = _sketch_width(config, m, n)
+        return m * width + k * (m + n) * width + n * width + n * r
+    if config.restart == "random":
+        return n * r
+    return k * (m + n) * r
+
+
+def restart_step(deltas, config, sketch, *, want_local=True, ops=NUMPY):
+    """PowerSGD+'s restart compressor ``config.restart`` on Δ^{(1..N)} (..., N, m, n).
+
+    ``sketch`` is the per-replica random matrix of :func:`restart_sketch_shape`, the same
+    on every node (None for "svd"). Each result is P̃P̃ᵀ of an orthonormal P̃, so Lemma 1
+    holds for all; how close P̃ gets to the top-r singular subspace (Lemma 2's δ') is
+    what differs, and what ``Trace.restart_residual`` measures.
+    """
+    if config.restart == "svd":
+        return svd_step(deltas, config.rank, want_local=want_local, ops=ops)
+    if sketch is None:
+        raise ValueError(
+            f"restart={config.restart!r} needs a random sketch (see simsgd.engine.restart_sketch)"
+        )
+    if config.restart == "random":
+        basis = ops.qr(sketch)[0]
+        return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, None)
+    if config.restart == "power":
+        return power_iteration_step(
+            sketch,
+            deltas,
+            config.restart_power_steps,
+            orthogonalization=config.orthogonalization,
+            degenerate_qr="native",
+            want_local=want_local,
+            ops=ops,
+        )._replace(degenerate=None, degenerate_own_scale=None, q_negligible=None)
+    # Halko, Martinsson & Tropp (2011), Alg. 4.4 then 5.1, on the node average Δ̄
+    y = ops.qr(ops.node_mean(ops.matmul(deltas, sketch[..., None, :, :])))[0]  # (..., m, ℓ)
+    for _ in range(config.restart_power_steps):
+        z = ops.qr(ops.node_mean(ops.matmul(deltas.mT, y[..., None, :, :])))[0]  # (..., n, ℓ)
+        y = ops.qr(ops.node_mean(ops.matmul(deltas, z[..., None, :, :])))[0]
+    small = ops.node_mean(ops.matmul(y[..., None, :, :].mT, deltas))  # (..., ℓ, n) = Q_yᵀ Δ̄
+    basis = ops.matmul(y, ops.top_left_singular_vectors(small, config.rank))
     return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, None)
 
 
@@ -98,6 +197,7 @@ def power_iteration_step(
     orthogonalization_epsilon=0.0,
     degenerate_qr="previous",
     want_local=True,
+    q_negligible=None,
     ops=NUMPY,
 ):
     """K steps of power iteration (8) on the node average, warm-started from Q_{t-1}.
@@ -111,7 +211,7 @@ def power_iteration_step(
         Q_{t-1}.
     deltas : array, shape (..., N, m, n)
     power_steps : int, K ≥ 1
-    previous_basis, orthogonalization, orthogonalization_epsilon, degenerate_qr, want_local
+    previous_basis, orthogonalization, orthogonalization_epsilon, degenerate_qr, want_local, q_negligible
         As :func:`ssp_step`.
 
     Returns
@@ -130,11 +230,15 @@ def power_iteration_step(
             orthogonalization_epsilon=orthogonalization_epsilon,
             degenerate_qr=degenerate_qr,
             want_local=want_local and k == power_steps - 1,
+            q_negligible=q_negligible,
             ops=ops,
         )
-        q, previous_basis = out.q, out.basis
-        degenerate = out.degenerate if degenerate is None else degenerate | out.degenerate
-    return out._replace(degenerate=degenerate)
+        q, previous_basis, q_negligible = out.q, out.basis, out.q_negligible
+        if degenerate is None:
+            degenerate, own = out.degenerate, out.degenerate_own_scale
+        else:
+            degenerate, own = degenerate | out.degenerate, own | out.degenerate_own_scale
+    return out._replace(degenerate=degenerate, degenerate_own_scale=own)
 
 
 def ssp_compress(q, deltas, **options):

@@ -32,6 +32,7 @@ from .engine import Diverged, memory_estimate
 from .lock import lock_summary, simulate_lock
 from .output import atomic_savefig, atomic_write_csv, atomic_write_json
 from .problems import Psi2x2
+from .problems.psi import MAX_NOISE_SCALE
 from .stats import mean_ci
 
 __all__ = ["main", "build_parser", "METHODS"]
@@ -59,6 +60,17 @@ EXACT_CSV_HEADER = (
 # ---------------------------------------------------------------- arguments
 
 
+def _sigma_list(text):
+    """σ, or σ_1,…,σ_N (each in [0, 1e150]): a float, or a list of floats."""
+    parse = cli.real("--sigma", 0.0, MAX_NOISE_SCALE)
+    values = [parse(v) for v in text.split(",")]
+    return values[0] if len(values) == 1 else values
+
+
+def _sigma_text(sigma) -> str:
+    return ",".join(f"{s:g}" for s in np.ravel(sigma))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m simsgd.counterexample``."""
     p = cli.Parser(
@@ -70,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sigma",
-        type=cli.real("--sigma", 0.0),
+        type=_sigma_list,
         default=5.0,
-        help="noise scale σ ≥ 0 of eq. (10b) (default 5)",
+        help="noise scale σ ≥ 0 of eq. (10b) (default 5), or N comma-separated per-node σ_i "
+        "(e.g. 5,10: no signed sum Σ±σ_i vanishes, so no step is degenerate)",
     )
     p.add_argument(
         "--N",
@@ -179,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_args(args):
     """Cross-argument checks and the limits that make overflow certain; raises UsageError."""
+    if np.ndim(args.sigma) and len(args.sigma) != args.N:
+        raise cli.UsageError(f"argument --sigma: must be one value or --N = {args.N} comma-separated values")
     if args.precision == "exact":
         if args.basis == "random":
             raise cli.UsageError(
@@ -220,11 +235,12 @@ def _check_float_range(args):
         raise cli.UsageError(
             f"argument --x0: entries must be at most {limit:.3g} in {precision}, got {args.x0}"
         )
-    grad_bound = 2.0 * args.sigma + 8.0  # |∇F| ≤ |∇f| + |σB − ∇f|, |∇f| entries ≤ 4, |B| entries ≤ 2
+    sigma = float(np.max(args.sigma))  # the largest per-node σ_i
+    grad_bound = 2.0 * sigma + 8.0  # |∇F| ≤ |∇f| + |σB − ∇f|, |∇f| entries ≤ 4, |B| entries ≤ 2
     if grad_bound > limit:
         raise cli.UsageError(
             f"argument --sigma: must be at most {(limit - 8.0) / 2.0:.3g} in {precision} "
-            f"(the stochastic gradient 2σ + 8 overflows its squares beyond), got {args.sigma:g}"
+            f"(the stochastic gradient 2σ + 8 overflows its squares beyond), got {_sigma_text(args.sigma)}"
         )
     growth = {"sgd": 1.0, "msgd": 1.0 / (1.0 - args.momentum), "adam": 1.0 / grad_bound}[args.optimizer]
     if args.lr * grad_bound * growth > limit:  # Adam's step is about η whatever the gradient
@@ -353,7 +369,7 @@ def _config(args):
 def _table_float(summary) -> str:
     cfg = summary["config"]
     head = (
-        f"Theorem 1 counterexample: σ = {cfg['sigma']:g}, N = {cfg['N']}, T = {cfg['steps']}, "
+        f"Theorem 1 counterexample: σ = {_sigma_text(cfg['sigma'])}, N = {cfg['N']}, T = {cfg['steps']}, "
         f"R = {cfg['replicas']}, {cfg['optimizer']} η = {cfg['lr']:g}"
         + (f" μ = {cfg['momentum']:g}" if cfg["optimizer"] == "msgd" else "")
         + f", τ = {cfg['tau']}, basis = {cfg['basis']}, {cfg['precision']}, "
@@ -469,7 +485,8 @@ def _plot(args, summary, curves, path):
     ax.set_xlabel("step t")
     ax.set_ylabel("E ||∇f(X_t)||²  (95% band)")
     ax.set_title(
-        f"ψ counterexample: σ = {args.sigma:g}, N = {args.N}, {args.basis} basis, {args.precision}, "
+        f"ψ counterexample: σ = {_sigma_text(args.sigma)}, N = {args.N}, {args.basis} basis, "
+        f"{args.precision}, "
         f"QR(0): {args.degenerate_qr}, R = {args.replicas}",
         fontsize=10,
     )
@@ -503,7 +520,7 @@ def run_exact_mode(args):
                 break
             runs.append(
                 exact_mod.run_exact(
-                    repr(args.sigma),
+                    [repr(float(v)) for v in args.sigma] if np.ndim(args.sigma) else repr(args.sigma),
                     args.N,
                     args.steps,
                     x0=x0,
@@ -565,8 +582,9 @@ def _table_exact(summary) -> str:
     cfg = summary["config"]
     target = next(iter(summary["conventions"].values()))["target_grad_norm_sq"]
     out = [
-        f"Claim 1 in exact arithmetic: PowerSGD, ξ_0 ≡ 1 forced, σ = {cfg['sigma']:g}, N = {cfg['N']}, "
-        f"T = {cfg['steps']}, R = {cfg['replicas']}, {cfg['optimizer']}, basis = {cfg['basis']}",
+        f"Claim 1 in exact arithmetic: PowerSGD, ξ_0 ≡ 1 forced, σ = {_sigma_text(cfg['sigma'])}, "
+        f"N = {cfg['N']}, T = {cfg['steps']}, R = {cfg['replicas']}, {cfg['optimizer']}, "
+        f"basis = {cfg['basis']}",
         f"invariants: P̃_t ∝ C, Q_t ∈ span(C), e_t ∈ span(A), m_t ∈ span(B), X_t − X_0 ∈ span(B), "
         f"||∇f(X_t)||² = 4ψ'(⟨A, X_0⟩)² = {target}",
     ]

@@ -11,17 +11,20 @@ from numpy.typing import ArrayLike
 from . import algorithm
 from ._checks import check_choice, check_float_dtype, check_int, check_memory, check_real, check_seed
 from ._progress import Progress
+from .compressors import restart_sketch_shape
 from .ops import NUMPY
 from .options import (
     DEGENERATE_QR,
     OPTIMIZERS,
     ORTHOGONALIZATIONS,
+    RESTARTS,
     DegenerateQR,
     ErrorFeedback,
     FloatDtype,
     Method,
     OptimizerName,
     Orthogonalization,
+    Restart,
 )
 from .problems.base import Problem
 from .streams import NodeStreams, initial_q
@@ -38,6 +41,8 @@ __all__ = [
     "Run",
     "Diverged",
     "memory_estimate",
+    "restart_sketch",
+    "RESTART_STREAM",
 ]
 
 
@@ -74,6 +79,10 @@ def make_config(
     degenerate_qr="previous",
     shape=None,
     power_steps=1,
+    weight_decay=0.0,
+    restart="svd",
+    restart_oversampling=5,
+    restart_power_steps=1,
 ) -> algorithm.Config:
     """Check every option of Algorithm 2 and return its :class:`~simsgd.algorithm.Config`."""
     check_choice("method", method, algorithm.METHODS)
@@ -94,6 +103,14 @@ def make_config(
     check_real("orthogonalization_epsilon", orthogonalization_epsilon, 0.0)
     check_choice("degenerate_qr", degenerate_qr, DEGENERATE_QR)
     power_steps = check_int("power_steps", power_steps, 1)
+    check_real("weight_decay", weight_decay, 0.0)
+    if optimizer == "adam" and weight_decay != 0:
+        raise ValueError(
+            "weight_decay must be 0 for optimizer='adam'; use optimizer='adamw' for decoupled decay"
+        )
+    check_choice("restart", restart, RESTARTS)
+    check_int("restart_oversampling", restart_oversampling, 0)
+    check_int("restart_power_steps", restart_power_steps, 0 if restart == "randomized" else 1)
     return algorithm.Config(
         method,
         int(rank),
@@ -107,6 +124,10 @@ def make_config(
         float(orthogonalization_epsilon),
         degenerate_qr,
         power_steps,
+        float(weight_decay),
+        restart,
+        int(restart_oversampling),
+        int(restart_power_steps),
     )
 
 
@@ -197,6 +218,10 @@ def simulate(
     replica_ids: ArrayLike | None = None,
     progress: bool | None = None,
     power_steps: int = 1,
+    weight_decay: float = 0.0,
+    restart: Restart = "svd",
+    restart_oversampling: int = 5,
+    restart_power_steps: int = 1,
 ) -> Trace:
     """Run Algorithm 2 on ``replicas`` independent copies of an N-node system.
 
@@ -210,7 +235,7 @@ def simulate(
     nodes : int, N ≥ 1
     rank : int, 1 ≤ r ≤ min(m, n)
     restart_period : int, τ ≥ 1 (PowerSGD+ and GaLore only)
-    optimizer : {"sgd", "msgd", "adam"}
+    optimizer : {"sgd", "msgd", "adam", "adamw"}
     lr : float > 0 or callable t -> float
         η_t.
     momentum : float in [0, 1)
@@ -238,6 +263,16 @@ def simulate(
         Progress bar on stderr; None shows it only on a terminal.
     power_steps : int, K ≥ 1
         Power-iteration steps per iteration of ``method="power-iteration"``.
+    weight_decay : float, λ ≥ 0
+        Decoupled weight decay, X ← (1 − ηλ) X − η·step ("sgd", "msgd", "adamw"; "adam" takes 0).
+    restart : {"svd", "randomized", "random", "power"}
+        PowerSGD+'s restart compressor (Remark 2): exact top-r SVD of the node average (the
+        paper's), a Halko–Martinsson–Tropp range finder, a fresh Gaussian basis, or power
+        iteration from a random start; see :func:`simsgd.compressors.restart_step`.
+    restart_oversampling : int, p ≥ 0
+        Extra sketch columns of ``"randomized"``.
+    restart_power_steps : int, K ≥ 0 ("randomized"), ≥ 1 ("power")
+        Power steps of ``"randomized"`` and ``"power"``.
 
     Returns
     -------
@@ -274,6 +309,10 @@ def simulate(
         replica_ids=replica_ids,
         lr=lr,
         power_steps=power_steps,
+        weight_decay=weight_decay,
+        restart=restart,
+        restart_oversampling=restart_oversampling,
+        restart_power_steps=restart_power_steps,
     )
     streams = NodeStreams(run.seed, run.replica_ids, np.arange(run.nodes))
     recorder = Recorder(problem, run)
@@ -283,9 +322,16 @@ def simulate(
         grads = checked_grads(problem, x, run, streams.at(t))
         if state is None:
             state = algorithm.init(x, run.q, grads, run.config)
-        state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), run.config)
+        previous_error = state.error
+        state, info = algorithm.step(
+            state, grads, t, resolve_lr(lr, t), run.config, sketch=restart_sketch(run, t)
+        )
         x = state.x
-        recorder.record(t, x, NUMPY.node_mean(state.error), info.momentum, info.degenerate)
+        if info.svd_step:  # ||Δ̂ − Δ̄||²/||Δ̄||² of the restart compressor (Lemma 2's 1 − δ')
+            recorder.record_residual(t, info.delta_hat, NUMPY.node_mean(grads + previous_error))
+        recorder.record(
+            t, x, NUMPY.node_mean(state.error), info.momentum, info.degenerate, info.degenerate_own_scale
+        )
         bar.update(t + 1)
     return recorder.trace(x, state.q, lr)
 
@@ -331,6 +377,10 @@ def prepare(
     replica_ids,
     lr,
     power_steps=1,
+    weight_decay=0.0,
+    restart="svd",
+    restart_oversampling=5,
+    restart_power_steps=1,
 ) -> Run:
     """Check the options of :func:`simulate` and build X_0 and Q_{-1}; shared by every engine.
 
@@ -355,8 +405,15 @@ def prepare(
         degenerate_qr=degenerate_qr,
         shape=(m, n),
         power_steps=power_steps,
+        weight_decay=weight_decay,
+        restart=restart,
+        restart_oversampling=restart_oversampling,
+        restart_power_steps=restart_power_steps,
     )
     nodes = check_int("nodes", nodes, 1)
+    fixed = getattr(problem, "nodes", None)  # a per-node noise scale fixes N
+    if fixed is not None and nodes != fixed:
+        raise ValueError(f"nodes must equal the problem's {fixed} per-node noise scales, got {nodes}")
     steps = check_int("steps", steps, 1)
     seed = check_seed("seed", seed)
     if replica_ids is None:
@@ -406,6 +463,26 @@ def _checked_x0(x0, shape, R, dtype):
     return x
 
 
+RESTART_STREAM = 2**40
+"""Node id of the restart sketches' stream: one draw per replica shared by every node,
+apart from every oracle's stream (node ids < N)."""
+
+
+def restart_sketch(run: Run, t: int):
+    """The random matrix a randomised PowerSGD+ restart at step t uses, (R, a, b), or None.
+
+    Drawn from the counter-based streams at (seed, replica, t, :data:`RESTART_STREAM`), so
+    every node of a distributed run draws the same matrix as the simulator.
+    """
+    cfg = run.config
+    if cfg.restart == "svd" or not cfg.is_svd_step(t) or cfg.method != "powersgd+":
+        return None
+    shape = restart_sketch_shape(cfg, *run.shape)
+    return (
+        NodeStreams(run.seed, run.replica_ids, [RESTART_STREAM]).at(t).normal(shape)[:, 0].astype(run.dtype)
+    )
+
+
 def checked_grads(problem, x, run: Run, draws):
     """The oracle's g_t^{(i)} for the nodes ``draws.node_ids``, checked: (R, N_local, m, n).
 
@@ -448,10 +525,14 @@ class Recorder:
         self.restarts = np.array([run.config.is_svd_step(t) for t in range(steps)], dtype=bool)
         self.degenerate_count = np.zeros(R, dtype=np.int64)
         self.degenerate_per_step = np.zeros(steps, dtype=np.int64)
+        self.degenerate_own_scale = np.zeros(R, dtype=np.int64)
+        self.restart_residual = np.full((R, int(self.restarts.sum())), np.nan)
+        self._restart_index = np.cumsum(self.restarts) - 1
 
-    def record(self, t, x, error_mean, momentum, degenerate):
+    def record(self, t, x, error_mean, momentum, degenerate, degenerate_own_scale=None):
         """Record step t: X_{t+1} (R, m, n), (1/N) Σ_i e_{t+1}^{(i)} (R, m, n) (or None, see
-        :meth:`record_errors`), m_t (R, m, n), and the degenerate-QR flags (R,) or None.
+        :meth:`record_errors`), m_t (R, m, n), and the degenerate-QR flags (R,) or None
+        (relative to P's inputs, and the second reading relative to P's own size).
 
         Raises
         ------
@@ -462,11 +543,21 @@ class Recorder:
         if degenerate is not None:
             self.degenerate_count += degenerate
             self.degenerate_per_step[t] = degenerate.sum()
+        if degenerate_own_scale is not None:
+            self.degenerate_own_scale += degenerate_own_scale
         self.grad_norm_sq[:, t + 1] = NUMPY.sqnorm(self.problem.grad(x))
         self.loss[:, t + 1] = self.problem.loss(x)
         if error_mean is not None:
             self.record_errors(t, error_mean[None])
         self.momentum_norm_sq[:, t + 1] = NUMPY.sqnorm(momentum)
+
+    def record_residual(self, t, delta_hat, delta_mean):
+        """Record ||Δ̂_t − Δ̄_t||² / ||Δ̄_t||² at restart step t (Δ̂_t, Δ̄_t: (R, m, n); 0/0 → 0)."""
+        den = NUMPY.sqnorm(delta_mean)
+        num = NUMPY.sqnorm(delta_hat - delta_mean)
+        self.restart_residual[:, self._restart_index[t]] = np.where(
+            den > 0, num / np.where(den > 0, den, 1), 0
+        )
 
     def record_errors(self, t, error_means):
         """Record (1/N) Σ_i e^{(i)} after steps t, t+1, …: ``error_means`` (K, R, m, n).
@@ -500,4 +591,6 @@ class Recorder:
             x,
             q,
             cfg,
+            self.degenerate_own_scale,
+            self.restart_residual,
         )

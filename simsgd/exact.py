@@ -35,6 +35,7 @@ X_t − X_0 ∈ span(B) with an irrational coefficient that nothing else depends
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -47,6 +48,11 @@ from .streams import NodeStreams, initial_q
 __all__ = [
     "ExactPsi",
     "ExactRun",
+    "ExactState",
+    "ExactStep",
+    "Invariant",
+    "exact_step",
+    "broken_invariants",
     "run_exact",
     "as_fraction",
     "INVARIANTS",
@@ -55,14 +61,19 @@ __all__ = [
     "EXACT_DEGENERATE_QR",
 ]
 
-INVARIANTS = (
-    "P_tilde in span(C)",
-    "Q in span(C)",
-    "e in span(A)",
-    "m in span(B)",
-    "X - X0 in span(B)",
-    "grad_norm_sq",
-)
+
+class Invariant(str, enum.Enum):
+    """Claim 1's invariants, in the order a step meets them (values are the report names)."""
+
+    P_TILDE = "P_tilde in span(C)"
+    Q = "Q in span(C)"
+    ERROR = "e in span(A)"
+    MOMENTUM = "m in span(B)"
+    X = "X - X0 in span(B)"
+    GRAD_NORM = "grad_norm_sq"
+
+
+INVARIANTS = tuple(i.value for i in Invariant)
 EXACT_BASES = ("paper", "aligned", "pythagorean")
 EXACT_OPTIMIZERS = ("sgd", "msgd", "adam")
 EXACT_DEGENERATE_QR = ("previous", "native", "zero", "raise")
@@ -286,6 +297,21 @@ class ExactRun:
         }
 
 
+def _noise_scales(noise_scale, nodes):
+    """σ_i of every node as Fractions: one rational for all, or N of them."""
+    if np.ndim(noise_scale) == 0:
+        values = [noise_scale] * nodes
+    else:
+        values = list(np.ravel(np.asarray(noise_scale, dtype=object)))
+        if len(values) != nodes:
+            raise ValueError(f"noise_scale must have nodes = {nodes} entries, got {len(values)}")
+    sigmas = [as_fraction(f"noise_scale[{i}]", v) for i, v in enumerate(values)]
+    for i, sigma in enumerate(sigmas):
+        if sigma < 0:
+            raise ValueError(f"noise_scale[{i}] must be a rational number in [0, ∞), got {sigma}")
+    return sigmas
+
+
 def _noise(xi, seed, replica, nodes, steps, lock_start):
     """ξ_t^{(i)} ∈ {−1, 1}: given, or from the engine's counter-based streams (same seed,
     replica and node ids as :func:`simsgd.simulate`, so float and exact runs share ξ).
@@ -301,6 +327,131 @@ def _noise(xi, seed, replica, nodes, steps, lock_start):
     if lock_start:
         rows[0] = (1,) * nodes
     return rows
+
+
+@dataclass(frozen=True)
+class ExactState:
+    """PowerSGD's state between exact steps (rationals; 2×2 matrices as row-major 4-tuples).
+
+    x : X_t;  m, v : the optimiser's moments (v: Adam only);  errors : e_t^{(i)} per node;
+    q : Q_{t-1} up to a positive factor;  previous : P̃_{t-1} up to a non-zero factor (None
+    before the first step);  decay : Π_{s<t} (1 − η_s λ), the factor decoupled weight decay
+    has put on X_0 (1 without decay).
+    """
+
+    x: tuple
+    m: tuple
+    v: tuple
+    errors: tuple
+    q: tuple
+    previous: tuple | None = None
+    decay: Fraction = Fraction(1)
+
+
+@dataclass(frozen=True)
+class ExactStep:
+    """What one exact step made, for the invariant checker.
+
+    p_tilde : P̃_t up to a factor, or None (P̃ = 0 under ``"zero"``);  degenerate : P_t = 0;
+    undefined : P_t = 0 under ``"raise"`` (QR(0) is 0/0; nothing else was computed).
+    """
+
+    state: ExactState
+    p_tilde: tuple | None
+    degenerate: bool
+    undefined: bool = False
+
+
+@dataclass(frozen=True)
+class _Options:
+    sigmas: tuple
+    mu: Fraction
+    optimizer: str
+    degenerate_qr: str
+    weight_decay: Fraction
+
+
+def exact_step(problem: ExactPsi, state: ExactState, xi, eta: Fraction, options: _Options) -> ExactStep:
+    """One iteration of PowerSGD (rank 1, local error feedback) in rational arithmetic; pure.
+
+    ``xi`` are the N signs ξ_t^{(i)}. QR is replaced by the projector Π = P(PᵀP)⁻¹Pᵀ (see the
+    module docstring); on P_t = 0 the convention ``options.degenerate_qr`` applies.
+    """
+    zero4 = (_ZERO,) * 4
+    grad = problem.grad(state.x)
+    deltas = [
+        _add(_add(grad, _scale(Fraction(s), _sub(_scale(sigma, problem.B), grad))), e)
+        for s, sigma, e in zip(xi, options.sigmas, state.errors)
+    ]  # Δ^{(i)} = g^{(i)} + e^{(i)}
+    p = _mean([_mv(d, state.q) for d in deltas])  # P = mean_i Δ^{(i)} Q_{t-1}
+    degenerate = p == (_ZERO, _ZERO)
+    if degenerate:
+        if options.degenerate_qr == "raise":
+            return ExactStep(state, None, True, undefined=True)
+        if options.degenerate_qr == "zero":
+            p = None
+        elif options.degenerate_qr == "previous" and state.previous is not None:
+            p = state.previous
+        else:  # LAPACK's answer: e₁
+            p = (Fraction(1), _ZERO)
+    if p is None:  # P̃ = 0: nothing sent
+        q_local = [(_ZERO, _ZERO)] * len(deltas)
+        local_hat = [zero4] * len(deltas)
+    else:
+        pp = _inner(p, p)
+        q_local = [_mtv(d, p) for d in deltas]  # Q^{(i)} = Δ^{(i)ᵀ} P (up to 1/||P||)
+        local_hat = [_scale(1 / pp, _outer(p, qi)) for qi in q_local]  # Π Δ^{(i)}
+    q_new = _mean(q_local)
+    scale = max(abs(q_new[0]), abs(q_new[1]))
+    q = q_new if scale == 0 else _scale(1 / scale, q_new)  # a positive right factor
+    errors = tuple(_sub(d, h) for d, h in zip(deltas, local_hat))  # e_{t+1} = Δ − P̃ Q^{(i)ᵀ}
+    delta_hat = _mean(local_hat)
+    m, v, x, decay = state.m, state.v, state.x, state.decay
+    if options.optimizer == "adam":
+        beta1, beta2 = Fraction(9, 10), Fraction(999, 1000)
+        m = _add(_scale(beta1, m), _scale(1 - beta1, delta_hat))
+        v = _add(_scale(beta2, v), _scale(1 - beta2, tuple(h * h for h in delta_hat)))
+    else:
+        m = _add(_scale(options.mu if options.optimizer == "msgd" else _ZERO, m), delta_hat)
+        shrink = 1 - eta * options.weight_decay  # decoupled weight decay
+        x, decay = _sub(_scale(shrink, x), _scale(eta, m)), decay * shrink
+    new = ExactState(x, m, v, errors, q, p if p is not None else state.previous, decay)
+    return ExactStep(new, p, degenerate)
+
+
+def broken_invariants(problem: ExactPsi, step: ExactStep, x0, target, optimizer: str) -> list:
+    """The :class:`Invariant` s that ``step`` breaks, in the order the step meets them.
+
+    X's invariant is X_{t+1} − d_t X_0 ∈ span(B) with d_t the weight-decay factor
+    (``ExactState.decay``; d = 1 without decay). For Adam (whose X is irrational) X's
+    invariant is the sufficient condition of the module docstring and the gradient is not
+    checked.
+    """
+    A, B, c = problem.A, problem.B, problem.c
+    zero2, zero4 = (_ZERO, _ZERO), (_ZERO,) * 4
+    s = step.state
+    broken = []
+    if step.p_tilde is not None and not _parallel(step.p_tilde, c):
+        broken.append(Invariant.P_TILDE)
+    if s.q != zero2 and not _parallel(s.q, c):
+        broken.append(Invariant.Q)
+    if not all(e == zero4 or _parallel(e, A) for e in s.errors):
+        broken.append(Invariant.ERROR)
+    if s.m != zero4 and not _parallel(s.m, B):
+        broken.append(Invariant.MOMENTUM)
+    if optimizer == "adam":
+        b_squared = tuple(b * b for b in B)
+        in_span = len({abs(b) for b in B if b != 0}) == 1
+        if not ((s.v == zero4 or _parallel(s.v, b_squared)) and (s.m == zero4 or in_span)):
+            broken.append(Invariant.X)
+        return broken
+    moved = _sub(s.x, _scale(s.decay, x0))
+    if moved != zero4 and not _parallel(moved, B):
+        broken.append(Invariant.X)
+    grad = problem.grad(s.x)
+    if _inner(grad, grad) != target:
+        broken.append(Invariant.GRAD_NORM)
+    return broken
 
 
 def run_exact(
@@ -322,13 +473,14 @@ def run_exact(
     max_seconds: float = 10.0,
     max_bits: int = 200_000,
     stop_on=INVARIANTS,
+    weight_decay=0,
 ) -> ExactRun:
     """Run PowerSGD (SSP-COMP every step, rank 1, local error feedback) exactly and check
-    Claim 1's invariants after every step.
+    Claim 1's invariants after every step: :func:`exact_step`, then :func:`broken_invariants`.
 
     Parameters
     ----------
-    noise_scale : rational, σ ≥ 0
+    noise_scale : rational σ ≥ 0, or N of them (σ_i per node)
     nodes : int, N ≥ 1
     steps : int, T ≥ 1
     x0 : 4 rationals (row-major 2×2), optional
@@ -355,15 +507,16 @@ def run_exact(
         The invariants whose failure stops the run (default all). With
         ``stop_on=("grad_norm_sq",)`` the run goes on past a broken basis invariant until
         Theorem 1's conclusion itself fails (Adam always stops when X leaves span(B)).
+    weight_decay : rational λ ≥ 0
+        Decoupled weight decay of SGD/MSGD, X ← (1 − ηλ) X − η m (as
+        ``simulate(weight_decay=λ)``); X's invariant becomes X_t − d_t X_0 ∈ span(B).
 
     Returns
     -------
     ExactRun
     """
-    sigma = as_fraction("noise_scale", noise_scale)
-    if sigma < 0:
-        raise ValueError(f"noise_scale must be a rational number in [0, ∞), got {sigma}")
     nodes = check_int("nodes", nodes, 1)
+    sigmas = _noise_scales(noise_scale, nodes)
     steps = check_int("steps", steps, 1)
     check_choice("optimizer", optimizer, EXACT_OPTIMIZERS)
     check_choice("degenerate_qr", degenerate_qr, EXACT_DEGENERATE_QR)
@@ -373,6 +526,9 @@ def run_exact(
     mu = as_fraction("momentum", momentum)
     if not 0 <= mu < 1:
         raise ValueError(f"momentum must be a rational number in [0, 1), got {mu}")
+    decay = as_fraction("weight_decay", weight_decay)
+    if decay < 0 or (decay > 0 and optimizer == "adam"):
+        raise ValueError(f"weight_decay must be a rational number ≥ 0 (0 for Adam), got {decay}")
     problem = ExactPsi(basis)
     x0 = problem.x0 if x0 is None else tuple(as_fraction("x0", v) for v in np.ravel(x0).tolist())
     if len(x0) != 4:
@@ -382,6 +538,11 @@ def run_exact(
     q = tuple(as_fraction("q_init", v) for v in np.ravel(q_init).tolist())
     if len(q) != 2:
         raise ValueError("q_init must have 2 entries (Q_{-1} of shape (2, 1))")
+    stop_on = (
+        set(INVARIANTS)
+        if optimizer == "adam"
+        else {Invariant(name).value for name in stop_on_checked(stop_on)}
+    )
 
     def eta(t):
         value = as_fraction(f"lr({t})" if callable(lr) else "lr", lr(t) if callable(lr) else lr)
@@ -389,16 +550,11 @@ def run_exact(
             raise ValueError(f"lr must be a rational number in (0, ∞), got {value}")
         return value
 
-    A, B, c = problem.A, problem.B, problem.c
-    b_squared = tuple(v * v for v in B)
-    adam_in_span = len({abs(v) for v in B if v != 0}) == 1
-    beta1, beta2 = Fraction(9, 10), Fraction(999, 1000)
+    options = _Options(tuple(sigmas), mu, optimizer, degenerate_qr, decay)
     target = problem.target_grad_norm_sq(x0)
     noise = _noise(xi, seed, replica, nodes, steps, lock_start)
     zero4 = (_ZERO,) * 4
-    x, m, v = x0, zero4, zero4
-    errors = [zero4] * nodes
-    previous = None  # P̃_{t-1} up to a non-zero factor
+    state = ExactState(x0, zero4, zero4, (zero4,) * nodes, q)
     run = ExactRun(
         "held",
         0,
@@ -408,99 +564,62 @@ def run_exact(
         xi=noise,
         grad_norm_sq=[_inner(problem.grad(x0), problem.grad(x0))],
     )
-    frozen = False
     start = time.monotonic()
+    reached = [x0]  # the last X the run computed before it stopped
 
-    stop_on = set(INVARIANTS) if optimizer == "adam" else set(stop_on)
-    unknown = stop_on - set(INVARIANTS)
-    if unknown:
-        raise ValueError(f"stop_on must be a subset of {INVARIANTS}; got {sorted(unknown)}")
-
-    def stop(outcome, note=""):
-        if run.broken_invariant is None:  # "broken" was set by broken()
+    def finish(outcome, note=""):
+        if run.broken_invariant is None:  # "broken" keeps the first broken invariant's outcome
             run.outcome = outcome
-        run.note, run.x = note, None if optimizer == "adam" else x
+        run.note, run.x = note, None if optimizer == "adam" else reached[0]
         run.seconds = time.monotonic() - start
         return run
 
-    def broken(name, t) -> bool:
-        """Record a failed invariant; True when the run must stop."""
-        if run.broken_invariant is None:
-            run.outcome, run.broken_invariant, run.broken_at = "broken", name, t
-        if name == INVARIANTS[5] and run.conclusion_broken_at is None:
-            run.conclusion_broken_at = t
-        return name in stop_on
-
     for t in range(steps):
-        grad = problem.grad(x)
-        noisy = _sub(_scale(sigma, B), grad)
-        deltas = [_add(_add(grad, _scale(Fraction(s), noisy)), e) for s, e in zip(noise[t], errors)]
-        p = _mean([_mv(d, q) for d in deltas])  # P = mean_i Δ^{(i)} Q_{t-1}
-        if p == (_ZERO, _ZERO):
+        step = exact_step(problem, state, noise[t], eta(t), options)
+        if step.degenerate:
             run.degenerate_steps.append(t)
-            if degenerate_qr == "raise":
-                run.broken_at = t
-                return stop(
-                    "undefined",
-                    "P_t = 0: QR(P_t) divides 0 by 0 (PyTorch's Gram–Schmidt with ε = 0 returns NaN)",
-                )
-            if degenerate_qr == "zero":
-                p = None
-            elif degenerate_qr == "previous" and previous is not None:
-                p = previous
-            else:  # LAPACK's answer: e₁
-                p = (Fraction(1), _ZERO)
-        if p is not None and not _parallel(p, c) and broken(INVARIANTS[0], t):
-            return stop("broken")
-        previous = p if p is not None else previous
-        if p is None:  # P̃ = 0: nothing sent
-            q_local = [(_ZERO, _ZERO)] * nodes
-            local_hat = [zero4] * nodes
-        else:
-            pp = _inner(p, p)
-            q_local = [_mtv(d, p) for d in deltas]  # Q^{(i)} = Δ^{(i)ᵀ} P (up to 1/||P||)
-            local_hat = [_scale(1 / pp, _outer(p, qi)) for qi in q_local]  # Π Δ^{(i)}
-        q_new = _mean(q_local)
-        if q_new != (_ZERO, _ZERO) and not _parallel(q_new, c) and broken(INVARIANTS[1], t):
-            return stop("broken")
-        if q_new == (_ZERO, _ZERO) and p is None and not frozen:
-            frozen, run.frozen_from = True, t
-        scale = max(abs(q_new[0]), abs(q_new[1]))
-        q = q_new if scale == 0 else _scale(1 / scale, q_new)  # a positive right factor
-        errors = [_sub(d, h) for d, h in zip(deltas, local_hat)]  # e_{t+1} = Δ − P̃ Q^{(i)ᵀ}
-        if not all(e == zero4 or _parallel(e, A) for e in errors) and broken(INVARIANTS[2], t):
-            return stop("broken")
-        delta_hat = _mean(local_hat)
-        if optimizer == "adam":
-            m = _add(_scale(beta1, m), _scale(1 - beta1, delta_hat))
-            v = _add(_scale(beta2, v), _scale(1 - beta2, tuple(h * h for h in delta_hat)))
-        else:
-            m = _add(_scale(mu if optimizer == "msgd" else _ZERO, m), delta_hat)
-        if m != zero4 and not _parallel(m, B) and broken(INVARIANTS[3], t):
-            return stop("broken")
-        if optimizer == "adam":
-            if not ((v == zero4 or _parallel(v, b_squared)) and (m == zero4 or adam_in_span)):
-                broken(INVARIANTS[4], t)
-                return stop(
-                    "broken",
+        if step.undefined:
+            run.broken_at = t
+            return finish(
+                "undefined", "P_t = 0: QR(P_t) divides 0 by 0 (PyTorch's Gram–Schmidt with ε = 0 returns NaN)"
+            )
+        state = step.state
+        if state.q == (_ZERO, _ZERO) and step.p_tilde is None and run.frozen_from is None:
+            run.frozen_from = t
+        broken = broken_invariants(problem, step, x0, target, optimizer)
+        stop = next((name for name in broken if name.value in stop_on), None)
+        for name in broken[: broken.index(stop) + 1] if stop else broken:  # as far as the step got
+            if run.broken_invariant is None:
+                run.outcome, run.broken_invariant, run.broken_at = "broken", name.value, t
+            if name is Invariant.GRAD_NORM and run.conclusion_broken_at is None:
+                run.conclusion_broken_at = t
+        if stop in (None, Invariant.X, Invariant.GRAD_NORM) and not (optimizer == "adam" and stop):
+            run.steps_run = t + 1  # X_{t+1} was reached (and, for Adam, is known to be in the lock)
+            reached[0] = state.x
+            if optimizer != "adam":
+                grad = problem.grad(state.x)
+                run.grad_norm_sq.append(_inner(grad, grad))
+        if stop is not None:
+            note = ""
+            if optimizer == "adam" and stop is Invariant.X:
+                note = (
                     "Adam's elementwise √v̂ leaves span(B): "
-                    "B's non-zero entries differ in magnitude in this basis",
+                    "B's non-zero entries differ in magnitude in this basis"
                 )
-            run.steps_run = t + 1  # X_{t+1} − X_0 ∈ span(B), so ⟨A, X_{t+1}⟩ = ⟨A, X_0⟩
-        else:
-            x = _sub(x, _scale(eta(t), m))
-            grad_new = problem.grad(x)
-            run.grad_norm_sq.append(_inner(grad_new, grad_new))
-            run.steps_run = t + 1
-            moved = _sub(x, x0)
-            if moved != zero4 and not _parallel(moved, B) and broken(INVARIANTS[4], t):
-                return stop("broken")
-            if run.grad_norm_sq[-1] != target and broken(INVARIANTS[5], t):
-                return stop("broken")
-        run.max_bits = max(run.max_bits, _bits(x + m + v + q + errors[0]))
+            return finish("broken", note)
+        run.max_bits = max(run.max_bits, _bits(state.x + state.m + state.v + state.q + state.errors[0]))
         if run.max_bits >= max_bits or time.monotonic() - start > max_seconds:
-            return stop(
+            return finish(
                 "budget",
                 f"stopped after {t + 1} steps: {run.max_bits} bits, {time.monotonic() - start:.1f} s",
             )
-    return stop("held")
+    return finish("held")
+
+
+def stop_on_checked(stop_on):
+    """``stop_on`` as a set of invariant names, each one of :data:`INVARIANTS`."""
+    names = {getattr(name, "value", name) for name in stop_on}
+    unknown = names - set(INVARIANTS)
+    if unknown:
+        raise ValueError(f"stop_on must be a subset of {INVARIANTS}; got {sorted(unknown)}")
+    return names

@@ -135,6 +135,12 @@ class NumpyOps:
         return q, np.diagonal(r, axis1=-2, axis2=-1)
 
     @staticmethod
+    def svd(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Reduced SVD's left singular vectors and singular values: (..., m, k), (..., k)."""
+        u, s, _ = np.linalg.svd(p, full_matrices=False)
+        return u, s
+
+    @staticmethod
     def top_left_singular_vectors(d: np.ndarray, rank: int) -> np.ndarray:
         """First ``rank`` left singular vectors of ``d`` (..., m, n) -> (..., m, rank)."""
         return np.linalg.svd(d, full_matrices=False)[0][..., :rank]

@@ -14,12 +14,14 @@ __all__ = [
     "Orthogonalization",
     "DegenerateQR",
     "OptimizerName",
+    "Restart",
     "FloatDtype",
     "METHODS",
     "ERROR_FEEDBACKS",
     "ORTHOGONALIZATIONS",
     "DEGENERATE_QR",
     "OPTIMIZERS",
+    "RESTARTS",
 ]
 
 Method = Literal["powersgd", "powersgd+", "full", "galore", "power-iteration"]
@@ -37,8 +39,13 @@ Orthogonalization = Literal["householder", "lapack", "gram-schmidt"]
 DegenerateQR = Literal["previous", "native", "zero", "raise"]
 """What QR(P) gives when P is rank-deficient; see :mod:`simsgd.orthogonalize`."""
 
-OptimizerName = Literal["sgd", "msgd", "adam"]
+OptimizerName = Literal["sgd", "msgd", "adam", "adamw"]
 """The base optimiser of step (7c); see :mod:`simsgd.optimizers`."""
+
+Restart = Literal["svd", "randomized", "random", "power"]
+"""PowerSGD+'s restart compressors (Remark 2; :func:`simsgd.compressors.restart_step`): the paper's
+exact top-r SVD of the node average; a Halko–Martinsson–Tropp range finder; a fresh Gaussian
+basis; K power steps from a random start."""
 
 FloatDtype = Literal["float32", "float64"]
 
@@ -47,3 +54,4 @@ ERROR_FEEDBACKS: tuple[str, ...] = get_args(ErrorFeedback)
 ORTHOGONALIZATIONS: tuple[str, ...] = get_args(Orthogonalization)
 DEGENERATE_QR: tuple[str, ...] = get_args(DegenerateQR)
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
+RESTARTS: tuple[str, ...] = get_args(Restart)

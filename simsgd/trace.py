@@ -30,9 +30,10 @@ class Trace:
     restart_steps : (T,) bool
         Steps that ran SVD-COMP.
     degenerate_count : (R,) int
-        Per replica, the number of SSP steps whose P was rank-deficient (where the
-        ``degenerate_qr`` convention was applied). Formerly ``degenerate_qr``, which
-        still works with a DeprecationWarning.
+        Per replica, the number of SSP steps whose P was rank-deficient relative to what it
+        was made of (the test that applies the ``degenerate_qr`` convention; see
+        :mod:`simsgd.orthogonalize`). Formerly ``degenerate_qr``, which still works with a
+        DeprecationWarning.
     degenerate_per_step : (T,) int
         Per step, the number of replicas whose P was rank-deficient.
     x : (R, m, n)
@@ -41,6 +42,12 @@ class Trace:
         Q_{T-1}, the basis the next step would use (None for ``"full"``).
     config : dict
         The options of the run.
+    degenerate_own_scale : (R,) int
+        Per replica, the SSP steps whose P was rank-deficient relative to its own size (the
+        second reading; blind to a P that is all rounding noise).
+    restart_residual : (R, number of restart steps) float
+        ||Δ̂_t − Δ̄_t||² / ||Δ̄_t||² at each PowerSGD+ restart (Lemma 2's 1 − δ' measured;
+        0 where Δ̄_t = 0; NaN where a backend did not record it).
     """
 
     grad_norm_sq: np.ndarray
@@ -54,6 +61,8 @@ class Trace:
     x: np.ndarray
     q: np.ndarray | None
     config: dict = field(default_factory=dict)
+    degenerate_own_scale: np.ndarray | None = None
+    restart_residual: np.ndarray | None = None
 
     @property
     def degenerate_qr(self) -> np.ndarray:

@@ -161,3 +161,30 @@ def test_bad_arguments_name_the_parameter(kwargs, name):
     base = dict(noise_scale=5, nodes=2, steps=5)
     with pytest.raises(ValueError, match=name):
         run_exact(**{**base, **kwargs})
+
+
+def test_decoupled_weight_decay_leaves_the_lock_exactly():
+    """MSGD with decoupled decay λ: ⟨A, X_t⟩ = 2(1 − ηλ)^t exactly while every basis invariant
+    holds (X_t − (1 − ηλ)^t X_0 ∈ span(B)), so ||∇f||² first drops below 16 at the first t
+    with (1 − ηλ)^{t+1} < 1/2: t = 138 for η = 1/100, λ = 1/2. Without decay it stays at 16."""
+    common = dict(lr="1/100", optimizer="msgd", degenerate_qr="native", stop_on=(INVARIANTS[5],))
+    decayed = run_exact(5, 3, 150, weight_decay="1/2", **common)
+    t = next(t for t in range(1000) if Fraction(199, 200) ** (t + 1) < Fraction(1, 2))
+    assert decayed.broken_invariant == INVARIANTS[5] and decayed.broken_at == t == 138
+    assert decayed.grad_norm_sq[-1] < 16
+    assert run_exact(5, 3, 150, weight_decay=0, **common).outcome == "held"
+    with pytest.raises(ValueError, match="weight_decay"):
+        run_exact(5, 3, 5, weight_decay="1/2", optimizer="adam")
+
+
+def test_exact_step_is_pure():
+    from simsgd.exact import ExactState, Invariant, _Options, exact_step
+
+    assert tuple(i.value for i in Invariant) == INVARIANTS
+    problem = ExactPsi("paper")
+    zero4 = (Fraction(0),) * 4
+    state = ExactState(problem.x0, zero4, zero4, (zero4, zero4), (Fraction(1), Fraction(2)))
+    options = _Options((Fraction(5), Fraction(10)), Fraction(9, 10), "msgd", "native", Fraction(0))
+    first = exact_step(problem, state, (1, -1), Fraction(1, 1000), options)
+    again = exact_step(problem, state, (1, -1), Fraction(1, 1000), options)
+    assert first == again and state.x == problem.x0 and not first.degenerate

@@ -265,15 +265,18 @@ def test_finding_gram_schmidt_loses_orthogonality_before_degeneracy_test():
     """ε = 0 (PyTorch's default): ‖C(Δ)‖² = 1.21‖Δ‖² for Δ = I₂, Q = [[1, 1], [0.6, 0.6 + 1e-15]].
 
     κ₂(P) ≈ 1e15, yet the smallest Gram–Schmidt pivot (≈ 1e-15·‖P‖) is just above the
-    degeneracy threshold max(m, r)·u·‖P‖_F, so no convention applies and the non-orthogonal
-    basis is used. Householder QR on the same P stays orthonormal to working precision.
+    threshold relative to P's own size, max(m, r)·u·‖P‖_F, so that reading misses it and the
+    non-orthogonal basis would be used. The test relative to P's inputs (n² times larger)
+    flags it. Householder QR on the same P stays orthonormal to working precision.
     """
     deltas = np.eye(2)[None]
     q = np.array([[1.0, 1.0], [0.6, 0.6 + 1e-15]])
-    out = ssp_step(q, deltas, orthogonalization="gram-schmidt", degenerate_qr="raise")
-    assert not bool(out.degenerate)
+    out = ssp_step(q, deltas, orthogonalization="gram-schmidt", degenerate_qr="native")
+    assert bool(out.degenerate) and not bool(out.degenerate_own_scale)
     c2, _, d2, _ = lemma1_terms(out, deltas)
-    assert c2 > 1.2 * d2
+    assert c2 > 1.2 * d2  # what "native" (and the own-scale reading) lets through
+    with pytest.raises(DegenerateQRError):
+        ssp_step(q, deltas, orthogonalization="gram-schmidt", degenerate_qr="raise")
     ok = ssp_step(q, deltas, orthogonalization="householder", degenerate_qr="previous")
     c2h, e2h, d2h, _ = lemma1_terms(ok, deltas)
     assert c2h <= d2h * (1 + 1e-14) and abs(c2h + e2h - d2h) <= 1e-14 * d2h

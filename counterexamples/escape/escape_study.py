@@ -1,178 +1,225 @@
 """Floating point against Theorem 1's lock: how many steps until a run started in the lock
-(ξ_0 ≡ 1) leaves it, against σ, N, η, float32/float64, the basis and the QR routine.
+(ξ_0 ≡ 1) leaves it, and by which mechanism.
 
-Two escape times per run:
-* ``span``: first t with X_t − X_0 ∉ span(B) (off-B part above 2¹⁰ machine epsilons);
-* ``grad``: first t with | ||∇f(X_t)||² − 16 | > 10⁻³ (the gradient itself moved).
+Grid: N ∈ {1, 2, 3, 4, 5, 8}, σ ∈ {1, 5, 25, 125}, bases paper / aligned / random, QR
+"core" (``orthogonalization="householder"``: rank 1 in closed form, P̃ = P/β, equal entries
+stay equal) and "lapack" (``np.linalg.qr``), and two QR(0) conventions: "previous" (the
+default, applied where P is degenerate relative to its inputs) and "native" (LAPACK's
+answer is used even on a degenerate P, i.e. a P of rounding noise at a balanced step).
+PowerSGD + MSGD μ = 0.9, η = 5e-4, float64.
 
-"core" is ``orthogonalization="householder"`` (rank 1 in closed form, P̃ = P/β, which keeps
-equal entries equal); "lapack" is ``orthogonalization="lapack"`` (``np.linalg.qr``, LAPACK
-dgeqrf/dorgqr): the same Householder reflection, different in the last bit.
+Per run two escape times: ``span``, the first t with X_t − X_0 ∉ span(B)
+(:func:`simsgd.lock.locked_mask`'s test), and ``grad``, the first t with
+| ||∇f(X_t)||² − 16 | > 10⁻³. Per cell the mechanism is read off: ``after_balanced`` is the
+fraction of escapes whose step s follows the run's first balanced step t* (Σ_i ξ_t^{(i)} = 0,
+possible for even N only) by at most 2 (s ≤ t* + 2: the leak of a rounding-noise P), and
+the growth of the median escape with σ is the instability of the lock (odd N).
 
-Run: ``python counterexamples/escape/escape_study.py`` (about 25–40 s on one core). Writes
-``figures/escape_steps.png`` and ``counterexamples/escape/escape_study.json``.
+Run: ``python -m counterexamples.escape [--quick] --out DIR`` (default ``out/escape``);
+the committed table is ``--out counterexamples/escape``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
 
+from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run
 from simsgd.lock import escape_steps, simulate_lock
 from simsgd.output import atomic_savefig, atomic_write_json
 from simsgd.problems import Psi2x2
+from simsgd.streams import NodeStreams
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 SIGMAS = (1, 5, 25, 125)
-NODES = (2, 4, 8)
-VARIANTS = (("paper", "core"), ("paper", "lapack"), ("random", "core"), ("aligned", "core"))
-STEPS, REPLICAS = 400, 200
+NODES = (1, 2, 3, 4, 5, 8)
+BASES = ("paper", "aligned", "random")
+QRS = ("core", "lapack")
+CONVENTIONS = ("previous", "native")
+LR = 5e-4
 
 
 def _quartiles(steps):
     hit = steps[steps >= 0]
-    if hit.size == 0:
-        return None
-    return [float(v) for v in np.percentile(hit, [25, 50, 75])]
+    return None if hit.size == 0 else [float(v) for v in np.percentile(hit, [25, 50, 75])]
 
 
-def measure(basis, qr, sigma, nodes, dtype, lr):
+def first_balanced_step(nodes, steps, replicas, seed=0):
+    """(R,) first t with Σ_i ξ_t^{(i)} = 0 (ξ_0 ≡ 1 forced), −1 if none: the engine's own draws."""
+    streams = NodeStreams(seed, np.arange(replicas), np.arange(nodes))
+    sums = np.stack([streams.at(t).rademacher().sum(1) for t in range(steps)], axis=1)
+    sums[:, 0] = nodes
+    balanced = sums == 0
+    return np.where(balanced.any(1), balanced.argmax(1), -1)
+
+
+def measure(basis, qr, convention, sigma, nodes, steps, replicas, balanced):
     problem = Psi2x2(sigma, basis=basis, lock_start=True)
     trace, locked = simulate_lock(
         problem,
         method="powersgd",
         nodes=nodes,
         optimizer="msgd",
-        lr=lr,
+        lr=LR,
         momentum=0.9,
-        steps=STEPS,
-        replicas=REPLICAS,
+        steps=steps,
+        replicas=replicas,
         seed=0,
-        dtype=dtype,
         orthogonalization="householder" if qr == "core" else "lapack",
+        degenerate_qr=convention,
+        progress=False,
     )
     span = escape_steps(locked)
     grad = escape_steps(np.abs(trace.grad_norm_sq - 16.0) <= 1e-3)
+    escaped = span >= 0
+    leak = escaped & (balanced >= 0) & (span > balanced) & (span <= balanced + 2)
     return {
         "basis": basis,
         "qr": qr,
+        "degenerate_qr": convention,
         "sigma": sigma,
         "nodes": nodes,
-        "dtype": dtype,
-        "lr": lr,
-        "escaped_span": float((span >= 0).mean()),
+        "escaped_span": float(escaped.mean()),
         "span_quartiles": _quartiles(span),
         "escaped_grad": float((grad >= 0).mean()),
         "grad_quartiles": _quartiles(grad),
+        "after_balanced": float(leak.sum() / max(escaped.sum(), 1)),
+        "flagged_fraction": float(trace.degenerate_qr.sum() / (replicas * steps)),
+        "flagged_own_scale_fraction": float(trace.degenerate_own_scale.sum() / (replicas * steps)),
     }
 
 
-def main():
+def build_parser():
+    p = Parser(prog="python -m counterexamples.escape", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=os.path.join("out", "escape"), help="output folder (default out/escape)")
+    p.add_argument("--quick", action="store_true", help="T = 100, R = 20: a few seconds")
+    p.add_argument("--steps", type=int, default=400, help="T ≥ 1 (default 400)")
+    p.add_argument("--replicas", type=int, default=100, help="R ≥ 1 (default 100)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    steps, replicas = (100, 20) if args.quick else (args.steps, args.replicas)
+    if steps < 1 or replicas < 1:
+        raise UsageError("argument --steps/--replicas: must be integers ≥ 1")
+    out = check_out_dir(args.out)
     start = time.monotonic()
     rows = []
-    for basis, qr in VARIANTS:
-        for dtype in ("float64", "float32"):
-            for nodes in NODES:
-                for sigma in SIGMAS:
-                    rows.append(measure(basis, qr, sigma, nodes, dtype, 5e-4))
-    for lr in (1e-4, 2e-3):  # step-size dependence, one slice
-        for sigma in SIGMAS:
-            rows.append(measure("random", "core", sigma, 4, "float64", lr))
-    fmt = lambda q: "never" if q is None else f"{q[1]:g} [{q[0]:g}, {q[2]:g}]"  # noqa: E731
-    print(f"T = {STEPS}, R = {REPLICAS}, PowerSGD + MSGD μ = 0.9, start ξ_0 ≡ 1; median [IQR] escape step")
-    print(
-        f"{'basis':8s} {'QR':7s} {'dtype':8s} {'N':>2s} {'σ':>4s} {'η':>7s}  {'left span(B)':22s} {'||∇f||² moved':22s}"
+    for nodes in NODES:
+        balanced = first_balanced_step(nodes, steps, replicas)
+        for basis in BASES:
+            for qr in QRS:
+                for convention in CONVENTIONS:
+                    for sigma in SIGMAS:
+                        rows.append(measure(basis, qr, convention, sigma, nodes, steps, replicas, balanced))
+    table = _table(rows, steps, replicas)
+    print(table)
+    summary = {
+        "command": "python -m counterexamples.escape " + " ".join(sys.argv[1:] if argv is None else argv),
+        "steps": steps,
+        "replicas": replicas,
+        "lr": LR,
+        "seed": 0,
+        "date": time.strftime("%Y-%m-%d"),
+        "seconds": round(time.monotonic() - start, 1),
+        "rows": rows,
+    }
+    with output_set(out) as stage:
+        atomic_write_json(os.path.join(stage, "escape_study.json"), summary)
+        with open(os.path.join(stage, "escape_table.md"), "w", encoding="utf-8") as fh:
+            fh.write(table + "\n")
+        _plot(rows, os.path.join(stage, "escape_steps.png"))
+    return 0
+
+
+def _fmt(q):
+    return "never" if q is None else f"{q[1]:g} [{q[0]:g}–{q[2]:g}]"
+
+
+def _table(rows, steps, replicas):
+    head = (
+        f"PowerSGD + MSGD (μ = 0.9, η = {LR:g}), ξ_0 ≡ 1 forced, float64, T = {steps}, R = {replicas}, "
+        "seed 0. "
+        "Median [IQR] step at which X leaves span(B); 'after balanced' = share of escapes within 2 steps "
+        "after the run's first balanced step (Σξ = 0); 'flagged' = share of steps whose P was degenerate "
+        "relative to its inputs (own-scale reading in brackets)."
     )
+    lines = [
+        head,
+        "",
+        "| basis | QR | QR(0) | N | σ = 1 | σ = 5 | σ = 25 | σ = 125 | after balanced | flagged (own) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    key = lambda r: (r["basis"], r["qr"], r["degenerate_qr"], r["nodes"])  # noqa: E731
+    cells = {}
     for r in rows:
-        print(
-            f"{r['basis']:8s} {r['qr']:7s} {r['dtype']:8s} {r['nodes']:2d} {r['sigma']:4g} {r['lr']:7g}  "
-            f"{fmt(r['span_quartiles']):22s} {fmt(r['grad_quartiles']):22s}"
+        cells.setdefault(key(r), []).append(r)
+    for (basis, qr, conv, nodes), cell in cells.items():
+        by_sigma = {r["sigma"]: r for r in cell}
+        after = np.mean([r["after_balanced"] for r in cell])
+        flagged = np.mean([r["flagged_fraction"] for r in cell])
+        own = np.mean([r["flagged_own_scale_fraction"] for r in cell])
+        lines.append(
+            f"| {basis} | {qr} | {conv} | {nodes} | "
+            + " | ".join(_fmt(by_sigma[s]["span_quartiles"]) for s in SIGMAS)
+            + f" | {after:.2f} | {flagged:.3f} ({own:.3f}) |"
         )
-    atomic_write_json(
-        os.path.join(HERE, "escape_study.json"), {"steps": STEPS, "replicas": REPLICAS, "rows": rows}
-    )
-    _plot(rows)
-    print(f"({time.monotonic() - start:.0f} s)")
+    return "\n".join(lines)
 
 
-def _plot(rows):
+def _plot(rows, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
     panels = (
-        ("paper", "lapack", "paper basis, LAPACK QR"),
-        ("random", "core", "random basis, core QR"),
-        ("random-lr", "core", "random basis, N = 4, float64: η"),
+        ("random", "core", "previous", "random basis, QR(0) = previous"),
+        ("random", "core", "native", "random basis, QR(0) = native (the leak)"),
+        ("paper", "lapack", "native", "paper basis, LAPACK QR, native"),
     )
-    for ax, (basis, qr, title) in zip(axes, panels):
-        if basis == "random-lr":
-            series = [
-                (
-                    f"η = {lr:g}",
-                    [
-                        r
-                        for r in rows
-                        if r["basis"] == "random"
-                        and r["nodes"] == 4
-                        and r["dtype"] == "float64"
-                        and r["lr"] == lr
-                    ],
-                )
-                for lr in (1e-4, 5e-4, 2e-3)
+    for ax, (basis, qr, conv, title) in zip(axes, panels):
+        for nodes in NODES:
+            sel = [
+                r
+                for r in rows
+                if (r["basis"], r["qr"], r["degenerate_qr"], r["nodes"]) == (basis, qr, conv, nodes)
+                and r["span_quartiles"] is not None
             ]
-        else:
-            series = [
-                (
-                    f"N = {n}, {d}",
-                    [
-                        r
-                        for r in rows
-                        if r["basis"] == basis
-                        and r["qr"] == qr
-                        and r["nodes"] == n
-                        and r["dtype"] == d
-                        and r["lr"] == 5e-4
-                    ],
-                )
-                for d in ("float64", "float32")
-                for n in NODES
-            ]
-        for label, sel in series:
-            sel = [r for r in sel if r["grad_quartiles"] is not None]
             if not sel:
-                ax.plot([], [], label=f"{label}: never")
+                ax.plot([], [], label=f"N = {nodes}: never")
                 continue
-            sig = np.array([r["sigma"] for r in sel], dtype=float)
-            q = np.array([r["grad_quartiles"] for r in sel])
+            sig = [r["sigma"] for r in sel]
+            q = np.array([r["span_quartiles"] for r in sel])
             ax.errorbar(
                 sig,
                 q[:, 1],
                 yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]],
                 marker="o",
                 capsize=3,
-                label=label,
-                linestyle="--" if "float32" in label else "-",
+                label=f"N = {nodes}",
+                linestyle="--" if nodes % 2 == 0 else "-",
             )
         ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel("σ")
         ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0].set_ylabel("steps until ||∇f(X_t)||² moves (median, IQR)")
+    axes[0].set_ylabel("step at which X leaves span(B) (median, IQR)")
     fig.suptitle(
-        f"Escape from Theorem 1's lock in floating point (PowerSGD, MSGD μ = 0.9, "
-        f"ξ_0 ≡ 1, R = {REPLICAS}, T = {STEPS}); aligned and paper basis with core QR: never",
+        "Escape from Theorem 1's lock in float64: odd N (solid) grows with σ (instability); "
+        "even N (dashed) under 'native' leaves at the first balanced step",
         fontsize=10,
     )
     fig.tight_layout()
-    atomic_savefig(fig, os.path.join(ROOT, "figures", "escape_steps.png"), dpi=110)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main, prog="python -m counterexamples.escape"))

@@ -4,7 +4,8 @@ For N = 1..5, the paper's / aligned / a rational rotated ("pythagorean") basis, 
 convention for the degenerate step P_t = 0, and SGD / MSGD / Adam, run PowerSGD from
 ξ_0 ≡ 1 with the engine's ξ and Q_{-1} (seed 0, replicas 0..R−1) and report how many runs
 keep every invariant for T steps, and where the first one breaks. Then the corner cases
-σ = 0 and Q_{-1} ⊥ C, and how long Theorem 1's conclusion survives LAPACK's convention.
+σ = 0 and Q_{-1} ⊥ C, unequal per-node σ_i under every convention, and how long Theorem 1's
+conclusion survives LAPACK's convention.
 
 Run: ``python counterexamples/exact_check/exact_check.py`` (about 40 s of CPU).
 Writes ``counterexamples/exact_check/exact_check.json``.
@@ -63,6 +64,7 @@ def main():
         "lr": LR,
         "grid": [],
         "corners": [],
+        "unequal_sigma": [],
         "lapack_conclusion": [],
     }
     print(
@@ -95,6 +97,15 @@ def main():
         row = _row(_runs(nodes=3, degenerate_qr="previous", **kwargs))
         out["corners"].append({"case": label, **row})
         print(f"  {label:22s} {_fmt(row)}")
+    print("unequal per-node σ_i (no signed sum Σ ±σ_i vanishes), MSGD:")
+    for sigmas in ((5, 10), (1, 2, 4, 8)):
+        for basis in ("paper", "pythagorean"):
+            for conv in EXACT_DEGENERATE_QR:
+                row = _row(_runs(sigma=list(sigmas), nodes=len(sigmas), basis=basis, degenerate_qr=conv))
+                out["unequal_sigma"].append(
+                    {"sigmas": list(sigmas), "basis": basis, "degenerate_qr": conv, **row}
+                )
+                print(f"  σ = {sigmas!s:13s} {basis:11s} {conv:8s} {_fmt(row)}")
     print("LAPACK's e₁ on a degenerate step, paper basis, run on until ||∇f(X_t)||² ≠ 16:")
     for nodes in (2, 4):
         runs = [

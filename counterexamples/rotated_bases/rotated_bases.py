@@ -36,39 +36,46 @@ def main():
     print(
         f"{'basis':10s} {'opt':5s} {'start':8s} {'locked at T [95% CI]':26s} {'E||∇f(X_T)||² [95% CI]':30s}"
     )
-    for basis, basis_seed in BASES:
-        for optimizer, lr in OPTIMIZERS:
-            for lock_start in (False, True):
-                problem = Psi2x2(SIGMA, basis=basis, basis_seed=basis_seed, lock_start=lock_start)
-                trace, locked = simulate_lock(
-                    problem,
-                    method="powersgd",
-                    nodes=NODES,
-                    optimizer=optimizer,
-                    lr=lr,
-                    momentum=0.9,
-                    steps=STEPS,
-                    replicas=REPLICAS,
-                    seed=0,
-                )
-                row = lock_summary(trace, locked)
-                name = basis if basis != "random" else f"random/{basis_seed}"
-                start_label = "ξ_0 ≡ 1" if lock_start else "random"
-                rows.append(
-                    {
-                        "basis": basis,
-                        "basis_seed": basis_seed,
-                        "optimizer": optimizer,
-                        "lr": lr,
-                        "lock_start": lock_start,
-                        **row,
-                    }
-                )
-                (lo, hi), (clo, chi) = row["locked_ci95"], row["ci95"]
-                print(
-                    f"{name:10s} {optimizer:5s} {start_label:8s} {row['locked_fraction']:.4f} [{lo:.4f}, {hi:.4f}]   "
-                    f"{row['mean_grad_norm_sq_T']:9.3g} [{clo:9.3g}, {chi:9.3g}]"
-                )
+    # the default QR(0) convention ("previous") everywhere; LAPACK's "native" once, to show
+    # what using QR of a rounding-noise P (at balanced steps) does to the speed
+    cases = [(b, s, opt, lr, "previous") for b, s in BASES for opt, lr in OPTIMIZERS]
+    cases.append(("random", 0, "msgd", 5e-4, "native"))
+    for basis, basis_seed, optimizer, lr, convention in cases:
+        for lock_start in (False, True):
+            problem = Psi2x2(SIGMA, basis=basis, basis_seed=basis_seed, lock_start=lock_start)
+            trace, locked = simulate_lock(
+                problem,
+                method="powersgd",
+                nodes=NODES,
+                optimizer=optimizer,
+                lr=lr,
+                momentum=0.9,
+                steps=STEPS,
+                replicas=REPLICAS,
+                seed=0,
+                degenerate_qr=convention,
+            )
+            row = lock_summary(trace, locked)
+            name = basis if basis != "random" else f"random/{basis_seed}"
+            name += "" if convention == "previous" else " (native)"
+            start_label = "ξ_0 ≡ 1" if lock_start else "random"
+            rows.append(
+                {
+                    "basis": basis,
+                    "basis_seed": basis_seed,
+                    "degenerate_qr": convention,
+                    "optimizer": optimizer,
+                    "lr": lr,
+                    "lock_start": lock_start,
+                    **row,
+                }
+            )
+            (lo, hi), (clo, chi) = row["locked_ci95"], row["ci95"]
+            print(
+                f"{name:10s} {optimizer:5s} {start_label:8s} "
+                f"{row['locked_fraction']:.4f} [{lo:.4f}, {hi:.4f}]   "
+                f"{row['mean_grad_norm_sq_T']:9.3g} [{clo:9.3g}, {chi:9.3g}]"
+            )
     atomic_write_json(
         os.path.join(HERE, "rotated_bases.json"),
         {"sigma": SIGMA, "nodes": NODES, "steps": STEPS, "replicas": REPLICAS, "rows": rows},

@@ -60,6 +60,12 @@ class TorchOps:
         return q, torch.diagonal(r, dim1=-2, dim2=-1)
 
     @staticmethod
+    def svd(p):
+        """Reduced SVD's left singular vectors and singular values: (..., m, k), (..., k)."""
+        u, s, _ = torch.linalg.svd(p, full_matrices=False)
+        return u, s
+
+    @staticmethod
     def top_left_singular_vectors(d, rank):
         """First ``rank`` left singular vectors of ``d`` (..., m, n) -> (..., m, rank)."""
         return torch.linalg.svd(d, full_matrices=False)[0][..., :rank]

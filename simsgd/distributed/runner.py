@@ -21,7 +21,7 @@ import torch.distributed as dist
 from .. import algorithm
 from .._checks import check_int
 from .._progress import Progress
-from ..engine import Recorder, checked_grads, prepare, resolve_lr, simulate
+from ..engine import Recorder, checked_grads, prepare, resolve_lr, restart_sketch, simulate
 from ..streams import NodeStreams
 from .ops import ReferenceOps, TorchOps
 
@@ -116,10 +116,13 @@ def simulate_distributed(
         if state is None:
             q = None if run.q is None else to_array(run.q)
             state = algorithm.init(to_array(run.x), q, grads, run.config)
-        state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), run.config, ops)
+        sketch = restart_sketch(run, t)
+        sketch = None if sketch is None else to_array(sketch)
+        state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), run.config, ops, sketch)
         x_np = ops.asnumpy(state.x)
         degenerate = None if info.degenerate is None else ops.asnumpy(info.degenerate)
-        recorder.record(t, x_np, None, ops.asnumpy(info.momentum), degenerate)
+        own = None if info.degenerate_own_scale is None else ops.asnumpy(info.degenerate_own_scale)
+        recorder.record(t, x_np, None, ops.asnumpy(info.momentum), degenerate, own)
         errors.append(state.error)
         if len(errors) == error_block or t + 1 == run.steps:  # (K, R, 1, m, n) -> (K, R, m, n)
             recorder.record_errors(t + 1 - len(errors), ops.asnumpy(ops.node_mean(stack(errors))))

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_choice, check_int, check_real
-from .psi import Psi2x2, psi, psi_prime
+from .._checks import check_choice, check_int
+from .psi import Psi2x2, check_noise_scale, psi, psi_prime
 
 __all__ = ["GeneralCounterexample", "GENERAL_BASES"]
 
@@ -34,7 +34,8 @@ class GeneralCounterexample:
     ----------
     m, n : int, ≥ 2k
     signal_rank : int, k ≥ 1
-    noise_scale : float, σ ≥ 0
+    noise_scale : float or sequence of N floats, σ_i in [0, 1e150]
+        One σ for every node or σ_i per node, as :class:`Psi2x2`.
         ||σB||_F = 2σ√k against ||∇f||_F ≤ 4√k: the noise is stronger for σ > 2.
     basis : {"aligned", "random"}
     basis_seed : int ≥ 0
@@ -60,7 +61,9 @@ class GeneralCounterexample:
     omega_sq : float
         sup ||∇f||² = 16k (Assumption 3).
     variance : float
-        sup_X E||∇F − ∇f_i||² = 4σ²k + 16k (Assumption 2).
+        sup_X E||∇F − ∇f_i||² = 4σ_max²k + 16k (Assumption 2).
+    noise_scale, noise_scales, nodes
+        σ_max, the per-node σ_i (or None) and the N they fix (or None), as :class:`Psi2x2`.
     """
 
     def __init__(
@@ -77,7 +80,8 @@ class GeneralCounterexample:
         k = check_int("signal_rank", signal_rank, 1)
         m, n = check_int("m", m, 2 * k), check_int("n", n, 2 * k)
         self.shape, self.signal_rank = (m, n), k
-        self.noise_scale = check_real("noise_scale", noise_scale, 0.0)
+        self.noise_scale, self.noise_scales = check_noise_scale(noise_scale)
+        self.nodes = None if self.noise_scales is None else self.noise_scales.size
         self.basis = check_choice("basis", basis, GENERAL_BASES)
         check_int("basis_seed", basis_seed, 0)
         a = np.zeros((k, m, n))

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._checks import check_choice, check_int, check_real
 
-__all__ = ["Psi2x2", "psi", "psi_prime", "BASES"]
+__all__ = ["Psi2x2", "psi", "psi_prime", "BASES", "check_noise_scale", "MAX_NOISE_SCALE"]
 
 BASES = ("paper", "aligned", "random")
 
@@ -28,6 +28,41 @@ def psi_prime(x):
     return 2 * np.clip(x, -1.0, 1.0)
 
 
+MAX_NOISE_SCALE = 1e150
+"""Largest σ accepted: 4σ²k + 16k (Assumption 2's variance) stays finite in float64."""
+
+
+def check_noise_scale(value) -> tuple[float, np.ndarray | None]:
+    """σ as (σ_max, per-node array or None): a scalar (every node) or one σ_i per node.
+
+    Raises
+    ------
+    ValueError
+        A σ_i that is not finite, negative, or above :data:`MAX_NOISE_SCALE` (where the
+        variance 4σ² + 16 would overflow), or an empty list.
+    """
+    if np.ndim(value) == 0:
+        return check_real("noise_scale", value, 0.0, MAX_NOISE_SCALE), None
+    values = list(np.ravel(np.asarray(value, dtype=object)))
+    if not values:
+        raise ValueError("noise_scale must be a real number or a non-empty list of σ_i in [0, 1e150]")
+    sigmas = np.array(
+        [check_real(f"noise_scale[{i}]", v, 0.0, MAX_NOISE_SCALE) for i, v in enumerate(values)]
+    )
+    return float(sigmas.max()), sigmas
+
+
+def _per_node_scale(problem, nodes, draws):
+    """σ of the nodes ``draws.node_ids``: a scalar, or (N_local, 1, 1) for per-node σ_i."""
+    if problem.noise_scales is None:
+        return problem.noise_scale
+    if nodes != problem.noise_scales.size:
+        raise ValueError(
+            f"nodes must equal len(noise_scale) = {problem.noise_scales.size} for per-node σ, got {nodes}"
+        )
+    return problem.noise_scales[draws.node_ids][:, None, None]
+
+
 def _random_orthogonal(rng: np.random.Generator) -> np.ndarray:
     q, r = np.linalg.qr(rng.standard_normal((2, 2)))
     return q * np.sign(np.diag(r))
@@ -42,7 +77,10 @@ class Psi2x2:
 
     Parameters
     ----------
-    noise_scale : float, σ ≥ 0
+    noise_scale : float or sequence of N floats, σ_i in [0, 1e150]
+        One σ for every node, or σ_i per node (the list fixes N: ``simulate(nodes=...)``
+        must match). Unequal σ_i with no vanishing signed sum Σ ±σ_i make P_t ≠ 0 under
+        the lock for every ξ, so even N needs no QR(0) convention.
     x0 : array_like (2, 2), optional
         X_0 in this problem's basis. Default: the paper-basis point I₂ rotated into
         this basis, where Dᵀ X_0 D = 2 and ||∇f(X_0)||² = 16.
@@ -65,7 +103,13 @@ class Psi2x2:
     omega_sq : float
         sup ||∇f||² = 16 (Assumption 3).
     variance : float
-        sup_X E||∇F − ∇f_i||² = 4σ² + 16 (Assumption 2; ⟨A, B⟩ = 0).
+        sup_X E||∇F − ∇f_i||² = 4σ_max² + 16 (Assumption 2; ⟨A, B⟩ = 0).
+    noise_scale : float
+        σ_max (σ itself for a scalar).
+    noise_scales : (N,) array or None
+        The per-node σ_i, None for a scalar σ.
+    nodes : int or None
+        N fixed by a per-node σ (None: any N).
     """
 
     shape = (2, 2)
@@ -78,7 +122,8 @@ class Psi2x2:
         basis_seed: int = 0,
         lock_start: bool = False,
     ):
-        self.noise_scale = check_real("noise_scale", noise_scale, 0.0)
+        self.noise_scale, self.noise_scales = check_noise_scale(noise_scale)
+        self.nodes = None if self.noise_scales is None else self.noise_scales.size
         self.basis = check_choice("basis", basis, BASES)
         check_int("basis_seed", basis_seed, 0)
         if basis == "paper":
@@ -127,4 +172,5 @@ class Psi2x2:
         if self.lock_start and rng.step == 0:
             xi = np.ones_like(xi)
         xi = xi.astype(x.dtype)[..., None, None]
-        return grad + xi * ((self.noise_scale * self.B).astype(x.dtype) - grad)
+        sigma = _per_node_scale(self, nodes, rng)
+        return grad + xi * ((sigma * self.B).astype(x.dtype) - grad)

@@ -1,0 +1,1 @@
+"""Study scripts behind the counterexample findings (``python -m counterexamples.<study>``)."""

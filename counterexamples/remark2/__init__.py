@@ -1,0 +1,1 @@
+"""Remark 2: lighter PowerSGD+ restarts; see remark2.py."""

@@ -1,0 +1,1 @@
+"""A seeded search for a robust failure of PowerSGD; see search.py."""
