@@ -46,10 +46,15 @@ def at_initial_grad(grad_norm_sq, dtype="float64"):
 def _in_span_b(problem, x, x0, dtype):
     """(R,) bool: X − X_0 ∈ span(B) to :func:`lock_tolerance` (relative to 1 + ||X_0|| + ||X||)."""
     x = np.asarray(x, dtype=np.float64)
-    moved = x - x0
+    # Divide by a per-replica power of two ≥ max|X|, |X_0| first: the norms of iterates beyond
+    # 1e154 would overflow and make every such run look locked.
+    unit = np.exp2(
+        np.ceil(np.log2(np.maximum(1.0, np.maximum(np.abs(x).max(axis=(1, 2)), np.abs(x0).max()))))
+    )
+    moved = (x - x0) / unit[:, None, None]
     b = problem.B / np.linalg.norm(problem.B)
     off_b = moved - np.einsum("rij,ij->r", moved, b)[:, None, None] * b
-    scale = 1.0 + np.linalg.norm(x0) + np.linalg.norm(x, axis=(1, 2))
+    scale = (1.0 + np.linalg.norm(x0)) / unit + np.linalg.norm(x / unit[:, None, None], axis=(1, 2))
     return np.linalg.norm(off_b, axis=(1, 2)) <= lock_tolerance(dtype) * scale
 
 

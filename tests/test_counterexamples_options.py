@@ -192,10 +192,9 @@ def test_random_restart_contracts_only_in_expectation():
     ],
 )
 def test_cli_sigma_list_errors_are_one_line(argv, match, capsys):
+    from simsgd import cli
     from simsgd.counterexample import main
 
-    with pytest.raises(SystemExit) as exit_:
-        main(argv + ["--steps", "2", "--replicas", "2"])
-    assert exit_.value.code == 2
+    assert cli.run(main, argv + ["--steps", "2", "--replicas", "2"]) == 2
     err = capsys.readouterr().err
     assert match in err and len(err.strip().splitlines()) == 1

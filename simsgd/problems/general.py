@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_choice, check_int
+from .._checks import check_choice, check_int, check_memory
 from .psi import Psi2x2, check_noise_scale, psi, psi_prime
 
 __all__ = ["GeneralCounterexample", "GENERAL_BASES"]
@@ -84,6 +84,10 @@ class GeneralCounterexample:
         self.nodes = None if self.noise_scales is None else self.noise_scales.size
         self.basis = check_choice("basis", basis, GENERAL_BASES)
         check_int("basis_seed", basis_seed, 0)
+        # A (k, m, n), B, X_0, U (m, m), V (n, n) and the rotation's temporaries, before allocating them.
+        check_memory(
+            f"GeneralCounterexample({m}, {n}, {k})", 8.0 * (k + 4) * (m * n + m * m + n * n), "smaller m, n"
+        )
         a = np.zeros((k, m, n))
         a[np.arange(k), k + np.arange(k), k + np.arange(k)] = 2.0
         b = np.zeros((m, n))

@@ -164,7 +164,7 @@ class Psi2x2:
 
     def epsilon0(self, nodes: int) -> float:
         """ε₀ = 4 ψ'(Dᵀ X_0 D)² / 2^N of Theorem 1 (the statement's [ψ']²/2^(N−2))."""
-        return float(4.0 * psi_prime(self._inner(self.x0)) ** 2 / 2.0**nodes)
+        return float(4.0 * psi_prime(self._inner(self.x0)) ** 2 * 2.0**-nodes)  # 2.0**N overflows at N = 1024
 
     def stochastic_grads(self, x, nodes, rng):
         grad = self.grad(x)[..., None, :, :]  # (R, 1, 2, 2)
