@@ -42,7 +42,7 @@ def _x_tilde_gap(mu=0.5, lr=1e-3, steps=20, nodes=2, seed=0):
 
 
 def _psi_prime_argument():
-    """Finite-difference ∇f of f(X) = ψ(DᵀXD) (paper basis) against ψ'(DᵀXD)A and the paper's ψ'(x11+x12−x21−x22)A."""
+    """Central differences of f = ψ(DᵀXD) (paper basis) against ψ'(DᵀXD)A and ψ'(x11+x12−x21−x22)A."""
     problem = Psi2x2(noise_scale=1.0, basis="paper")
     x = np.array([[0.3, 0.1], [-0.2, 0.05]])  # |DᵀXD| < 1, where ψ' is not constant
     h, fd = 1e-6, np.zeros((2, 2))
@@ -88,8 +88,9 @@ def run() -> list:
             paper="‖X_t − X̃_t‖² = η²‖ē_t‖²",
             correction="X̃_t = X_t − η/(1−μ)·ē_t, so ‖X_t − X̃_t‖² = η²/(1−μ)²·‖ē_t‖²; the final constant "
             "becomes 180/(1−μ)² + 368μ²/(1−μ)⁴ ≤ 548/(1−μ)⁴, so Theorem 4 as stated survives",
-            check=f"a PowerSGD+ run (ψ aligned, μ = 0.5, N = 2): the proof's identity Z_(t+1) = Z_t − η/(1−μ)ḡ_t "
-            f"holds to {gap:.1e} with this X̃_t; ‖X_t − X̃_t‖²/(η²‖ē_t‖²) = {min(ratios):.6g}…{max(ratios):.6g} "
+            check=f"a PowerSGD+ run (ψ aligned, μ = 0.5, N = 2): the proof's identity "
+            f"Z_(t+1) = Z_t − η/(1−μ)ḡ_t holds to {gap:.1e} with this X̃_t; "
+            f"‖X_t − X̃_t‖²/(η²‖ē_t‖²) = {min(ratios):.6g}…{max(ratios):.6g} "
             f"(= 1/(1−μ)² = 4, not 1). Over 1000 μ in [0, 0.999]: max corrected/548(1−μ)⁻⁴ = "
             f"{float(np.max(corrected / stated)):.4f} (≤ 1); max corrected/printed (180 + 368μ²/(1−μ)⁴) = "
             f"{float(np.max(corrected / printed)):.4f}",

@@ -1,4 +1,4 @@
-"""Theorem 4, Corollary 1 and Lemmas 3–4 of PowerSGD+ (MSGD) where they can fail, each with a negative control.
+"""Theorem 4, Corollary 1, Lemmas 3–4 of PowerSGD+ (MSGD) where they can fail, each with a control.
 
 One setting (problem, N, r, τ, μ, T) makes three runs on the same seeds (common random
 numbers): PowerSGD+ at Corollary 1's step size for T (or a fraction of it), PowerSGD (no

@@ -1,4 +1,4 @@
-"""The problems of the studies, built from JSON-able specs (so a row or a saved worst case names its problem)."""
+"""The problems of the studies, built from JSON-able specs (a row or a saved worst case names its problem)."""
 
 from __future__ import annotations
 

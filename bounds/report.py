@@ -70,7 +70,8 @@ def _rows_table(rows) -> str:
         base = fmt(r.baseline.mean) if r.baseline is not None else "–"
         note = f" ({r.notes})" if r.notes else ""
         lines.append(
-            f"| {r.statement} | {r.problem}{note} | {p['N']} | {p['r']} | {p['τ']} | {p['μ']:g} | {fmt(p['η'])} "
+            f"| {r.statement} | {r.problem}{note} | {p['N']} | {p['r']} | {p['τ']} | {p['μ']:g} | "
+            f"{fmt(p['η'])} "
             f"| {p['T']} | {_est(r.measured)} | {base} | {fmt(r.bound)}{terms} | {fmt(r.trivial_bound)} "
             f"| {fmt(r.slack)} | {r.verdict} | {_est(r.control.measured)} | {r.control.verdict}{exp} |"
         )
@@ -94,7 +95,8 @@ def _constants_table(rows) -> str:
 
 def _tightness(sweeps) -> str:
     lines = [
-        "| factor | quantity | instance (fixed) | x | measured | bound | measured/bound | local slopes measured "
+        "| factor | quantity | instance (fixed) | x | measured | bound | measured/bound | "
+        "local slopes measured "
         "| local slopes bound | MSGD | largest ratio × paper constant |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -118,7 +120,8 @@ def _tightness(sweeps) -> str:
 
 def _remark1(rem) -> str:
     lines = [
-        f"{rem['problem']}, N = {rem['nodes']}, r = {rem['rank']}, μ = {rem['momentum']}, R = {rem['replicas']}, "
+        f"{rem['problem']}, N = {rem['nodes']}, r = {rem['rank']}, μ = {rem['momentum']}, R = "
+        f"{rem['replicas']}, "
         "η = Corollary 1's step size for each (τ, T). Ratio: PowerSGD+ / MSGD with a 90% paired-bootstrap "
         "interval.",
         "",
@@ -155,24 +158,32 @@ def render(record: dict, command: str) -> str:
             "`python -m bounds --out DIR`."
         )
     summary_line = (
-        f"**Summary.** {sm['theorem_nonvacuous_pass_tau_ge_2']} non-vacuous Theorem 4 / Corollary 1 passes with "
+        f"**Summary.** {sm['theorem_nonvacuous_pass_tau_ge_2']} non-vacuous Theorem 4 / "
+        "Corollary 1 passes with "
         f"τ ≥ 2 ({sm['theorem_nonvacuous']} non-vacuous of {sm['theorem_rows']} rows; "
-        f"{sm['theorem_nonvacuous_fail']} non-vacuous rows not passed). Controls rejected (PowerSGD violated the "
+        f"{sm['theorem_nonvacuous_fail']} non-vacuous rows not passed). Controls rejected "
+        "(PowerSGD violated the "
         f"bound PowerSGD+ obeys): {sm['controls_rejected']} of {sm['theorem_nonvacuous']}; where Theorem 1 "
-        f"predicts it (ε₀ > bound): {sm['controls_expected_and_rejected']} of {sm['controls_expected_violated']}. "
-        f"Lemmas 3–4: {sm['lemma_nonvacuous_pass']} non-vacuous passes of {sm['lemma_nonvacuous']} non-vacuous "
-        f"rows, {sm['lemma_controls_rejected']} controls rejected. {sm['vacuous']} vacuous rows are listed apart "
+        f"predicts it (ε₀ > bound): {sm['controls_expected_and_rejected']} of "
+        f"{sm['controls_expected_violated']}. "
+        f"Lemmas 3–4: {sm['lemma_nonvacuous_pass']} non-vacuous passes of "
+        f"{sm['lemma_nonvacuous']} non-vacuous "
+        f"rows, {sm['lemma_controls_rejected']} controls rejected. {sm['vacuous']} vacuous "
+        "rows are listed apart "
         "and counted nowhere."
     )
     parts = [
         head,
         f"Written by `{command}` (mode `{record['mode']}`, seed {record['seed']}, commit {record['commit']}, "
-        f"{record['date']}; {s['total']:.0f} s wall, {s['cpu_total']:.0f} s CPU: grid {s['grid']:.0f} s, tightness {s['tightness']:.0f} s, "
+        f"{record['date']}; {s['total']:.0f} s wall, {s['cpu_total']:.0f} s CPU: grid "
+        f"{s['grid']:.0f} s, tightness {s['tightness']:.0f} s, "
         f"Remark 1 {s['remark1']:.0f} s). Method and reading: `docs/bounds.md`.",
         summary_line,
         "## Method\n\n" + METHOD,
-        "## Constants\n\nψ and the general counterexample: analytic (ω² = sup‖∇f‖²). Quadratic: ω² is unbounded, "
-        "so ω² = max(‖∇f(X₀)‖², the run's simultaneous LCB of max_t E‖∇f(X_t)‖²), both ≤ the true visited max "
+        "## Constants\n\nψ and the general counterexample: analytic (ω² = sup‖∇f‖²). "
+        "Quadratic: ω² is unbounded, "
+        "so ω² = max(‖∇f(X₀)‖², the run's simultaneous LCB of max_t E‖∇f(X_t)‖²), both ≤ the "
+        "true visited max "
         "(the bound can only be smaller, never inflated).\n\n" + _constants_table(rows),
         "## Theorem 4 and Corollary 1: non-vacuous rows\n\n"
         + _rows_table([r for r in main if not r.vacuous]),
@@ -180,7 +191,8 @@ def render(record: dict, command: str) -> str:
         "## Vacuous rows (could not fail; not counted)\n\n" + _rows_table([r for r in rows if r.vacuous]),
         "## Tightness of each factor\n\n"
         "One instance per factor, one parameter swept. Local slopes are log-ratios between neighbours "
-        "(no fitted exponent: an upper bound predicts none). `largest ratio × paper constant` is an empirical "
+        "(no fitted exponent: an upper bound predicts none). `largest ratio × paper constant` "
+        "is an empirical "
         "lower bound on the constant the proof could have had. For Theorem 4's third term the measured "
         "quantity is the excess of PowerSGD+ over MSGD on the same seeds. "
         "`python -m bounds.search` (Hypothesis, targeted) searches further; its best instances are in "

@@ -143,7 +143,7 @@ def search(statement: str, examples: int, seed: int) -> dict:
             best.update(instance=instance, **result)
 
     probe()
-    return dict(statement=statement, examples=examples, seed=seed, replicas=REPLICAS, **best)
+    return dict(statement=statement, examples=examples, seed=seed, replicas=REPLICAS, run_seed=0, **best)
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,4 @@
-"""How close each factor of the bounds comes to being attained: sweeps with local slopes and the largest ratio.
+"""How close each factor of the bounds comes to being attained: sweeps, local slopes, the largest ratio.
 
 Each sweep varies one parameter of one instance and reports, per value, the measured
 quantity (with one-sided bounds), the bound, their ratio, and the local slopes
@@ -127,7 +127,7 @@ def _constants(problem, trace, alpha):
 
 
 def _point(sweep, value, replicas, seed, alpha):
-    """(measured Estimate, bound, MSGD baseline Estimate or None, params) at one value of the swept parameter."""
+    """(measured Estimate, bound, MSGD baseline Estimate or None, params) at one value of the sweep."""
     p = dict(sweep["fixed"], **{sweep["x"]: value})
     if p["steps"] == "3tau+1":
         p["steps"] = 3 * p["restart_period"] + 1
