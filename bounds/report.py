@@ -131,7 +131,8 @@ def _remark1(rem) -> str:
     for row in rem["rows"]:
         lines.append(
             f"| {row['tau']} | {row['T']} | {fmt(row['lr'])} | {_est_d(row['powersgd_plus'])} | "
-            f"{_est_d(row['msgd'])} | {_est_d(row['ratio'])} |"
+            f"{_est_d(row['msgd'])} | {row['ratio']['mean']:.6g} [{row['ratio']['lower']:.6g}, "
+            f"{row['ratio']['upper']:.6g}] |"
         )
     lines += ["", "Verdicts: " + "; ".join(f"τ = {t}: {v}" for t, v in rem["verdicts"].items()) + "."]
     return "\n".join(lines)
@@ -197,7 +198,8 @@ def render(record: dict, command: str) -> str:
         "quantity is the excess of PowerSGD+ over MSGD on the same seeds. "
         "`python -m bounds.search` (Hypothesis, targeted) searches further; its best instances are in "
         "`tests/data/bounds_worst_*.json`.\n\n" + _tightness(record["tightness"]),
-        "## Remark 1: does τ stop mattering as T grows?\n\n" + _remark1(record["remark1"]),
+        "## Remark 1: does τ stop mattering as T grows?\n\n"
+        + "\n\n".join(_remark1(r) for r in record["remark1"]),
         "## Paper errata\n\n" + _errata(record["errata"]),
     ]
     return "\n\n".join(parts) + "\n"
