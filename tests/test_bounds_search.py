@@ -58,3 +58,16 @@ def test_saved_worst_case_replays(path):
     assert r["measured"] == pytest.approx(saved["measured"], rel=1e-9)
     assert r["bound"] == pytest.approx(saved["bound"], rel=1e-12)
     assert r["upper"] <= r["bound"]
+
+
+@pytest.mark.parametrize("argv", [["--examples", "-1"], ["--seed", "-2"], ["--out", "FILE"]])
+def test_search_cli_bad_budget_is_one_line_exit_2(argv, tmp_path, capsys, monkeypatch):
+    from bounds import search
+    from simsgd.cli import run
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("keep")
+    monkeypatch.setattr(search, "search", lambda *a: pytest.fail("searched before checking"))
+    assert run(search.main, argv, prog="python -m bounds.search") == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE"]
