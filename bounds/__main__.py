@@ -2,41 +2,39 @@
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import sys
 
-from .report import to_json, write_atomic
-from .study import render, run_all, to_record
+from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run
+from simsgd.output import atomic_write_text
+
+from .report import render, to_json_record
+from .study import run_all
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bounds", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small runs, under a minute (for CI)")
+    parser = Parser(prog="python -m bounds", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one setting, small sweeps: under a minute")
     parser.add_argument("--seed", type=int, default=0, help="seed of every run (integer ≥ 0)")
     parser.add_argument(
-        "--out",
-        default=os.path.dirname(os.path.abspath(__file__)),
-        help="folder for REPORT.md and report.json (default: bounds/)",
+        "--out", default=os.path.join("out", "bounds"), help="folder for REPORT.md and report.json"
     )
     args = parser.parse_args(argv)
     if args.seed < 0:
-        parser.error(f"--seed must be an integer ≥ 0, got {args.seed}")
-    if not os.path.isdir(args.out):
-        parser.error(f"--out must be an existing folder, got {args.out!r}")
+        raise UsageError(f"argument --seed: must be an integer ≥ 0, got {args.seed}")
+    out = check_out_dir(args.out)
     mode = "quick" if args.quick else "full"
-    command = (
-        "python -m bounds"
-        + (" --quick" if args.quick else "")
-        + (f" --seed {args.seed}" if args.seed else "")
-    )
+    command = f"python -m bounds{' --quick' if args.quick else ''} --seed {args.seed} --out {args.out}"
     record = run_all(mode, args.seed)
     report = render(record, command)
-    write_atomic(os.path.join(args.out, "report.json"), to_json(to_record(record)))
-    write_atomic(os.path.join(args.out, "REPORT.md"), report)
-    sys.stdout.write(report)
+    data = json.dumps(to_json_record(record, command), indent=1, ensure_ascii=False, default=float) + "\n"
+    with output_set(out) as stage:
+        atomic_write_text(os.path.join(stage, "report.json"), data)
+        atomic_write_text(os.path.join(stage, "REPORT.md"), report)
+    print(next(part for part in report.split("\n\n") if part.startswith("**Summary.**")))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, prog="python -m bounds"))

@@ -1,156 +1,105 @@
-"""Run every study of one mode and render REPORT.md and the JSON record."""
+"""The settings of each mode, and one run of every study."""
 
 from __future__ import annotations
 
+import datetime
+import subprocess
 import time
 
-from . import checks, failure, shape
-from .report import fmt, markdown_table
+from . import errata, grid, remark1, tightness
+from .grid import Setting
 
-__all__ = ["MODES", "run_all", "render"]
+__all__ = ["MODES", "run_all"]
 
-# steps T and replicas R of the checks, and replicas of the failure study, per mode.
+ALPHA = 0.05
+
+
+def _psi(basis="aligned"):
+    return {"family": "psi", "basis": basis, "noise_scale": 1.0}
+
+
+# Corollary 1's step size at T (lr_scale < 1: a smaller η); σ = 1 keeps G² small.
+QUICK_GRID = [Setting(_psi(), 1, 1, 2, 0.0, 10_000)]
+FULL_GRID = [
+    Setting(_psi(), 1, 1, 2, 0.0, 30_000),
+    Setting(_psi(), 1, 1, 4, 0.0, 30_000),
+    Setting(_psi(), 1, 1, 4, 0.0, 30_000, lr_scale=0.5),
+    Setting(_psi(), 1, 1, 8, 0.0, 50_000),
+    Setting(_psi(), 1, 1, 16, 0.0, 50_000),
+    Setting(_psi(), 1, 1, 32, 0.5, 100_000),
+    Setting(_psi(), 2, 1, 2, 0.5, 50_000),
+    Setting(_psi(), 4, 1, 2, 0.9, 50_000),
+    Setting(_psi(), 8, 1, 8, 0.5, 50_000),
+    Setting(_psi("paper"), 1, 1, 4, 0.0, 30_000),
+    Setting(_psi("paper"), 2, 1, 16, 0.5, 50_000),
+    Setting({"family": "general", "m": 4, "n": 4, "k": 1, "noise_scale": 1.0}, 1, 1, 4, 0.0, 30_000),
+    Setting({"family": "quadratic", "m": 6, "n": 4, "heterogeneity": 0.5}, 4, 1, 4, 0.5, 20_000),
+]
+
 MODES = {
-    "quick": dict(steps=400, replicas=200, failure_replicas=200),
-    "full": dict(steps=2000, replicas=1000, failure_replicas=1000),
+    "quick": dict(
+        grid=QUICK_GRID,
+        grid_replicas=200,
+        tightness_replicas=50,
+        tightness_quick=True,
+        remark1_taus=(1, 16),
+        remark1_steps=(300, 1000),
+        remark1_replicas=100,
+    ),
+    "full": dict(
+        grid=FULL_GRID,
+        grid_replicas=100,
+        tightness_replicas=100,
+        tightness_quick=False,
+        remark1_taus=(1, 4, 16, 64),
+        remark1_steps=(1000, 3000, 10_000),
+        remark1_replicas=100,
+    ),
 }
-ALPHA = 0.05  # every bound is one-sided at level 1 − ALPHA (the studies use simsgd.stats' default)
 
-METHOD = (
-    f"Each expectation is the mean over R independent replicas (vectorised runs of the engine) "
-    f"with one-sided {1 - ALPHA:.0%} bounds from the central limit theorem, mean ± z·s/√R "
-    f"(`simsgd.stats`); a max over t is bounded simultaneously over the T+1 time points "
-    f"(Bonferroni, α/T per point). Verdict: **pass** iff the upper confidence bound (UCB) ≤ the "
-    f"theoretical bound; a failure is **violated** when even the lower bound (LCB) exceeds it, "
-    f"**inconclusive** otherwise. Slack = measured mean / bound. Exponent intervals are 90% "
-    f"percentile-bootstrap intervals over replicas (1000 resamples)."
-)
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def run_all(mode: str = "quick", seed: int = 0) -> dict:
-    """Run the three studies.
-
-    Returns
-    -------
-    dict
-        ``rows`` (list of :class:`bounds.report.Row`: checks then failure study), ``fits``
-        (shape sweeps), ``seconds`` (wall per study, and ``cpu_total``), and the mode's settings.
-    """
+    """Every study of ``mode``; a JSON-ready record (rows as :class:`bounds.rows.Row`)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {tuple(MODES)}; got {mode!r}")
     cfg, seconds, start, cpu = MODES[mode], {}, time.monotonic(), time.process_time()
-    rows = checks.run(mode, seed, cfg["steps"], cfg["replicas"])
-    seconds["checks"] = time.monotonic() - start
-    fits = shape.run(mode, seed)
-    seconds["shape"] = time.monotonic() - start - seconds["checks"]
-    rows += failure.run(mode, seed, cfg["failure_replicas"])
+    commit = _commit()  # the code that runs, not the HEAD at the end
+    rows = []
+    for s in cfg["grid"]:
+        rows += grid.run_setting(s, cfg["grid_replicas"], seed, ALPHA)
+    seconds["grid"] = time.monotonic() - start
+    tight = tightness.run(cfg["tightness_replicas"], seed, ALPHA, quick=cfg["tightness_quick"])
+    seconds["tightness"] = time.monotonic() - start - seconds["grid"]
+    rem = [
+        remark1.run(inst, cfg["remark1_taus"], cfg["remark1_steps"], cfg["remark1_replicas"], seed, ALPHA)
+        for inst in remark1.INSTANCES
+    ]
+    seconds["remark1"] = time.monotonic() - start - seconds["grid"] - seconds["tightness"]
+    err = errata.run()
     seconds["total"] = time.monotonic() - start
-    seconds["failure"] = seconds["total"] - seconds["checks"] - seconds["shape"]
     seconds["cpu_total"] = time.process_time() - cpu
-    return dict(mode=mode, seed=seed, alpha=ALPHA, config=cfg, seconds=seconds, rows=rows, fits=fits)
-
-
-def _constants_table(rows) -> str:
-    lines = [
-        "| problem | L | variance (Assumption 2) | ω² (source) | G² | f* | ΔF |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    seen = set()
-    for r in rows:
-        c = r.constants
-        key = (r.problem, c["omega_sq"])
-        if key in seen:
-            continue
-        seen.add(key)
-        lines.append(
-            f"| {r.problem} | {fmt(c['L'])} | {fmt(c['variance'])} | {fmt(c['omega_sq'])} "
-            f"({c['omega_sq_source']}) | {fmt(c['G_sq'])} | {fmt(c['f_star'])} | {fmt(c['delta_f'])} |"
-        )
-    return "\n".join(lines)
-
-
-def _terms_table(rows) -> str:
-    lines = [
-        "| problem | parameters | measured mean | 4(1−μ)ΔF/(ηT) | 2Lη·variance/((1−μ)N) | "
-        "548L²η²τ²G²/((1−μ)⁴δ²) | RHS |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        if r.terms and r.statement.startswith("Theorem 4"):
-            t = r.terms
-            p = ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in r.params.items())
-            lines.append(
-                f"| {r.problem} | {p} | {fmt(r.measured.mean)} | {fmt(t['optimization'])} | "
-                f"{fmt(t['noise'])} | {fmt(t['compression'])} | {fmt(r.bound)} |"
-            )
-    return "\n".join(lines)
-
-
-def _fits_table(fits) -> str:
-    lines = [
-        "| sweep | quantity | x | measured means | fitted exponent [90% CI] | predicted |",
-        "|---|---|---|---|---|---|",
-    ]
-    for f in fits:
-        fit = f["fit"]
-        got = (
-            f"{fit['slope']:.3f} [{fit['lower']:.3f}, {fit['upper']:.3f}]"
-            if fit
-            else f"not fitted: {f['why_not_fitted']}"
-        )
-        lines.append(
-            f"| {f['sweep']} | {f['quantity']} | {', '.join(fmt(x) for x in f['x'])} | "
-            f"{', '.join(fmt(m) for m in f['means'])} | {got} | {f['predicted']:g} |"
-        )
-    return "\n".join(lines)
-
-
-def render(record: dict, command: str) -> str:
-    """REPORT.md for a record of :func:`run_all`."""
-    rows = record["rows"]
-    main = [r for r in rows if r.study == "checks"]
-    corollary = next(r for r in main if r.statement.startswith("Corollary 1"))
-    fail = [r for r in rows if r.study == "failure"]
-    n_pass = sum(r.verdict == "pass" for r in main)
-    s = record["seconds"]
-    return (
-        "\n\n".join(
-            [
-                "# Bounds report: Lemmas 3–4, Theorem 4 and Corollary 1 against measurement",
-                f"Written by `{command}` (mode `{record['mode']}`, seed {record['seed']}, "
-                f"{s['total']:.1f} s wall, {s['cpu_total']:.1f} s CPU: checks {s['checks']:.1f} s, sweeps "
-                f"{s['shape']:.1f} s, failure study {s['failure']:.1f} s). Lemmas 1–2 are property-tested in "
-                f"`tests/test_lemmas_property.py`.",
-                METHOD,
-                "## Constants\n\nψ: analytic (L = 8, variance = 4σ² + 16, ω² = 16, f* = 0). Quadratic: L = λ_max(H), "
-                "variance = (a² + b²)mn exactly, f* = f(X*); its ω² is unbounded on R^{m×n}, so ω² is the "
-                'simultaneous lower confidence bound of max_t E‖∇f(X_t)‖² over the same run ("visited": what the '
-                "proofs of Lemmas 3–4 use, at the iterates; the lower bound keeps the check honest). "
-                "G² = variance + ω² as in Assumption 3.\n\n" + _constants_table(rows),
-                f"## Lemma 3, Lemma 4 and Theorem 4 (PowerSGD+ with MSGD, η = (1−μ)/(2L))\n\n"
-                f"{n_pass} of {len(main)} checks pass. ē_t = (1/N) Σ_i e_t^{{(i)}}.\n\n"
-                + markdown_table(main),
-                "### Theorem 4's three terms\n\n" + _terms_table(main),
-                "### Corollary 1\n\nAt Corollary 1's step size its rate has three terms, 8LΔF/T, √(32Lσ²ΔF/(NT)) "
-                "and 6∛274(LτGΔF)^{2/3}/(T^{2/3}δ^{2/3}(1−μ)^{2/3}): "
-                + "; ".join(f"{k} = {fmt(v)}" for k, v in corollary.terms.items())
-                + ".",
-                "## Shape of the rate\n\n"
-                + shape.__doc__.split("\n\n", 1)[1].strip()
-                + "\n\n"
-                + _fits_table(record["fits"]),
-                "## Where the bound must fail\n\n"
-                + failure.__doc__.split("\n\n", 1)[1].strip()
-                + "\n\n"
-                + markdown_table(fail)
-                + "\n\n"
-                + _terms_table(fail),
-            ]
-        )
-        + "\n"
+    config = {k: v for k, v in cfg.items() if k != "grid"}
+    config["grid"] = [s.to_dict() for s in cfg["grid"]]
+    return dict(
+        mode=mode,
+        seed=seed,
+        alpha=ALPHA,
+        commit=commit,
+        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        config=config,
+        seconds=seconds,
+        rows=rows,
+        tightness=tight,
+        remark1=rem,
+        errata=err,
     )
-
-
-def to_record(record: dict) -> dict:
-    """The JSON-ready form of a :func:`run_all` record."""
-    return dict(record, rows=[r.to_dict() for r in record["rows"]])

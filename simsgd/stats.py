@@ -34,6 +34,8 @@ __all__ = [
     "mean_bounds",
     "max_mean_bounds",
     "fit_exponent",
+    "ratio_bounds",
+    "local_slopes",
     "METHODS",
     "mean_ci",
     "mean_band",
@@ -220,6 +222,64 @@ def fit_exponent(x, samples, level: float = 0.9, resamples: int = 1000, seed: in
     return Exponent(
         slope, float(np.quantile(slopes, q)), float(np.quantile(slopes, 1.0 - q)), level, resamples
     )
+
+
+def ratio_bounds(
+    numerator, denominator, alpha: float = 0.05, resamples: int = 2000, seed: int = 0
+) -> Estimate:
+    """E[Y]/E[Z] from R paired replicas (Y_k, Z_k), with percentile-bootstrap bounds.
+
+    The pairs are resampled together, so a positive correlation between Y and Z (common
+    random numbers: two methods run on the same seeds) narrows the interval, as it should.
+
+    Parameters
+    ----------
+    numerator, denominator : array_like, shape (R,)
+        Y and Z of each replica; E[Z] must be positive.
+    alpha : float in (0, 0.5)
+        Each one-sided bound holds with probability ≥ 1 − α.
+    resamples : int ≥ 100
+    seed : int ≥ 0
+
+    Returns
+    -------
+    Estimate
+        ``mean`` = mean(Y)/mean(Z); ``lower``, ``upper`` = the α and 1 − α quantiles of the
+        resampled ratios.
+    """
+    _check_options(alpha, "bootstrap", resamples, seed)
+    y, z = _samples(numerator, 1, "numerator"), _samples(denominator, 1, "denominator")
+    if y.shape != z.shape:
+        raise ValueError(f"numerator and denominator must pair up, got shapes {y.shape} and {z.shape}")
+    if z.mean() <= 0:
+        raise ValueError(f"denominator must have a positive mean, got {z.mean()}")
+    idx = np.random.default_rng(seed).integers(0, y.size, size=(resamples, y.size))
+    zb = z[idx].mean(axis=1)
+    ratios = y[idx].mean(axis=1) / np.where(zb > 0, zb, np.nan)
+    lower, upper = np.nanquantile(ratios, [alpha, 1.0 - alpha])
+    label = f"paired bootstrap, R={y.size}, B={resamples}"
+    return Estimate(float(y.mean() / z.mean()), float(lower), float(upper), y.size, alpha, label)
+
+
+def local_slopes(x, y) -> list:
+    """Slopes log(y_{k+1}/y_k) / log(x_{k+1}/x_k) between neighbours: the shape without a model.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (K,)
+        Positive abscissae (distinct, sorted) and positive values.
+
+    Returns
+    -------
+    list of float, length K − 1
+        NaN where a value is not positive.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size < 2 or np.any(x <= 0) or np.any(np.diff(x) == 0):
+        raise ValueError("x must hold K ≥ 2 distinct positive values and y one value per x")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logy = np.where(y > 0, np.log(np.where(y > 0, y, 1.0)), np.nan)
+    return [float(v) for v in np.diff(logy) / np.diff(np.log(x))]
 
 
 # Two-sided 95% intervals for tables and plots.

@@ -38,7 +38,6 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import check_int, check_real
-from .problems import HeterogeneousQuadratic, Psi2x2
 from .stats import max_mean_bounds
 
 __all__ = [
@@ -51,6 +50,7 @@ __all__ = [
     "lemma4_bound",
     "Theorem4",
     "theorem4_terms",
+    "compression_constant",
     "corollary1_lr",
     "corollary1_rate",
 ]
@@ -67,7 +67,7 @@ class Constants:
     shape : (int, int)
         (m, n) of X.
     omega_sq_source : str
-        ``"analytic"`` (a global bound), ``"given"`` (passed by the caller for Psi2x2) or
+        ``"analytic"`` (a global bound), ``"given"`` (passed by the caller for a problem with one) or
         ``"visited"`` (a bound over the region the iterates of one run visit; see
         :func:`visited_omega_sq`).
     """
@@ -90,37 +90,49 @@ class Constants:
 
 
 def constants(problem, omega_sq: float | None = None) -> Constants:
-    """The constants of Assumptions 1–3 for a built-in problem.
+    """The constants of Assumptions 1–3 for any problem that carries them.
+
+    The problem is duck-typed: it must expose ``L``, ``variance``, ``f_star``, ``shape``,
+    ``x0`` and ``loss``, and may expose ``omega_sq`` (a global bound on ||∇f||², as
+    :class:`~simsgd.problems.Psi2x2` and :class:`~simsgd.problems.GeneralCounterexample`
+    do). A problem without ``omega_sq`` (the heterogeneous quadratic, where ||∇f|| is
+    unbounded on R^{m×n}) needs ``omega_sq`` from the caller, e.g. from
+    :func:`visited_omega_sq`.
 
     Parameters
     ----------
-    problem : Psi2x2 or HeterogeneousQuadratic
+    problem : problem object
     omega_sq : float ≥ 0, optional
-        ω². For :class:`Psi2x2` it defaults to the analytic sup ||∇f||² = 16
-        (4 ψ'² ≤ 16 since ∇f = ψ'(⟨A, X⟩) A and ||A||² = 4); for
-        :class:`HeterogeneousQuadratic`, where it is unbounded, it must be given (e.g.
-        from :func:`visited_omega_sq`).
+        ω², overriding (or supplying) the problem's own.
 
     Returns
     -------
     Constants
-        For Psi2x2: L = 8 (|ψ''| ≤ 2 and ||A||² = 4), variance = 4σ² + 16
-        (||σB − ∇f||² = 4σ² + ||∇f||² as ⟨A, B⟩ = 0), f* = 0. For the quadratic:
-        L = λ_max(H), variance = (a² + b²)mn (exact), f* = f(X*).
+        ``omega_sq_source`` is ``"analytic"`` (the problem's own), ``"given"`` (passed
+        although the problem has one) or ``"visited"`` (passed for a problem without one).
+
+    Raises
+    ------
+    ValueError
+        A missing attribute, or ``omega_sq`` missing for a problem without a global ω².
     """
-    if isinstance(problem, Psi2x2):
-        source = "analytic" if omega_sq is None else "given"
-        omega_sq = problem.omega_sq if omega_sq is None else check_real("omega_sq", omega_sq, 0.0)
-    elif isinstance(problem, HeterogeneousQuadratic):
-        if omega_sq is None:
-            raise ValueError(
-                "omega_sq must be given for HeterogeneousQuadratic: ω² = sup ||∇f||² is "
-                "unbounded on R^{m×n}; pass a bound over the visited region, "
-                "e.g. simsgd.theory.visited_omega_sq(trace.grad_norm_sq)"
-            )
-        omega_sq, source = check_real("omega_sq", omega_sq, 0.0), "visited"
+    missing = [
+        name for name in ("L", "variance", "f_star", "shape", "x0", "loss") if not hasattr(problem, name)
+    ]
+    if missing:
+        raise ValueError(
+            f"problem {type(problem).__name__} lacks {', '.join(missing)}; cannot state its constants"
+        )
+    own = getattr(problem, "omega_sq", None)
+    if omega_sq is not None:
+        omega_sq, source = check_real("omega_sq", omega_sq, 0.0), "given" if own is not None else "visited"
+    elif own is not None:
+        omega_sq, source = float(own), "analytic"
     else:
-        raise ValueError(f"problem must be Psi2x2 or HeterogeneousQuadratic, got {type(problem).__name__}")
+        raise ValueError(
+            f"omega_sq must be given for {type(problem).__name__}: it has no global bound on ||∇f||²; "
+            "pass a bound over the visited region, e.g. simsgd.theory.visited_omega_sq(trace.grad_norm_sq)"
+        )
     f0 = float(problem.loss(np.asarray(problem.x0, dtype=np.float64)))
     return Constants(
         float(problem.L),
@@ -202,8 +214,30 @@ class Theorem4(NamedTuple):
         return self.optimization + self.noise + self.compression
 
 
+def compression_constant(momentum: float, corrected: bool = False) -> float:
+    """The constant c(μ) of Theorem 4's third term c(μ)·L²η²τ²G²/δ².
+
+    The paper's statement has c = 548/(1 − μ)⁴. Its (19) writes ||X_t − X̃_t||² = η²||ē_t||²,
+    but X̃_t = X_t − η/(1 − μ)·ē_t, so the term is η²/(1 − μ)²·||ē_t||²; carried through
+    (20)–(21) the constant becomes 180/(1 − μ)² + 368μ²/(1 − μ)⁴ (``corrected=True``),
+    which is ≤ 548/(1 − μ)⁴ for every μ in [0, 1): the statement survives the erratum.
+    """
+    mu = _momentum(momentum)
+    if corrected:
+        return 180.0 / (1.0 - mu) ** 2 + 368.0 * mu**2 / (1.0 - mu) ** 4
+    return 548.0 / (1.0 - mu) ** 4
+
+
 def theorem4_terms(
-    c: Constants, *, lr: float, momentum: float, restart_period: int, delta: float, nodes: int, steps: int
+    c: Constants,
+    *,
+    lr: float,
+    momentum: float,
+    restart_period: int,
+    delta: float,
+    nodes: int,
+    steps: int,
+    corrected: bool = False,
 ) -> Theorem4:
     """Theorem 4's bound on (1/T) Σ_{t=0}^{T-1} E||∇f(X_t)||² for PowerSGD+ with MSGD.
 
@@ -216,6 +250,9 @@ def theorem4_terms(
     delta : float, δ in (0, 1]
     nodes : int, N ≥ 1
     steps : int, T ≥ 1
+    corrected : bool
+        Use the constant of the third term with the erratum in (19) fixed
+        (:func:`compression_constant`) instead of the statement's 548/(1 − μ)⁴.
 
     Raises
     ------
@@ -229,7 +266,7 @@ def theorem4_terms(
     return Theorem4(
         4.0 * (1.0 - mu) * c.delta_f / (eta * T),
         2.0 * c.L * eta * c.variance / ((1.0 - mu) * N),
-        548.0 * c.L**2 * eta**2 * tau**2 * c.G_sq / ((1.0 - mu) ** 4 * d**2),
+        compression_constant(mu, corrected) * c.L**2 * eta**2 * tau**2 * c.G_sq / d**2,
     )
 
 

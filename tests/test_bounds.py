@@ -1,4 +1,4 @@
-"""bounds/: Lemmas 3, 4 and Theorem 4 against measurement, the report, and the CLI."""
+"""bounds/: rows that can fail, their controls, the report and the CLI."""
 
 from __future__ import annotations
 
@@ -7,132 +7,138 @@ import os
 
 import pytest
 
-from bounds import checks
+from bounds import problems
 from bounds.__main__ import main
-from bounds.problems import psi, quadratic
-from bounds.report import Row, verdict, write_atomic
+from bounds.grid import Setting, run_setting
+from bounds.rows import Control, Row, verdict
 from simsgd import theory
+from simsgd.cli import run
 from simsgd.stats import Estimate
+
+ROW_KEYS = {"params", "constants", "bound", "trivial_bound", "vacuous", "verdict", "control"}
 
 
 def est(mean, lower, upper):
     return Estimate(mean, lower, upper, 100, 0.05, "clt, R=100")
 
 
+def row(bound, trivial, measured=None):
+    measured = measured or est(1.0, 0.5, 1.5)
+    return Row("Theorem 4", "p", {}, {"τ": 2}, {}, bound, measured, trivial, Control("c", measured, bound))
+
+
 def test_verdict_rule():
     assert verdict(est(1.0, 0.5, 1.5), 2.0) == "pass"
-    assert verdict(est(1.0, 0.5, 1.5), 1.2) == "FAIL (inconclusive)"  # mean below, UCB above
-    assert verdict(est(3.0, 2.5, 3.5), 2.0) == "FAIL (violated)"
-    row = Row("s", "stmt", "p", {}, est(1.0, 0.5, 1.5), 4.0)
-    assert row.slack == 0.25 and row.to_dict()["verdict"] == "pass"
+    assert verdict(est(1.0, 0.5, 1.5), 1.2) == "inconclusive"
+    assert verdict(est(3.0, 2.5, 3.5), 2.0) == "violated"
 
 
-@pytest.mark.parametrize(
-    "spec, nodes, rank, tau, mu",
-    [
-        (("psi", "paper"), 3, 1, 2, 0.5),
-        (("psi", "aligned"), 2, 2, 5, 0.0),
-        (("psi", "aligned"), 4, 1, 1, 0.9),
-        (("quadratic",), 2, 1, 3, 0.5),
-        (("quadratic",), 4, 3, 1, 0.0),
-    ],
-)
-def test_lemmas_and_theorem4_hold(spec, nodes, rank, tau, mu):
-    """Several τ, r, N, μ on ψ (both bases) and the quadratic; the bounds are the theory's formulas."""
-    problem, label = checks.make_problem(spec, nodes)
-    rows = checks.check_run(
-        problem, label, nodes=nodes, rank=rank, restart_period=tau, momentum=mu, steps=60, replicas=64, seed=1
-    )
-    assert [r.statement.split(":")[0] for r in rows] == ["Lemma 3", "Lemma 4", "Theorem 4"]
-    assert all(r.verdict == "pass" for r in rows), [(r.statement, r.measured, r.bound) for r in rows]
-    c = theory.constants(problem, rows[0].constants["omega_sq"] if spec[0] == "quadratic" else None)
-    d = theory.delta(rank, problem.shape)
-    assert rows[0].bound == pytest.approx(theory.lemma3_bound(tau, c.G_sq, d))
-    assert rows[1].bound == pytest.approx(theory.lemma4_bound(tau, c.G_sq, d, mu))
-    assert rows[2].bound == pytest.approx(sum(rows[2].terms.values()))
-    assert (rows[0].notes == "ω² visited") == (spec[0] == "quadratic")
+def test_a_vacuous_row_is_never_a_pass():
+    assert row(bound=20.0, trivial=16.0).verdict == "vacuous" and row(20.0, 16.0).vacuous
+    assert row(bound=10.0, trivial=16.0).verdict == "pass" and not row(10.0, 16.0).vacuous
+    # A vacuous row that fails still says so.
+    assert row(bound=20.0, trivial=16.0, measured=est(30.0, 25.0, 35.0)).verdict == "violated"
+
+
+def test_trivial_bound_is_what_frozen_x_scores():
+    """X_t ≡ X_0 scores ||∇f(X_0)||² on Theorem 4's left-hand side: 16 on ψ (= sup ||∇f||²), 16k general."""
+    psi = problems.make({"family": "psi", "basis": "paper"}, 1)
+    assert problems.grad_norm_sq_at_start(psi) == pytest.approx(16.0)
+    general = problems.make({"family": "general", "m": 5, "n": 4, "k": 2}, 1)
+    assert problems.grad_norm_sq_at_start(general) == pytest.approx(32.0)
+
+
+def test_setting_rows_recompute_from_params_and_constants():
+    """A short setting: every row's bound follows from its own params and constants."""
+    rows = run_setting(Setting({"family": "psi", "basis": "aligned"}, 2, 1, 3, 0.5, 400), 32, 0)
+    assert [r.statement for r in rows] == ["Theorem 4"] * 3 + ["Corollary 1", "Lemma 3", "Lemma 4"]
     for r in rows:
-        assert r.measured.lower <= r.measured.mean <= r.measured.upper
+        d = r.to_dict()
+        assert ROW_KEYS <= set(d) and set(d["control"]) >= {"method", "measured", "verdict"}
+        c = theory.Constants(**{k: v for k, v in r.constants.items() if k != "G_sq"})
+        p = r.params
+        kw = dict(momentum=p["μ"], restart_period=p["τ"], delta=p["δ"], nodes=p["N"], steps=p["T"])
+        if r.statement == "Theorem 4":
+            expect = theory.theorem4_terms(c, lr=p["η"], **kw).total
+        elif r.statement == "Corollary 1":
+            expect = theory.corollary1_rate(c, **kw).total
+        elif r.statement == "Lemma 3":
+            expect = theory.lemma3_bound(p["τ"], c.G_sq, p["δ"])
+        else:
+            expect = theory.lemma4_bound(p["τ"], c.G_sq, p["δ"], p["μ"])
+        assert r.bound == pytest.approx(expect, rel=1e-12)
+        if r.statement == "Corollary 1":
+            assert p["η"] == pytest.approx(theory.corollary1_lr(c, **kw), rel=1e-12)
 
 
-def test_check_run_is_reproducible():
-    problem, label = psi("paper")
-    a, b = (
-        checks.check_run(
-            problem, label, nodes=2, rank=1, restart_period=3, momentum=0.5, steps=30, replicas=16, seed=7
-        )
-        for _ in range(2)
-    )
-    assert [r.measured for r in a] == [r.measured for r in b]
-
-
-def test_quadratic_labels_keep_L_and_delta_f_fixed_across_nodes():
-    """The speed-up sweep needs the same problem constants for every N."""
-    cs = [
-        theory.constants(quadratic(N, m=4, n=3, heterogeneity=0.0, start_offset=1.0)[0], omega_sq=0.0)
-        for N in (1, 4, 16)
-    ]
-    assert {round(c.L, 12) for c in cs} == {1.0} and {round(c.delta_f, 9) for c in cs} == {6.0}
+def test_quadratic_setting_uses_a_visited_omega_not_above_the_truth():
+    rows = run_setting(Setting({"family": "quadratic", "m": 4, "n": 3}, 2, 1, 2, 0.0, 200), 32, 0)
+    start = problems.grad_norm_sq_at_start(problems.make({"family": "quadratic", "m": 4, "n": 3}, 2))
+    assert all(r.constants["omega_sq"] >= start and r.constants["omega_sq_source"] == "visited" for r in rows)
 
 
 @pytest.fixture(scope="module")
-def quick_report(tmp_path_factory):
+def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("bounds")
-    assert main(["--quick", "--out", str(out)]) == 0
-    return out
+    assert run(main, ["--quick", "--out", str(out)]) == 0
+    return out, json.loads((out / "report.json").read_text()), (out / "REPORT.md").read_text()
 
 
 @pytest.mark.slow  # the whole quick report
-def test_quick_run_writes_report_and_json(quick_report):
-    assert sorted(os.listdir(quick_report)) == ["REPORT.md", "report.json"]  # no temp file left behind
-    record = json.loads((quick_report / "report.json").read_text())
-    report = (quick_report / "REPORT.md").read_text()
-    assert (
-        "| statement | problem | parameters | measured (mean [LCB, UCB]) | bound | slack | verdict |"
-        in report
-    )
+def test_quick_report_has_a_live_theorem4_row_and_its_violated_control(quick):
+    out, record, report = quick
+    assert sorted(os.listdir(out)) == ["REPORT.md", "report.json"]
     rows = record["rows"]
-    main_rows = [r for r in rows if r["study"] == "checks"]
-    assert len(main_rows) == 3 * len(checks.GRID["quick"]) + 1  # + Corollary 1
-    assert all(r["verdict"] == "pass" for r in main_rows)
-    problems = {r["problem"].split(" N=")[0] for r in main_rows}
-    assert problems == {"ψ paper σ=5", "ψ aligned σ=5", "quadratic 6×4 h=0.5"}
-    assert record["seconds"]["cpu_total"] < 60  # "under a minute" (CPU time: wall time depends on load)
+    assert all(ROW_KEYS <= set(r) for r in rows)
+    main_rows = [r for r in rows if r["statement"] in ("Theorem 4", "Corollary 1")]
+    live = [r for r in main_rows if not r["vacuous"] and r["params"]["τ"] >= 2]
+    assert any(r["statement"] == "Theorem 4" for r in live) and all(r["verdict"] == "pass" for r in live)
+    # The negative control: where Theorem 1's ε₀ is above the bound, PowerSGD violates it.
+    expected = [r for r in live if r["control"]["expected"] == "violated"]
+    assert expected and all(r["control"]["verdict"] == "violated" for r in expected)
+    assert all(r["bound"] < r["trivial_bound"] for r in live)
+    vacuous = [r for r in rows if r["vacuous"]]
+    assert vacuous and all(r["verdict"] != "pass" for r in vacuous)
+    assert "**QUICK MODE**" in report and "## Vacuous rows" in report
+    assert record["summary"]["theorem_nonvacuous_pass_tau_ge_2"] == sum(r["verdict"] == "pass" for r in live)
+    assert record["seconds"]["cpu_total"] < 60  # "under a minute" (CPU: wall time depends on load)
 
 
 @pytest.mark.slow  # the whole quick report
-def test_powersgd_must_fail_theorem4_for_large_T(quick_report):
-    """The check can fail: PowerSGD (no restart) confidently exceeds the RHS PowerSGD+ obeys."""
-    rows = [
-        r for r in json.loads((quick_report / "report.json").read_text())["rows"] if r["study"] == "failure"
-    ]
-    last_T = max(r["params"]["T"] for r in rows)
-    powersgd = [r for r in rows if r["params"]["method"] == "powersgd"]
-    assert [r["verdict"] for r in powersgd if r["params"]["T"] == last_T] == ["FAIL (violated)"]
-    assert powersgd[0]["verdict"] == "pass"  # small T: the 1/(ηT) term still covers it
-    assert all(r["verdict"] == "pass" for r in rows if r["params"]["method"] == "powersgd+")
+def test_quick_report_tightness_remark1_errata(quick):
+    _, record, _ = quick
+    factors = {s["factor"] for s in record["tightness"]}
+    assert len(factors) == 8 and {"τ² (Lemma 3)", "δ⁻² (Lemma 3)", "1/N (Theorem 4, noise term)"} <= factors
+    lemma3 = next(s for s in record["tightness"] if s["factor"] == "τ² (Lemma 3)")
+    assert all(1.5 < v < 2.5 for v in lemma3["slopes_measured"])  # τ² attained on the forced lock
+    assert all(r < 1 for s in record["tightness"] for r in s["ratio"] if "Lemma" in s["factor"])
+    assert len(record["remark1"]) == 2
+    assert all(row["ratio"]["lower"] > 0 for rem in record["remark1"] for row in rem["rows"])
+    assert [e["verified"] for e in record["errata"]] == [True, True, True, None, None]
 
 
-@pytest.mark.slow  # the whole quick report
-def test_shape_sweeps_report_fitted_and_predicted_exponents(quick_report):
-    fits = json.loads((quick_report / "report.json").read_text())["fits"]
-    assert {f["sweep"] for f in fits} == {"rate_T", "speedup_N", "tau", "delta"}
-    by = {f["sweep"]: f for f in fits}
-    for name in ("rate_T", "speedup_N"):  # Remark 1's 1/√(NT): within 0.1 of −1/2
-        assert by[name]["predicted"] == -0.5 and abs(by[name]["fit"]["slope"] + 0.5) < 0.1
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--seed", "-1"], "--seed"),
+        (["--mode", "slow"], "unrecognized arguments"),
+        (["--quick", "--out", "FILE"], "--out"),
+        (["--quick", "--out", "FILE/below"], "--out"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(argv, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("keep")
+    monkeypatch.setattr("bounds.__main__.run_all", lambda *a: pytest.fail("computed before checking"))
+    assert run(main, argv, prog="python -m bounds") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0]
+    assert sorted(os.listdir(tmp_path)) == ["FILE"] and (tmp_path / "FILE").read_text() == "keep"
 
 
-@pytest.mark.parametrize("argv", [["--seed", "-1"], ["--out", "/nonexistent/folder"], ["--bogus"]])
-def test_cli_rejects_bad_arguments_with_status_2(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    assert len(capsys.readouterr().err.strip().splitlines()[-1]) > 0
-
-
-def test_write_atomic_is_all_or_nothing(tmp_path):
-    path = tmp_path / "REPORT.md"
-    write_atomic(str(path), "old")
-    with pytest.raises(TypeError):
-        write_atomic(str(path), None)  # fails mid-write
-    assert path.read_text() == "old" and os.listdir(tmp_path) == ["REPORT.md"]
+def test_cli_failure_keeps_the_previous_report(tmp_path, capsys, monkeypatch):
+    (tmp_path / "REPORT.md").write_text("old")
+    monkeypatch.setattr("bounds.__main__.run_all", lambda *a: 1 / 0)
+    assert run(main, ["--quick", "--out", str(tmp_path)], prog="python -m bounds") == 1
+    assert "ZeroDivisionError" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["REPORT.md"] and (tmp_path / "REPORT.md").read_text() == "old"

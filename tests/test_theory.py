@@ -148,3 +148,42 @@ def test_corollary1_step_size_and_rate(mu, tau, r, nodes, steps, noise):
     rate = theory.corollary1_rate(c, **kw)
     assert rhs.total <= rate.total * (1 + 1e-12)
     assert rate.noise == pytest.approx(math.sqrt(32 * c.L * c.variance * c.delta_f / (nodes * steps)))
+
+
+def test_constants_are_duck_typed():
+    """Any problem exposing L, variance, f_star (and optionally omega_sq) works: no isinstance chain."""
+    from simsgd.problems import GeneralCounterexample
+
+    c = theory.constants(GeneralCounterexample(m=5, n=4, signal_rank=2, noise_scale=1.0))
+    assert (c.L, c.omega_sq, c.variance, c.omega_sq_source) == (8.0, 32.0, 40.0, "analytic")
+    assert c.delta_f == pytest.approx(6.0)  # two signal directions at ψ(2) = 3
+    assert theory.constants(Psi2x2(), omega_sq=4.0).omega_sq_source == "given"
+
+    class Bare:
+        L, variance, f_star, shape, x0 = 2.0, 1.0, 0.0, (1, 1), np.zeros((1, 1))
+
+        def loss(self, x):
+            return float(np.sum(x**2))
+
+    with pytest.raises(ValueError, match="omega_sq must be given for Bare"):
+        theory.constants(Bare())
+    assert theory.constants(Bare(), omega_sq=3.0).omega_sq_source == "visited"
+    del Bare.variance
+    with pytest.raises(ValueError, match="lacks variance"):
+        theory.constants(Bare(), omega_sq=3.0)
+
+
+@given(st.floats(0.0, 0.999))
+def test_corrected_compression_constant_is_below_the_stated_one(mu):
+    """Erratum (19): 180/(1−μ)² + 368μ²/(1−μ)⁴ ≤ 548/(1−μ)⁴ (Theorem 4 survives it)."""
+    corrected = theory.compression_constant(mu, corrected=True)
+    assert corrected <= theory.compression_constant(mu) * (1 + 1e-12)
+    assert corrected >= 180.0 + 368.0 * mu**2 / (1 - mu) ** 4  # ≥ the paper's unfixed intermediate
+
+
+def test_theorem4_corrected_third_term():
+    c = theory.constants(Psi2x2(noise_scale=1.0))
+    kw = dict(lr=1e-4, momentum=0.5, restart_period=4, delta=0.5, nodes=2, steps=1000)
+    stated, fixed = theory.theorem4_terms(c, **kw), theory.theorem4_terms(c, corrected=True, **kw)
+    assert stated[:2] == fixed[:2]
+    assert fixed.compression / stated.compression == pytest.approx((180 * 0.25 + 368 * 0.25) / 548)
