@@ -14,16 +14,12 @@ of this folder are made by the commands in :data:`OTHER_FIGURES`.
 """
 
 OTHER_FIGURES = {
-    "escape_steps.png": (
-        "python counterexamples/escape/escape_study.py",
-        "its settings and seeds: counterexamples/escape/escape_study.json",
-    ),
     "counterexample_powersgd_plus.png": (
         "python counterexamples/powersgd_plus/powersgd_plus.py",
         "its settings and seeds: counterexamples/powersgd_plus/powersgd_plus.json",
     ),
     "torch_train.png": (
-        "python -m simsgd.examples.train --world-size 4",
+        "python -m simsgd.examples.train --world-size 4 --out figures/torch_train.png",
         "seeded; its options: python -m simsgd.examples.train --help",
     ),
 }

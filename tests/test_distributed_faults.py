@@ -53,7 +53,7 @@ def _sleep():
         (
             _simulate_nan,
             None,
-            r"rank 1 of 2 raised FloatingPointError: non-finite stochastic gradient at step t=3",
+            r"rank 1 of 2 raised Diverged: non-finite stochastic gradient at step t=3",
         ),
         (_die_on_rank1, None, r"rank 1 of 2 died with exit code 7"),
         (_sleep, 2.0, r"deadline passed with ranks \[0, 1\] still running"),
