@@ -14,10 +14,6 @@ of this folder are made by the commands in :data:`OTHER_FIGURES`.
 """
 
 OTHER_FIGURES = {
-    "counterexample_powersgd_plus.png": (
-        "python counterexamples/powersgd_plus/powersgd_plus.py",
-        "its settings and seeds: counterexamples/powersgd_plus/powersgd_plus.json",
-    ),
     "torch_train.png": (
         "python -m simsgd.examples.train --world-size 4 --out figures/torch_train.png",
         "seeded; its options: python -m simsgd.examples.train --help",

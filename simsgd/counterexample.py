@@ -468,23 +468,32 @@ def _plot(args, summary, curves, path):
 
     t = np.arange(args.steps + 1)
     floor = 1e-300
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for (method, c), colour in zip(curves.items(), ("tab:red", "tab:blue")):
-        label = {"powersgd": "PowerSGD", "powersgd+": f"PowerSGD+ (τ = {args.tau})"}[method]
-        ax.plot(t, np.maximum(c["mean"], floor), color=colour, label=label)
-        low = np.maximum(c["mean"] - c["half"], np.maximum(c["mean"], floor) * 1e-3)
-        ax.fill_between(t, low, c["mean"] + c["half"], color=colour, alpha=0.25, linewidth=0)
+    # Two panels: PowerSGD's mean sits on ε₀, so the left panel draws ε₀ faintly underneath
+    # and the right one shows what keeps it there, the locked fraction beside 2^(−N).
+    fig, (ax, ax_lock) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     ax.axhline(
         summary["epsilon0"],
-        color="k",
-        linestyle="--",
-        linewidth=1,
+        color="0.75",
+        linestyle="-",
+        linewidth=4,
+        zorder=1,
         label=rf"$\epsilon_0 = 4\psi'(D^\top X_0 D)^2/2^N$ = {summary['epsilon0']:.3g}",
     )
+    for (method, c), colour in zip(curves.items(), ("tab:red", "tab:blue")):
+        label = {"powersgd": "PowerSGD", "powersgd+": f"PowerSGD+ (τ = {args.tau})"}[method]
+        ax.plot(t, np.maximum(c["mean"], floor), color=colour, linewidth=1.5, label=label, zorder=3)
+        low = np.maximum(c["mean"] - c["half"], np.maximum(c["mean"], floor) * 1e-3)
+        ax.fill_between(t, low, c["mean"] + c["half"], color=colour, alpha=0.25, linewidth=0, zorder=2)
+        ax_lock.plot(t[1:], c["locked"][1:], color=colour, linewidth=1.2, label=label)  # t = 0: all locked
+    ax_lock.axhline(summary["lock_bound"], color="0.6", linestyle="--", linewidth=1, label="$2^{-N}$")
+    ax_lock.set_xlabel("step t")
+    ax_lock.set_ylabel("fraction of runs locked")
+    ax_lock.set_ylim(0, None)
+    ax_lock.legend(fontsize=8, loc="upper right")
     ax.set_yscale("log")
     ax.set_xlabel("step t")
     ax.set_ylabel("E ||∇f(X_t)||²  (95% band)")
-    ax.set_title(
+    fig.suptitle(
         f"ψ counterexample: σ = {_sigma_text(args.sigma)}, N = {args.N}, {args.basis} basis, "
         f"{args.precision}, "
         f"QR(0): {args.degenerate_qr}, R = {args.replicas}",
