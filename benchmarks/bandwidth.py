@@ -405,7 +405,7 @@ def main(argv=None) -> int:
     if args.child:
         _child(json.loads(args.child))
         return 0
-    out = check_out_dir(args.out)
+    out = check_out_dir(args.out, names=("bandwidth.md", "bandwidth.json"))
     reason = why_not()
     if reason is not None:
         print(f"python -m benchmarks.bandwidth: skipped: {reason}", file=sys.stderr)

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run
+from simsgd.cli import Parser, check_out_dir, output_set, run, seed
 from simsgd.output import atomic_write_text
 
 from .report import render, to_json_record
@@ -16,14 +16,12 @@ from .study import run_all
 def main(argv=None) -> int:
     parser = Parser(prog="python -m bounds", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one setting, small sweeps: under a minute")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every run (integer ≥ 0)")
+    parser.add_argument("--seed", type=seed(), default=0, help="seed of every run, in [0, 2⁶⁴ − 1]")
     parser.add_argument(
         "--out", default=os.path.join("out", "bounds"), help="folder for REPORT.md and report.json"
     )
     args = parser.parse_args(argv)
-    if args.seed < 0:
-        raise UsageError(f"argument --seed: must be an integer ≥ 0, got {args.seed}")
-    out = check_out_dir(args.out)
+    out = check_out_dir(args.out, names=("report.json", "REPORT.md"))
     mode = "quick" if args.quick else "full"
     command = f"python -m bounds{' --quick' if args.quick else ''} --seed {args.seed} --out {args.out}"
     record = run_all(mode, args.seed)

@@ -156,7 +156,8 @@ def main(argv=None) -> int:
         raise UsageError(f"argument --examples: must be an integer ≥ 1, got {args.examples}")
     if args.seed < 0:
         raise UsageError(f"argument --seed: must be an integer ≥ 0, got {args.seed}")
-    out = check_out_dir(args.out)
+    names = ["bounds_worst_" + s.lower().replace(" ", "") + ".json" for s in STATEMENTS]
+    out = check_out_dir(args.out, names=names)
     found = [search(s, args.examples, args.seed) for s in STATEMENTS]
     command = f"python -m bounds.search --out {args.out} --examples {args.examples} --seed {args.seed}"
     with output_set(out) as stage:

@@ -9,8 +9,11 @@ from __future__ import annotations
 from simsgd.cli import Parser, check_out_dir
 
 
-def study_out(argv, study: str, doc: str) -> str:
-    """Parse ``--out`` (default ``out/<study>``) and check it is writable, before any computation."""
+def study_out(argv, study: str, doc: str, names=()) -> str:
+    """Parse ``--out`` (default ``out/<study>``) and check it is writable, before any computation.
+
+    ``names``: the files the study writes there (none may be taken by a folder).
+    """
     parser = Parser(prog=f"python -m counterexamples.{study}", description=doc.strip().split("\n")[0])
     parser.add_argument(
         "--out",
@@ -18,4 +21,4 @@ def study_out(argv, study: str, doc: str) -> str:
         help=f"output folder (default out/{study}; "
         f"--out counterexamples/{study} regenerates the committed result)",
     )
-    return check_out_dir(parser.parse_args(argv).out)
+    return check_out_dir(parser.parse_args(argv).out, names=names)

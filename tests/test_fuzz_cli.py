@@ -2,7 +2,8 @@
 
 Each CLI is one row of ``CLIS``: its ``main``, the options to generate (name -> strategy
 of argument texts), the files a run writes into ``--out``, and an optional patch that
-makes a valid run cheap (the figures pipeline, the torch launcher). The contract checked
+makes a valid run cheap (the figures pipeline, the studies' computations, the torch launcher,
+the bandwidth benchmark's namespaces). The contract checked
 for every generated argv: exit status 0, 1 or 2; no "Traceback" on stderr; at most one
 line on stderr; the ``--out`` folder either holds the complete set or is as it was.
 """
@@ -56,6 +57,7 @@ class Cli:
     patch: object = None  # callable(monkeypatch) making a valid run cheap
     failures: tuple = ()  # the only run-time failures (exit 1) a run may end in; others are missed checks
     requires: tuple = ()
+    source: str = ""  # the module defining ``main`` when it is not ``module`` (a package's __main__ …)
     main: object = field(default=None, repr=False)
 
 
@@ -88,6 +90,180 @@ def _no_launch(module):
     return patch
 
 
+def _as_simulate(steps, replicas, nodes=4, shape=(2, 2)):
+    """What a real run checks first (:func:`simsgd.engine.simulate`): its memory, then its sizes."""
+    from simsgd._checks import check_int, check_memory
+    from simsgd.engine import memory_estimate
+
+    check_int("steps", steps, 1)
+    check_int("replicas", replicas, 1)
+    check_memory("the run", memory_estimate(replicas, steps, nodes, shape), "fewer replicas or steps")
+
+
+def _cheap_bounds(monkeypatch):
+    import importlib
+
+    from simsgd._checks import check_seed
+
+    main = importlib.import_module("bounds.__main__")
+
+    def run_all(mode, seed):
+        check_seed("seed", seed)  # as the real runs do (simsgd.simulate's seed)
+        return {"mode": mode}
+
+    monkeypatch.setattr(main, "run_all", run_all)
+    monkeypatch.setattr(main, "render", lambda record, command: "# fake\n\n**Summary.** fake\n")
+    monkeypatch.setattr(main, "to_json_record", lambda record, command: dict(record, command=command))
+
+
+def _cheap_bounds_search(monkeypatch):
+    from bounds import search
+
+    def fake(statement, examples, seed):
+        return dict(statement=statement, examples=examples, seed=seed, ratio=0.5, instance={})
+
+    monkeypatch.setattr(search, "search", fake)
+
+
+def _cheap_escape(monkeypatch):
+    import numpy as np
+
+    from counterexamples.escape import escape_study as study
+
+    def first_balanced_step(nodes, steps, replicas, seed=0):
+        _as_simulate(steps, replicas, nodes)  # the real one draws (R, N) signs for every step
+        return np.full(replicas, -1)
+
+    def measure(basis, qr, convention, sigma, nodes, steps, replicas, balanced):
+        _as_simulate(steps, replicas, nodes)
+        row = dict(basis=basis, qr=qr, degenerate_qr=convention, sigma=sigma, nodes=nodes)
+        fractions = dict(after_balanced=0.0, flagged_fraction=0.0, flagged_own_scale_fraction=0.0)
+        return dict(row, span_quartiles=None, **fractions)
+
+    monkeypatch.setattr(study, "first_balanced_step", first_balanced_step)
+    monkeypatch.setattr(study, "measure", measure)
+    monkeypatch.setattr(study, "_plot", lambda rows, path: Path(path).write_text("x"))
+
+
+def _cheap_remark2(monkeypatch):
+    from counterexamples.remark2 import remark2
+
+    def measure(problem, rank, lr, method, options, steps, replicas):
+        _as_simulate(steps, replicas)
+        return dict(
+            final_band95=(0.0, 1.0),
+            converged_wilson95=(0.0, 1.0),
+            final_grad_norm_sq=0.5,
+            converged=1,
+            floats_per_step=4.0,
+            floats_restart=8,
+        )
+
+    monkeypatch.setattr(remark2, "measure", measure)
+
+
+def _cheap_search(monkeypatch):
+    """The real differential evolution (its seed is checked there) on fake, instant objectives."""
+    from counterexamples.search import search
+
+    def robustness(problem_kw, options, steps, replicas, instances):
+        row = {"failed": 0, "runs": replicas, "wilson95": [0.0, 1.0]}
+        return {"fresh seeds": {"powersgd": row, "powersgd+": row}}
+
+    monkeypatch.setattr(search, "objective", lambda z, steps, replicas: float(sum(z)))
+    monkeypatch.setattr(search, "robustness", robustness)
+    monkeypatch.setattr(search, "detector_check", lambda steps, replicas: {"powersgd": [0, replicas]})
+    monkeypatch.setattr(search, "horizon", lambda *a: {"powersgd": {steps: [1.0] for steps in (1, 2)}})
+
+
+def _cheap_followup(monkeypatch):
+    import numpy as np
+
+    from counterexamples.search import followup
+
+    def ratios(problem, options, method, steps, replicas, seed):
+        _as_simulate(steps, replicas, options["nodes"], problem.shape)
+        return np.ones((replicas, steps + 1))
+
+    monkeypatch.setattr(followup, "_ratios", ratios)
+
+
+def _cheap_exact_check(monkeypatch):
+    from types import SimpleNamespace
+
+    from counterexamples.exact_check import exact_check
+
+    def run_exact(sigma, nodes=3, steps=100, **kwargs):
+        return SimpleNamespace(
+            outcome="held",
+            broken_at=None,
+            broken_invariant=None,
+            conclusion_broken_at=None,
+            degenerate_steps=[],
+            steps_run=steps,
+            note=None,
+            max_bits=1,
+        )
+
+    monkeypatch.setattr(exact_check, "run_exact", run_exact)
+
+
+def _cheap_lock(module):
+    def patch(monkeypatch):
+        import importlib
+        from types import SimpleNamespace
+
+        import numpy as np
+
+        study = importlib.import_module(module)
+
+        def simulate_lock(problem, *, steps, replicas, **kwargs):
+            trace = SimpleNamespace(grad_norm_sq=np.full((2, 3), 16.0))
+            return trace, np.ones((2, 3), dtype=bool)
+
+        summary = dict(locked_fraction=1.0, locked_ci95=(0.9, 1.0), mean_grad_norm_sq_T=16.0, ci95=(16, 16))
+        monkeypatch.setattr(study, "simulate_lock", simulate_lock)
+        monkeypatch.setattr(study, "lock_summary", lambda trace, locked: dict(summary))
+        if hasattr(study, "_plot"):
+            monkeypatch.setattr(study, "_plot", lambda curves, eps0, path: Path(path).write_text("x"))
+
+    return patch
+
+
+def _no_network(monkeypatch):
+    """benchmarks.bandwidth's argument checks and report only: no namespace, no process."""
+    from benchmarks import bandwidth
+
+    class Network:
+        def __init__(self, nodes):
+            self.nodes = nodes
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def shape(self, mbit):
+            pass
+
+    def measure(net, methods, args, port):
+        return {m: {"seconds": 0.01 * (1 + k), "bytes": 1000.0 / (1 + k)} for k, m in enumerate(methods)}
+
+    def never(*args, **kwargs):
+        raise RuntimeError("no namespaces or processes under the fuzz test")
+
+    monkeypatch.setattr(bandwidth, "why_not", lambda: None)
+    monkeypatch.setattr(bandwidth, "Network", Network)
+    monkeypatch.setattr(bandwidth, "_measure", measure)
+    monkeypatch.setattr(bandwidth, "_ip", never)
+    monkeypatch.setattr(bandwidth, "_child", never)
+    monkeypatch.setattr(bandwidth.subprocess, "run", never)  # and no ip/tc at all, whatever path
+    monkeypatch.setattr(bandwidth.subprocess, "Popen", never)
+
+
+_SEARCH_RESULT = str(Path(__file__).resolve().parents[1] / "counterexamples" / "search")
+
 CLIS = [
     Cli(
         "simsgd.counterexample",
@@ -118,6 +294,7 @@ CLIS = [
         files=("figure1.png", "figure1.csv", "sweep.csv"),
         flags=("--quick",),
         patch=_cheap_figures,
+        source="figures.__main__",
     ),
     Cli(
         "simsgd.distributed.compare",
@@ -147,8 +324,115 @@ CLIS = [
         failures=("no processes are launched",),
         requires=("torch",),
     ),
+    Cli(
+        "bounds",
+        {"--seed": small_int(-1, 3) | st.just(str(2**64 - 1)) | st.just(str(2**64))},
+        files=("report.json", "REPORT.md"),
+        flags=("--quick",),
+        patch=_cheap_bounds,
+        source="bounds.__main__",
+    ),
+    Cli(
+        "bounds.search",
+        {"--examples": small_int(), "--seed": small_int(-1, 3) | st.just(str(2**64))},
+        files=tuple(f"bounds_worst_{s}.json" for s in ("lemma3", "lemma4", "theorem4")),
+        patch=_cheap_bounds_search,
+    ),
+    Cli(
+        "counterexamples.escape",
+        {"--steps": small_int(), "--replicas": small_int()},
+        files=("escape_study.json", "escape_table.md", "escape_steps.png"),
+        flags=("--quick",),
+        patch=_cheap_escape,
+        source="counterexamples.escape.escape_study",
+    ),
+    Cli(
+        "counterexamples.remark2",
+        {},
+        files=("remark2.json", "remark2_table.md"),
+        flags=("--quick",),
+        patch=_cheap_remark2,
+        source="counterexamples.remark2.remark2",
+    ),
+    Cli(
+        "counterexamples.search",
+        {"--seed": small_int(-1, 3) | st.just(str(2**32 - 1)) | st.just(str(2**32)) | st.just(str(2**64))},
+        files=("search.json",),
+        flags=("--quick",),
+        patch=_cheap_search,
+        source="counterexamples.search.search",
+    ),
+    Cli(
+        "counterexamples.search.followup",
+        {
+            "--horizon": small_int(),
+            "--replicas": small_int(),
+            "--rotations": small_int(),
+            "--search": st.sampled_from([_SEARCH_RESULT, "/proc", "/nonexistent"]) | _TEXT,
+        },
+        files=("followup.json",),
+        fixed=("--search", _SEARCH_RESULT, "--horizon", "3", "--replicas", "2", "--rotations", "1"),
+        patch=_cheap_followup,
+    ),
+    Cli(
+        "counterexamples.exact_check",
+        {},
+        files=("exact_check.json",),
+        patch=_cheap_exact_check,
+        source="counterexamples.exact_check.exact_check",
+    ),
+    Cli(
+        "counterexamples.rotated_bases",
+        {},
+        files=("rotated_bases.json",),
+        patch=_cheap_lock("counterexamples.rotated_bases.rotated_bases"),
+        source="counterexamples.rotated_bases.rotated_bases",
+    ),
+    Cli(
+        "counterexamples.powersgd_plus",
+        {},
+        files=("powersgd_plus.json", "counterexample_powersgd_plus.png"),
+        patch=_cheap_lock("counterexamples.powersgd_plus.powersgd_plus"),
+        source="counterexamples.powersgd_plus.powersgd_plus",
+    ),
+    Cli(
+        "simsgd.examples.lm",
+        {
+            "--world-size": small_int(),
+            "--steps": small_int(),
+            "--eval-every": small_int(),
+            "--batch": small_int(),
+            "--context": small_int(),
+            "--width": small_int(),
+            "--heads": small_int(),
+            "--lr": real(3e-3, 1e7),
+            "--ranks": small_int(),
+            "--taus": small_int(),
+            "--seeds": small_int(-1, 3),
+            "--cap": small_int() | st.just("10000"),
+        },
+        files=("lm.csv", "lm_table.md", "lm_paired.md", "provenance.json", "lm.png"),
+        flags=("--quick", "--analyse"),
+        patch=_no_launch("simsgd.examples.lm"),
+        failures=("no processes are launched",),
+        requires=("torch",),
+    ),
+    Cli(
+        "benchmarks.bandwidth",
+        {
+            "--nodes": small_int(),
+            "--mbit": small_int(-1, 1000),
+            "--rank": small_int(),
+            "--tau": small_int(),
+            "--repeats": small_int(),
+            "--timeout": small_int(),
+            "--lm-csv": _TEXT,
+        },
+        files=("bandwidth.md", "bandwidth.json"),
+        flags=("--quick",),
+        patch=_no_network,
+    ),
 ]
-# python -m bounds, the studies, …: one Cli(...) row each, once they are built on simsgd.cli.
 
 
 # ---------------------------------------------------------------- output folders
@@ -215,7 +499,7 @@ def _load(entry: Cli):
         pytest.importorskip(module)
     import importlib
 
-    return importlib.import_module(entry.module + ("" if entry.module != "figures" else ".__main__")).main
+    return importlib.import_module(entry.source or entry.module).main
 
 
 @pytest.mark.parametrize("entry", CLIS, ids=[c.module for c in CLIS])
@@ -369,10 +653,12 @@ def test_the_module_entry_point_goes_through_cli_run(entry):
     """The fuzz test calls ``cli.run(main)``; ``python -m`` must do the same."""
     import importlib.util
 
-    name = entry.module + (".__main__" if entry.module == "figures" else "")
-    source = Path(importlib.util.find_spec(name).origin).read_text()
+    spec = importlib.util.find_spec(entry.module)
+    if spec.submodule_search_locations is not None:  # a package: python -m runs its __main__
+        spec = importlib.util.find_spec(entry.module + ".__main__")
+    source = Path(spec.origin).read_text()
     main_block = source.split('if __name__ == "__main__":', 1)[-1]
-    assert "cli.run(main" in main_block
+    assert "run(main" in main_block
 
 
 def test_a_failed_run_leaves_no_files(tmp_path):

@@ -27,7 +27,9 @@ import time
 
 import numpy as np
 
-from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run
+from simsgd._checks import check_memory
+from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run, usage_errors
+from simsgd.engine import memory_estimate
 from simsgd.lock import escape_steps, simulate_lock
 from simsgd.output import atomic_savefig, atomic_write_json
 from simsgd.problems import Psi2x2
@@ -105,7 +107,13 @@ def main(argv=None) -> int:
     steps, replicas = (100, 20) if args.quick else (args.steps, args.replicas)
     if steps < 1 or replicas < 1:
         raise UsageError("argument --steps/--replicas: must be integers ≥ 1")
-    out = check_out_dir(args.out)
+    with usage_errors():  # the largest run of the grid (N = 8), before any is started
+        check_memory(
+            f"--steps {steps} --replicas {replicas}",
+            memory_estimate(replicas, steps, max(NODES), (2, 2)),
+            "fewer --replicas or --steps",
+        )
+    out = check_out_dir(args.out, names=("escape_study.json", "escape_table.md", "escape_steps.png"))
     start = time.monotonic()
     rows = []
     for nodes in NODES:

@@ -60,7 +60,7 @@ def _fmt(row):
 
 
 def main(argv=None) -> int:
-    folder = study_out(argv, "exact_check", __doc__)
+    folder = study_out(argv, "exact_check", __doc__, names=("exact_check.json",))
     start = time.monotonic()
     out = {
         "steps": STEPS,

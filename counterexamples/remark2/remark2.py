@@ -107,7 +107,7 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    out = check_out_dir(args.out)
+    out = check_out_dir(args.out, names=("remark2.json", "remark2_table.md"))
     steps, replicas = (300, 20) if args.quick else (1000, 100)
     start = time.monotonic()
     rows = []

@@ -31,7 +31,7 @@ OPTIMIZERS = (("msgd", 5e-4), ("adam", 1e-3))
 
 
 def main(argv=None) -> int:
-    folder = study_out(argv, "rotated_bases", __doc__)
+    folder = study_out(argv, "rotated_bases", __doc__, names=("rotated_bases.json",))
     start = time.monotonic()
     rows = []
     print(

@@ -20,7 +20,9 @@ import time
 import numpy as np
 
 import simsgd
-from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run
+from simsgd._checks import check_memory
+from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run, usage_errors
+from simsgd.engine import memory_estimate
 from simsgd.output import atomic_write_json
 from simsgd.stats import wilson_interval
 
@@ -52,9 +54,14 @@ def main(argv=None) -> int:
             found = json.load(fh)
         problem_kw, options = found["best_instance"]["problem"], found["best_instance"]["run"]
         steps = int(found["steps"])
-    except (OSError, ValueError, KeyError) as err:
+        size = memory_estimate(
+            args.replicas, args.horizon, options["nodes"], (problem_kw["m"], problem_kw["n"]), options["rank"]
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise UsageError(f"argument --search: cannot read a search result from {path!r} ({err})") from None
-    out = check_out_dir(args.out)
+    with usage_errors():  # each run of the follow-up, before the first is started
+        check_memory(f"--horizon {args.horizon} --replicas {args.replicas}", size, "a shorter --horizon")
+    out = check_out_dir(args.out, names=("followup.json",))
     start = time.monotonic()
     cases = {"fresh seeds": [(problem_kw, 2000)]}
     cases["random rotation"] = [({**problem_kw, "basis_seed": 20_000 + i}, 0) for i in range(args.rotations)]

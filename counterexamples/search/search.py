@@ -35,7 +35,7 @@ import numpy as np
 from scipy.optimize import differential_evolution
 
 import simsgd
-from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run
+from simsgd.cli import Parser, check_out_dir, integer, output_set, run
 from simsgd.output import atomic_write_json
 from simsgd.problems import Psi2x2
 from simsgd.stats import wilson_interval
@@ -169,15 +169,18 @@ def build_parser():
     p = Parser(prog="python -m counterexamples.search", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=os.path.join("out", "search"), help="output folder (default out/search)")
     p.add_argument("--quick", action="store_true", help="a small search (≤ 60 s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
+    p.add_argument(
+        "--seed",
+        type=integer("--seed", 0, 2**32 - 1),
+        default=0,
+        help="seed of the search in [0, 2³² − 1] (scipy's differential evolution; default 0)",
+    )
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.seed < 0:
-        raise UsageError(f"argument --seed: must be an integer ≥ 0, got {args.seed}")
-    out = check_out_dir(args.out)
+    out = check_out_dir(args.out, names=("search.json",))
     if args.quick:
         steps, replicas, maxiter, popsize, robust_runs, robust_instances = 150, 8, 2, 2, 8, 4
     else:

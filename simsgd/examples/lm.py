@@ -383,7 +383,9 @@ def _parse(argv):
 
 def main(argv=None) -> int:
     args = _parse(argv)
-    out = check_out_dir(args.out)
+    out = check_out_dir(
+        args.out, names=("lm.csv", "lm_table.md", "lm_paired.md", "provenance.json", "lm.png")
+    )
     start = time.perf_counter()
     if args.analyse:
         return _analyse(out)
