@@ -2,16 +2,18 @@
 
 Algorithm 2 is written once (``simsgd.algorithm``) against this small interface. The
 simulated engine holds every node in an explicit node axis (axis -3 of a
-``(..., N, m, n)`` array) and averages over it; the torch backend
-(``simsgd.distributed``) holds one node per process in a node axis of length 1 and
-averages with ``all_reduce``. Nothing else differs.
+``(..., N, m, n)`` array) and averages over it; the torch engine
+(:mod:`simsgd.torch_engine`) does the same on tensors, and ``simsgd.distributed`` holds one
+node per process in a node axis of length 1 and averages with ``all_reduce``. Nothing else
+differs. The ops objects double as the array namespace of the problems' oracles
+(:func:`array_ops`), so an oracle is written once for NumPy and torch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NumpyOps", "NUMPY"]
+__all__ = ["NumpyOps", "NUMPY", "array_ops"]
 
 _SMALL = 8  # contraction length up to which NumpyOps.matmul avoids np.matmul
 
@@ -100,6 +102,29 @@ class NumpyOps:
         return np.asarray(x)
 
     @staticmethod
+    def from_numpy(a):
+        """A NumPy array in this library (and device)."""
+        return a
+
+    @staticmethod
+    def asarray(a, like):
+        """``a`` (array or scalar) in ``like``'s library, dtype (and device)."""
+        return np.asarray(a, dtype=like.dtype)
+
+    @staticmethod
+    def all_finite(x) -> bool:
+        return bool(np.isfinite(x).all())
+
+    @staticmethod
+    def stack(arrays):
+        return np.stack(arrays)
+
+    abs = staticmethod(np.abs)
+    clip = staticmethod(np.clip)
+    einsum = staticmethod(np.einsum)
+    ones_like = staticmethod(np.ones_like)
+
+    @staticmethod
     def eps(x) -> float:
         return float(np.finfo(x.dtype).eps)
 
@@ -111,3 +136,15 @@ class NumpyOps:
 
 
 NUMPY = NumpyOps()
+
+
+def array_ops(x):
+    """The ops (and array namespace) of ``x``: :data:`NUMPY`, or the torch engine's for a tensor.
+
+    Never imports torch for a NumPy array.
+    """
+    if type(x).__module__.partition(".")[0] == "torch":
+        from .torch_engine import TORCH
+
+        return TORCH
+    return NUMPY

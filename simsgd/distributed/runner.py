@@ -14,14 +14,10 @@ from __future__ import annotations
 import inspect
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-import torch
 import torch.distributed as dist
 
-from .. import algorithm
 from .._checks import check_int
-from .._progress import Progress
-from ..engine import Recorder, checked_grads, prepare, resolve_lr, simulate
+from ..engine import Recorder, checked_grads, prepare, run_loop, simulate
 from ..streams import NodeStreams
 from .ops import ReferenceOps, TorchOps
 
@@ -100,32 +96,24 @@ def simulate_distributed(
     """
     run, lr = prepare_distributed(problem, options, group)
     error_block = check_int("error_block", error_block, 1)
-    ops = ReferenceOps(group) if reference else TorchOps(group)
-    if reference:
-        to_array, stack = (lambda a: a), np.stack
-    else:
-        to_array, stack = (lambda a: torch.from_numpy(a).to(device)), torch.stack
+    ops = ReferenceOps(group) if reference else TorchOps(group, device)
     node = dist.get_rank(group)
-
     streams = NodeStreams(run.seed, run.replica_ids, [node])
-    recorder = Recorder(problem, run)
-    bar = Progress(run.steps, progress and node == 0, label=f"simulate_distributed[{ops.world_size}]")
-    x_np, state, errors = run.x, None, []
-    for t in range(run.steps):
-        grads = to_array(checked_grads(problem, x_np, run, streams.at(t)))
-        if state is None:
-            q = None if run.q is None else to_array(run.q)
-            state = algorithm.init(to_array(run.x), q, grads, run.config)
-        state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), run.config, ops)
-        x_np = ops.asnumpy(state.x)
-        degenerate = None if info.degenerate is None else ops.asnumpy(info.degenerate)
-        recorder.record(t, x_np, None, ops.asnumpy(info.momentum), degenerate)
-        errors.append(state.error)
-        if len(errors) == error_block or t + 1 == run.steps:  # (K, R, 1, m, n) -> (K, R, m, n)
-            recorder.record_errors(t + 1 - len(errors), ops.asnumpy(ops.node_mean(stack(errors))))
-            errors = []
-        bar.update(t + 1)
-    return recorder.trace(x_np, None if state.q is None else ops.asnumpy(state.q), lr)
+
+    def oracle(x, t):  # the NumPy oracle on this node's draws
+        return ops.from_numpy(checked_grads(problem, ops.asnumpy(x), run, streams.at(t)))
+
+    recorder = Recorder(problem, run, ops, error_block=error_block, host_oracle=True)
+    state = run_loop(
+        run,
+        lr,
+        oracle,
+        ops=ops,
+        recorder=recorder,
+        progress=progress and node == 0,
+        label=f"simulate_distributed[{ops.world_size}]",
+    )
+    return recorder.trace(state.x, state.q, lr)
 
 
 def in_lanes(fn, cases, lanes=4):
