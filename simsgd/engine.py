@@ -123,7 +123,11 @@ def _check_finite(what, t, replica_ids, values, ops=NUMPY):
     if ops.all_finite(values):  # one flat reduction on the hot path; per replica only on failure
         return
     values = ops.asnumpy(values)
-    bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
+    _raise_non_finite(what, t, replica_ids, ~np.isfinite(values).reshape(len(values), -1).all(axis=1))
+
+
+def _raise_non_finite(what, t, replica_ids, bad):
+    """Raise FloatingPointError naming the replicas where ``bad`` (R,) is true."""
     ids = replica_ids[np.flatnonzero(bad)]
     shown = ", ".join(map(str, ids[:5])) + (", …" if ids.size > 5 else "")
     raise FloatingPointError(f"non-finite {what} at step t={t} in {ids.size} replica(s): {shown}")
@@ -520,6 +524,30 @@ class Recorder:
                 first = t + 1 - len(self._errors)
                 self.fields["error_norm_sq"][:, first + 1 : t + 2] = ops.asnumpy(ops.sqnorm(means)).T
                 self._errors = []
+
+    def record_block(self, t, rows):
+        """Record steps t, …, t+K−1 from per-step rows computed in one fused call.
+
+        ``rows`` maps "grads_ok" and "x_ok" (K, R) bool (g_t and X_{t+1} finite), "degenerate"
+        (K, R) bool (if any) and the recorded fields (K, R) to NumPy arrays.
+
+        Raises
+        ------
+        FloatingPointError
+            At the first step with a non-finite gradient or iterate, naming the replicas,
+            as :meth:`record_step` and :func:`checked_grads` would.
+        """
+        for k, (grads_ok, x_ok) in enumerate(zip(rows["grads_ok"], rows["x_ok"])):
+            if not grads_ok.all():
+                _raise_non_finite("stochastic gradient", t + k, self.run.replica_ids, ~grads_ok)
+            if not x_ok.all():
+                _raise_non_finite("iterate X_{t+1}", t + k, self.run.replica_ids, ~x_ok)
+        steps = len(rows["x_ok"])
+        if "degenerate" in rows:
+            self.degenerate_qr += rows["degenerate"].sum(axis=0)
+            self.degenerate_per_step[t : t + steps] = rows["degenerate"].sum(axis=1)
+        for name in self.record:
+            self.fields[name][:, t + 1 : t + 1 + steps] = rows[name].T
 
     def trace(self, x, q, lr) -> Trace:
         """The :class:`Trace` with X_T (R, m, n) and Q_{T-1} (R, n, r) or None, in any array library."""

@@ -17,7 +17,9 @@ import contextlib
 import numpy as np
 import torch
 
-from .engine import Recorder, checked_grads, run_loop
+from . import algorithm
+from ._progress import Progress
+from .engine import Recorder, checked_grads, resolve_lr, run_loop
 from .streams import TorchNodeStreams
 
 __all__ = ["TorchOps", "TORCH", "check_device", "simulate_torch"]
@@ -250,6 +252,8 @@ def simulate_torch(problem, run, lr, device="cpu", compile=False, record=None, p
     ops = TorchOps(check_device(device))
     streams = TorchNodeStreams(run.seed, run.replica_ids, np.arange(run.nodes), ops.device)
     recorder = Recorder(problem, run, ops, record=record)
+    if compile:
+        return compiled_loop(problem, run, lr, ops, streams, recorder, progress)
     state = run_loop(
         run,
         lr,
@@ -258,4 +262,83 @@ def simulate_torch(problem, run, lr, device="cpu", compile=False, record=None, p
         recorder=recorder,
         progress=progress,
     )
+    return recorder.trace(state.x, state.q, lr)
+
+
+class _CompiledOps(TorchOps):
+    """TorchOps without data-dependent Python branches (each would break the compiled graph):
+    ``any`` answers True, so the degenerate-QR replacement is always applied through ``where``
+    (the same numbers: the mask is false where P is not degenerate).
+    """
+
+    @staticmethod
+    def any(mask) -> bool:
+        return True
+
+
+def compiled_loop(problem, run, lr, ops, streams, recorder, progress=None, block=None):
+    """:func:`simsgd.engine.run_loop` with blocks of steps fused into one ``torch.compile`` call.
+
+    A block runs oracle, :func:`simsgd.algorithm.step` and the trace's reductions for
+    ``block`` consecutive steps (default τ for PowerSGD+/GaLore, else 10) and returns the
+    per-step rows, which are then checked for finiteness (naming the step and replicas, as
+    the eager loop does) and recorded. Blocks start at multiples of τ, so t enters
+    ``algorithm.step`` (only through the restart rule t mod τ) as the offset in the block
+    and every block is the same graph. Step 0 (initialisation) and the last partial block
+    run eagerly.
+
+    Raises
+    ------
+    ValueError
+        ``degenerate_qr="raise"`` (a data-dependent exception cannot be compiled).
+    """
+    config = run.config
+    if config.degenerate_qr == "raise":
+        raise ValueError("compile=True does not support degenerate_qr='raise'; use compile=False")
+    if block is None:
+        block = config.restart_period if config.method in ("powersgd+", "galore") else 10
+    cops = _CompiledOps(ops.device)
+    record = recorder.record
+
+    def body(state, t0, lrs):
+        rows = {name: [] for name in ("grads_ok", "x_ok", "degenerate", *record)}
+        for k in range(block):
+            x = state.x
+            grads = ops.asarray(problem.stochastic_grads(x, run.nodes, streams.at(t0 + k)), like=x)
+            rows["grads_ok"].append(torch.isfinite(grads).flatten(1).all(1))
+            state, info = algorithm.step(state, grads, k, lrs[k], config, cops)
+            x = state.x
+            rows["x_ok"].append(torch.isfinite(x).flatten(1).all(1))
+            if info.degenerate is not None:
+                rows["degenerate"].append(info.degenerate)
+            if "grad_norm_sq" in record:
+                rows["grad_norm_sq"].append(cops.sqnorm(problem.grad(x)))
+            if "loss" in record:
+                rows["loss"].append(problem.loss(x))
+            if "momentum_norm_sq" in record:
+                rows["momentum_norm_sq"].append(cops.sqnorm(info.momentum))
+            if "error_norm_sq" in record:
+                rows["error_norm_sq"].append(cops.sqnorm(cops.node_mean(state.error)))
+        return state, {name: torch.stack(v) for name, v in rows.items() if v}
+
+    fused = torch.compile(body, dynamic=False)
+
+    x = ops.from_numpy(run.x)
+    q = None if run.q is None else ops.from_numpy(run.q)
+    bar = Progress(run.steps, progress)
+    state, t = None, 0
+    while t < run.steps:
+        if state is None or t % block or t + block > run.steps:  # step 0, and the tail, eagerly
+            grads = checked_grads(problem, x, run, streams.at(t))
+            if state is None:
+                state = algorithm.init(x, q, grads, config)
+            state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), config, ops)
+            recorder.record_step(t, state, info)
+            x, t = state.x, t + 1
+        else:
+            lrs = torch.tensor([resolve_lr(lr, t + k) for k in range(block)], dtype=x.dtype, device=x.device)
+            state, rows = fused(state, torch.tensor(t, device=x.device), lrs)
+            recorder.record_block(t, {name: ops.asnumpy(v) for name, v in rows.items()})
+            x, t = state.x, t + block
+        bar.update(t)
     return recorder.trace(state.x, state.q, lr)
