@@ -475,8 +475,10 @@ class Recorder:
         self.problem, self.run, self.ops, self.record = problem, run, ops, tuple(record)
         self.error_block, self.host_oracle, self._errors = error_block, host_oracle, []
         R, steps = run.replica_ids.size, run.steps
-        shape_rt = (R, steps + 1)
-        self.fields = {name: np.zeros(shape_rt) if name in self.record else None for name in RECORD_FIELDS}
+        # Stored (T+1, R): a step writes one contiguous row (a column of (R, T+1) is strided).
+        self.fields = {
+            name: np.zeros((steps + 1, R)) if name in self.record else None for name in RECORD_FIELDS
+        }
         x0 = run.x if host_oracle else ops.from_numpy(run.x)
         self._record_x(0, x0)
         m, n = run.shape
@@ -488,8 +490,8 @@ class Recorder:
         self.degenerate_per_step = np.zeros(steps, dtype=np.int64)
 
     def _set(self, name, column, value):
-        """Row ``column`` of field ``name`` from ``value`` (R,) in any array library."""
-        self.fields[name][:, column] = array_ops(value).asnumpy(value)
+        """Step ``column`` of field ``name`` from ``value`` (R,) in any array library."""
+        self.fields[name][column] = array_ops(value).asnumpy(value)
 
     def _record_x(self, column, x):
         if "grad_norm_sq" in self.record:
@@ -522,7 +524,7 @@ class Recorder:
                 errors = self._errors
                 means = ops.node_mean(errors[0][None] if len(errors) == 1 else ops.stack(errors))
                 first = t + 1 - len(self._errors)
-                self.fields["error_norm_sq"][:, first + 1 : t + 2] = ops.asnumpy(ops.sqnorm(means)).T
+                self.fields["error_norm_sq"][first + 1 : t + 2] = ops.asnumpy(ops.sqnorm(means))
                 self._errors = []
 
     def record_block(self, t, rows):
@@ -547,7 +549,7 @@ class Recorder:
             self.degenerate_qr += rows["degenerate"].sum(axis=0)
             self.degenerate_per_step[t : t + steps] = rows["degenerate"].sum(axis=1)
         for name in self.record:
-            self.fields[name][:, t + 1 : t + 1 + steps] = rows[name].T
+            self.fields[name][t + 1 : t + 1 + steps] = rows[name]
 
     def trace(self, x, q, lr) -> Trace:
         """The :class:`Trace` with X_T (R, m, n) and Q_{T-1} (R, n, r) or None, in any array library."""
@@ -562,7 +564,7 @@ class Recorder:
             problem=type(self.problem).__name__,
         )
         return Trace(
-            *(self.fields[name] for name in RECORD_FIELDS),
+            *(None if f is None else np.ascontiguousarray(f.T) for f in self.fields.values()),
             self.floats,
             self.restarts,
             self.degenerate_qr,

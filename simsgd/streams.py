@@ -14,6 +14,8 @@ logical shifts by masking), so the torch engine draws exactly what the NumPy eng
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["NodeStreams", "StepDraws", "TorchNodeStreams", "TorchStepDraws", "initial_q"]
@@ -179,7 +181,7 @@ class TorchStepDraws:
         import torch
 
         shape = tuple(int(s) for s in shape)
-        size = int(np.prod(shape, dtype=np.int64))
+        size = math.prod(shape)  # not np.prod: a NumPy call breaks a compiled graph
         self._draw += 1
         per_node = _key_torch(self._base[:, None], self._node_keys[None, :], self._draw)
         elements = torch.arange(1, size + 1, dtype=torch.int64, device=per_node.device)

@@ -309,8 +309,9 @@ def compiled_loop(problem, run, lr, ops, streams, recorder, progress=None, block
             state, info = algorithm.step(state, grads, k, lrs[k], config, cops)
             x = state.x
             rows["x_ok"].append(torch.isfinite(x).flatten(1).all(1))
-            if info.degenerate is not None:
-                rows["degenerate"].append(info.degenerate)
+            if config.method not in ("full", "galore"):  # SVD steps have no QR: count 0
+                none = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+                rows["degenerate"].append(none if info.degenerate is None else info.degenerate)
             if "grad_norm_sq" in record:
                 rows["grad_norm_sq"].append(cops.sqnorm(problem.grad(x)))
             if "loss" in record:
