@@ -130,6 +130,45 @@ def measure(replicas, steps, *, loop_replicas=20, baseline_tree=None, compile=Tr
     return row
 
 
+def _ms(fn, repeat=5):
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return round((time.perf_counter() - start) / repeat * 1e3, 2)
+
+
+def breakdown(replicas):
+    """Milliseconds per call of the pieces of one step, on ``replicas`` replicas."""
+    import torch
+
+    from simsgd.compressors import ssp_step, svd_step
+    from simsgd.ops import NUMPY
+    from simsgd.orthogonalize import orthogonalize
+    from simsgd.streams import NodeStreams
+    from simsgd.torch_engine import TORCH
+
+    problem, nodes = simsgd.problems.Psi2x2(5.0), SETTINGS["nodes"]
+    x = np.broadcast_to(problem.x0, (replicas, 2, 2)).copy()
+    draws = NodeStreams(0, np.arange(replicas), np.arange(nodes))
+    grads = problem.stochastic_grads(x, nodes, draws.at(1))
+    q = np.random.default_rng(0).standard_normal((replicas, 2, 1))
+    p = NUMPY.node_mean(NUMPY.matmul(grads, q[:, None]))
+    mean = NUMPY.node_mean(grads)
+    return {
+        "oracle": _ms(lambda: problem.stochastic_grads(x, nodes, draws.at(1))),
+        "ssp_step": _ms(lambda: ssp_step(q, grads)),
+        "svd_step": _ms(lambda: svd_step(grads, 1)),
+        "P = Δ Q, np.matmul": _ms(lambda: grads @ q[:, None]),
+        "P = Δ Q, broadcast sums (used)": _ms(lambda: NUMPY.matmul(grads, q[:, None])),
+        "QR(P), np.linalg.qr": _ms(lambda: orthogonalize(p, method="lapack")),
+        "QR(P), closed-form rank 1 (used)": _ms(lambda: orthogonalize(p, method="householder")),
+        "SVD 2×2, np.linalg.svd (NumPy engine)": _ms(lambda: NUMPY.top_left_singular_vectors(mean, 1)),
+        "SVD 2×2, closed form (torch engine)": _ms(
+            lambda: TORCH.top_left_singular_vectors(torch.from_numpy(mean), 1)
+        ),
+    }
+
+
 ENGINES = (
     "numpy_baseline",
     "numpy",
@@ -196,6 +235,7 @@ def main(argv=None):
             )
             for r, t in zip(args.replicas, args.steps)
         ]
+        pieces = breakdown(max(args.replicas))
     nbytes = bytes_per_replica_step()
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
@@ -215,6 +255,7 @@ def main(argv=None):
         copy_GBps=bandwidth / 1e9,
         floor_replica_steps_per_s=bandwidth / nbytes,
         rows=rows,
+        milliseconds_per_call={"replicas": max(args.replicas), **pieces},
     )
     print(json.dumps(result, indent=2))
     print(table(result))
