@@ -281,14 +281,14 @@ def _check_backend(backend, device, compile, record):
         except ImportError:
             raise ValueError("backend='torch' needs torch (pip install '.[torch]')") from None
         check_device(device)
-    record = RECORD_FIELDS if record is None else tuple(record)
+    record = RECORD_FIELDS if record is None else (record,) if isinstance(record, str) else tuple(record)
     for name in record:
         check_choice("record", name, RECORD_FIELDS)
     return record
 
 
 def run_loop(
-    run, lr, oracle, *, ops=NUMPY, recorder=None, progress=None, label="simulate", on_step=None, step=None
+    run, lr, oracle, *, ops=NUMPY, recorder=None, progress=None, label="simulate", on_step=None, blocks=None
 ):
     """Algorithm 2's driver loop: the one loop every engine runs.
 
@@ -306,32 +306,41 @@ def run_loop(
     progress : bool or None
         Progress bar on stderr, named ``label`` (None: only on a terminal).
     on_step : callable (t, state, grads, lr_t, new_state, info), optional
-        Called after each step, before recording (e.g. to compare with another engine).
-    step : callable, optional
-        Replaces :func:`simsgd.algorithm.step` (same signature), e.g. a compiled one.
+        Called after each single step, before recording (e.g. to compare with another engine).
+    blocks : (K, callable), optional
+        ``fn(state, t) -> (state, rows)`` runs steps t, …, t+K−1 at once (a fused, compiled
+        block; ``rows`` for :meth:`Recorder.record_block`); used wherever 0 < t ≡ 0 (mod K)
+        and t + K ≤ T, single steps elsewhere.
 
     Returns
     -------
     algorithm.State
         After T steps.
     """
-    step = algorithm.step if step is None else step
     bar = Progress(run.steps, progress, label=label)
     x = ops.from_numpy(run.x)
     q = None if run.q is None else ops.from_numpy(run.q)
-    state = None
-    for t in range(run.steps):
-        grads = oracle(x, t)
-        if state is None:
-            state = algorithm.init(x, q, grads, run.config)
-        eta = resolve_lr(lr, t)
-        new_state, info = step(state, grads, t, eta, run.config, ops)
-        if on_step is not None:
-            on_step(t, state, grads, eta, new_state, info)
-        state, x = new_state, new_state.x
-        if recorder is not None:
-            recorder.record_step(t, state, info)
-        bar.update(t + 1)
+    state, t = None, 0
+    while t < run.steps:
+        if blocks is not None and state is not None and t % blocks[0] == 0 and t + blocks[0] <= run.steps:
+            state, rows = blocks[1](state, t)
+            if recorder is not None:
+                recorder.record_block(t, rows)
+            t += blocks[0]
+        else:
+            grads = oracle(x, t)
+            if state is None:
+                state = algorithm.init(x, q, grads, run.config)
+            eta = resolve_lr(lr, t)
+            new_state, info = algorithm.step(state, grads, t, eta, run.config, ops)
+            if on_step is not None:
+                on_step(t, state, grads, eta, new_state, info)
+            state = new_state
+            if recorder is not None:
+                recorder.record_step(t, state, info)
+            t += 1
+        x = state.x
+        bar.update(t)
     return state
 
 

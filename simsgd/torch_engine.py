@@ -13,12 +13,12 @@ Needs torch; ``import simsgd`` does not import this module.
 from __future__ import annotations
 
 import contextlib
+import weakref
 
 import numpy as np
 import torch
 
 from . import algorithm
-from ._progress import Progress
 from .engine import Recorder, checked_grads, resolve_lr, run_loop
 from .streams import TorchNodeStreams
 
@@ -276,35 +276,26 @@ class _CompiledOps(TorchOps):
         return True
 
 
-def compiled_loop(problem, run, lr, ops, streams, recorder, progress=None, block=None):
-    """:func:`simsgd.engine.run_loop` with blocks of steps fused into one ``torch.compile`` call.
+_FUSED = weakref.WeakKeyDictionary()  # problem -> {options: compiled block}
 
-    A block runs oracle, :func:`simsgd.algorithm.step` and the trace's reductions for
-    ``block`` consecutive steps (default τ for PowerSGD+/GaLore, else 10) and returns the
-    per-step rows, which are then checked for finiteness (naming the step and replicas, as
-    the eager loop does) and recorded. Blocks start at multiples of τ, so t enters
-    ``algorithm.step`` (only through the restart rule t mod τ) as the offset in the block
-    and every block is the same graph. Step 0 (initialisation) and the last partial block
-    run eagerly.
 
-    Raises
-    ------
-    ValueError
-        ``degenerate_qr="raise"`` (a data-dependent exception cannot be compiled).
+def _fused_block(problem, config, nodes, record, block, device):
+    """The compiled block of :func:`compiled_loop`, built once per problem and options.
+
+    Reusing it lets later runs (other seeds, replicas, T) skip dynamo's tracing; the
+    streams are an argument, not a closure, for that reason.
     """
-    config = run.config
-    if config.degenerate_qr == "raise":
-        raise ValueError("compile=True does not support degenerate_qr='raise'; use compile=False")
-    if block is None:
-        block = config.restart_period if config.method in ("powersgd+", "galore") else 10
-    cops = _CompiledOps(ops.device)
-    record = recorder.record
+    key = (config, nodes, record, block, str(device))
+    cache = _FUSED.setdefault(problem, {})
+    if key in cache:
+        return cache[key]
+    cops = _CompiledOps(device)
 
-    def body(state, t0, lrs):
+    def body(state, streams, t0, lrs):
         rows = {name: [] for name in ("grads_ok", "x_ok", "degenerate", *record)}
         for k in range(block):
             x = state.x
-            grads = ops.asarray(problem.stochastic_grads(x, run.nodes, streams.at(t0 + k)), like=x)
+            grads = cops.asarray(problem.stochastic_grads(x, nodes, streams.at(t0 + k)), like=x)
             rows["grads_ok"].append(torch.isfinite(grads).flatten(1).all(1))
             state, info = algorithm.step(state, grads, k, lrs[k], config, cops)
             x = state.x
@@ -322,24 +313,43 @@ def compiled_loop(problem, run, lr, ops, streams, recorder, progress=None, block
                 rows["error_norm_sq"].append(cops.sqnorm(cops.node_mean(state.error)))
         return state, {name: torch.stack(v) for name, v in rows.items() if v}
 
-    fused = torch.compile(body, dynamic=False)
+    cache[key] = torch.compile(body, dynamic=False)
+    return cache[key]
 
-    x = ops.from_numpy(run.x)
-    q = None if run.q is None else ops.from_numpy(run.q)
-    bar = Progress(run.steps, progress)
-    state, t = None, 0
-    while t < run.steps:
-        if state is None or t % block or t + block > run.steps:  # step 0, and the tail, eagerly
-            grads = checked_grads(problem, x, run, streams.at(t))
-            if state is None:
-                state = algorithm.init(x, q, grads, config)
-            state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), config, ops)
-            recorder.record_step(t, state, info)
-            x, t = state.x, t + 1
-        else:
-            lrs = torch.tensor([resolve_lr(lr, t + k) for k in range(block)], dtype=x.dtype, device=x.device)
-            state, rows = fused(state, torch.tensor(t, device=x.device), lrs)
-            recorder.record_block(t, {name: ops.asnumpy(v) for name, v in rows.items()})
-            x, t = state.x, t + block
-        bar.update(t)
+
+def compiled_loop(problem, run, lr, ops, streams, recorder, progress=None, block=None):
+    """:func:`simsgd.engine.run_loop` with blocks of steps fused into one ``torch.compile`` call.
+
+    A block runs oracle, :func:`simsgd.algorithm.step` and the trace's reductions for
+    ``block`` consecutive steps (default τ for PowerSGD+/GaLore, else 10) and returns the
+    per-step rows, which are then checked for finiteness (naming the step and replicas, as
+    the eager loop does) and recorded. Blocks start at multiples of τ, so t enters
+    ``algorithm.step`` (only through the restart rule t mod τ) as the offset in the block
+    and every block is the same graph. Step 0 (initialisation) and the last partial block
+    run eagerly; :func:`simsgd.engine.run_loop` drives both.
+
+    Raises
+    ------
+    ValueError
+        ``degenerate_qr="raise"`` (a data-dependent exception cannot be compiled).
+    """
+    config = run.config
+    if config.degenerate_qr == "raise":
+        raise ValueError("compile=True does not support degenerate_qr='raise'; use compile=False")
+    if block is None:
+        block = config.restart_period if config.method in ("powersgd+", "galore") else 10
+    fused = _fused_block(problem, config, run.nodes, recorder.record, block, ops.device)
+
+    def fused_block(state, t):
+        x = state.x
+        lrs = torch.tensor([resolve_lr(lr, t + k) for k in range(block)], dtype=x.dtype, device=x.device)
+        state, rows = fused(state, streams, torch.tensor(t, device=x.device), lrs)
+        return state, {name: ops.asnumpy(v) for name, v in rows.items()}
+
+    def oracle(x, t):
+        return checked_grads(problem, x, run, streams.at(t))
+
+    state = run_loop(
+        run, lr, oracle, ops=ops, recorder=recorder, progress=progress, blocks=(block, fused_block)
+    )
     return recorder.trace(state.x, state.q, lr)
