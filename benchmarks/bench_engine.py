@@ -198,7 +198,7 @@ def table(result) -> str:
                 )
         if "compile_seconds" in row:
             lines.append(
-                f"| {row['replicas']:.0e} | | (first compile: {row['compile_seconds']:.0f} s) | | | |"
+                f"| {row['replicas']:.0e} | | (compile + warm-up: {row['compile_seconds']:.0f} s) | | | |"
             )
     return "\n".join(lines) + "\n"
 

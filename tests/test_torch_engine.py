@@ -205,6 +205,10 @@ def test_torch_backend_without_torch_is_a_clear_error():
 
 
 class _TorchBadOracle(core._BadOracle):
+    def __init__(self, kind, step=2):
+        super().__init__(kind)
+        self.step = step
+
     def loss(self, x):
         return torch.zeros(x.shape[:-2], dtype=x.dtype)
 
@@ -212,7 +216,10 @@ class _TorchBadOracle(core._BadOracle):
         return torch.zeros_like(x)
 
     def stochastic_grads(self, x, nodes, rng):
-        return torch.from_numpy(super().stochastic_grads(x, nodes, rng))
+        g = torch.ones((x.shape[0], nodes, 2, 2), dtype=x.dtype)
+        if self.kind == "nan":  # NaN at replica 3, node 1, step ``self.step``
+            g[3, 1, 0, 0] = torch.where(torch.as_tensor(rng.step) == self.step, torch.nan, 1.0)
+        return g[:, 0] if self.kind == "shape" else g
 
 
 def test_non_finite_gradient_names_step_and_replica():
@@ -290,6 +297,44 @@ def test_cuda_matches_cpu(problem):
     a = simsgd.simulate(problem, backend="torch", **kw)
     b = simsgd.simulate(problem, backend="torch", device="cuda", **kw)
     assert max(trace_diff(b, a).values()) <= 1e-10
+
+
+@pytest.fixture
+def dynamo_off(monkeypatch):
+    """torch.compile returns its function uncompiled: the block path, run eagerly and fast."""
+    import torch._dynamo
+
+    monkeypatch.setattr(torch._dynamo.config, "disable", True)
+
+
+@pytest.mark.parametrize("method", ["powersgd", "powersgd+", "full"])
+def test_block_path_is_the_step_path_bit_for_bit(dynamo_off, method):
+    # ψ in the paper basis is chaotic, so any difference in the block path would show.
+    kw = dict(
+        method=method, nodes=4, steps=47, replicas=16, lr=0.005, seed=2, restart_period=5, backend="torch"
+    )
+    a = simsgd.simulate(Psi2x2(5.0), **kw)
+    b = simsgd.simulate(Psi2x2(5.0), compile=True, **kw)
+    assert _exact(a, b), trace_diff(b, a)
+    part = simsgd.simulate(Psi2x2(5.0), compile=True, record=("loss",), **kw)
+    np.testing.assert_array_equal(part.loss, a.loss)
+
+
+def test_block_path_checks_finiteness(dynamo_off):
+    kw = dict(nodes=2, steps=25, replicas=5, lr=0.1, restart_period=5, backend="torch", compile=True)
+    with pytest.raises(FloatingPointError, match=r"stochastic gradient at step t=12 in 1 replica\(s\): 3"):
+        simsgd.simulate(_TorchBadOracle("nan", step=12), **kw)
+    problem = Psi2x2(5.0, basis="aligned", lock_start=True)
+    with pytest.raises(FloatingPointError, match=r"iterate X_\{t\+1\} at step t=\d+"):
+        simsgd.simulate(
+            problem,
+            method="powersgd",
+            orthogonalization="gram-schmidt",
+            degenerate_qr="native",
+            **{**kw, "nodes": 2},
+        )
+    with pytest.raises(ValueError, match="degenerate_qr='raise'"):
+        simsgd.simulate(problem, degenerate_qr="raise", **kw)
 
 
 @pytest.mark.slow
