@@ -4,7 +4,9 @@ PowerSGD+ (τ = 10, MSGD) on Psi2x2 (σ = 5), N = 4, r = 1, float64, full trace 
 For each R (with its own T) it times, in this one process: the NumPy engine, the torch
 engine on CPU (eager and ``compile=True``; the compile call is timed apart) and on CUDA when
 present; optionally the NumPy engine at an older commit (``--baseline-commit``, in a
-subprocess on an exported copy of that commit); and a plain per-replica Python loop.
+subprocess on an exported copy of that commit, beside this commit's NumPy engine in a
+subprocess too: the NumPy engine runs ~10% slower in a process that has imported torch);
+and a plain per-replica Python loop.
 Ratios are taken within the run. Usage::
 
     python -m benchmarks.bench_engine [--replicas 1000 100000] [--steps 10000 50] \\
@@ -36,6 +38,7 @@ from simsgd.output import atomic_write_json, atomic_write_text
 
 SETTINGS = dict(method="powersgd+", nodes=4, rank=1, restart_period=10, lr=0.005, momentum=0.9, seed=0)
 SHAPE = (2, 2)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def bytes_per_replica_step(nodes=SETTINGS["nodes"], rank=SETTINGS["rank"], shape=SHAPE) -> int:
@@ -90,9 +93,8 @@ def _baseline_rate(tree, replicas, steps):
 
 def _export(commit, into):
     """``simsgd/`` of ``commit`` exported into ``into`` (git archive)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     archive = subprocess.run(
-        ["git", "-C", root, "archive", commit, "simsgd"], capture_output=True, check=False
+        ["git", "-C", ROOT, "archive", commit, "simsgd"], capture_output=True, check=False
     )
     if archive.returncode:
         raise UsageError(f"argument --baseline-commit: git cannot export {commit!r}")
@@ -106,8 +108,9 @@ def measure(replicas, steps, *, loop_replicas=20, baseline_tree=None, compile=Tr
 
     row = {"replicas": replicas, "steps": steps}
     row["numpy"] = _rate(lambda: _simulate(replicas, steps), replicas, steps)
-    if baseline_tree:
+    if baseline_tree:  # both NumPy engines in a fresh process without torch: a like-for-like ratio
         row["numpy_baseline"] = _baseline_rate(baseline_tree, replicas, steps)
+        row["numpy_subprocess"] = _baseline_rate(ROOT, replicas, steps)
     row["torch_cpu_eager"] = _rate(lambda: _simulate(replicas, steps, backend="torch"), replicas, steps)
     if compile:
         # Compile for this R and wait for inductor's kernels (the first calls may run before its
