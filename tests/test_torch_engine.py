@@ -66,7 +66,7 @@ def test_stream_identity_can_fail():
 
 @pytest.mark.parametrize("problem", [Psi2x2(5.0), ALIGNED, GeneralCounterexample(4, 3), QUAD])
 def test_oracles_draw_identical_xi(problem):
-    nodes = getattr(problem, "nodes", 4)
+    nodes = getattr(problem, "nodes", None) or 4  # per-node σ_i fix N; a scalar σ leaves it None
     ids = np.arange(50)
     # Dyadic X: the oracles' sums are exact in any order, so the ξ alone decides equality.
     x = np.random.default_rng(0).integers(-8, 9, (50,) + problem.shape) / 4.0
