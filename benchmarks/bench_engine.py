@@ -1,28 +1,139 @@
-"""Engine speed: replica-steps per second against a plain per-replica Python loop.
+"""Engine speed: replica-steps per second of every engine, timed in one run, against the memory floor.
 
-PowerSGD+ (τ = 10, MSGD) on Psi2x2 (σ = 5), N = 4, r = 1. Both are timed in this one
-run; the ratio is what matters. Usage::
+PowerSGD+ (τ = 10, MSGD) on Psi2x2 (σ = 5), N = 4, r = 1, float64, full trace recorded.
+For each R (with its own T) it times, in this one process: the NumPy engine, the torch
+engine on CPU (eager and ``compile=True``; the compile call is timed apart) and on CUDA when
+present; optionally the NumPy engine at an older commit (``--baseline-commit``, in a
+subprocess on an exported copy of that commit, beside this commit's NumPy engine in a
+subprocess too: the NumPy engine runs ~10% slower in a process that has imported torch);
+and a plain per-replica Python loop.
+Ratios are taken within the run. Usage::
 
-    python -m benchmarks.bench_engine [--replicas 100000] [--steps 50] [--loop-replicas 20]
+    python -m benchmarks.bench_engine [--replicas 1000 100000] [--steps 10000 50] \\
+        [--baseline-commit REV] [--out DIR] [--quick]
+
+The memory floor: Algorithm 2 must read and write X, m, Q and the N errors e^{(i)} once per
+step, ``2·8·(2mn + nr + N·mn)`` bytes per replica-step (416 here), and a NumPy copy of a
+256 MiB array (measured here, read + write) moves bytes at ``copy_GBps``; the floor is
+``copy_GBps / bytes`` replica-steps per second and ``fraction_of_floor`` is how close an
+engine gets.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import platform
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
 
 import simsgd
 from benchmarks.plain_loop import run_replica
-from simsgd.compressors import ssp_step, svd_step
-from simsgd.ops import NUMPY
-from simsgd.orthogonalize import orthogonalize
-from simsgd.streams import NodeStreams
+from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run
+from simsgd.output import atomic_write_json, atomic_write_text
 
 SETTINGS = dict(method="powersgd+", nodes=4, rank=1, restart_period=10, lr=0.005, momentum=0.9, seed=0)
+SHAPE = (2, 2)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def bytes_per_replica_step(nodes=SETTINGS["nodes"], rank=SETTINGS["rank"], shape=SHAPE) -> int:
+    """Bytes Algorithm 2 (MSGD) must read and write per replica-step: X, m, Q, e^{(1..N)} in float64."""
+    m, n = shape
+    return 2 * 8 * (2 * m * n + n * rank + nodes * m * n)
+
+
+def copy_bandwidth(nbytes=256 * 2**20, repeat=5) -> float:
+    """Bytes per second a NumPy copy moves (read + write counted), best of ``repeat``."""
+    src = np.ones(nbytes // 8)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * nbytes / best
+
+
+def _rate(fn, replicas, steps):
+    start = time.perf_counter()
+    fn()
+    return replicas * steps / (time.perf_counter() - start)
+
+
+def _simulate(replicas, steps, **kw):
+    problem = simsgd.problems.Psi2x2(5.0)
+    return simsgd.simulate(
+        problem, optimizer="msgd", steps=steps, replicas=replicas, progress=False, **SETTINGS, **kw
+    )
+
+
+_BASELINE = """
+import json, sys, time, simsgd
+kw = json.loads(sys.argv[1]); R, T = kw.pop("replicas"), kw.pop("steps")
+start = time.perf_counter()
+simsgd.simulate(simsgd.problems.Psi2x2(5.0), optimizer="msgd", steps=T, replicas=R, **kw)
+print(R * T / (time.perf_counter() - start))
+"""
+
+
+def _baseline_rate(tree, replicas, steps):
+    """The NumPy engine of an exported older commit, timed in a subprocess."""
+    env = dict(os.environ, PYTHONPATH=tree)
+    kw = json.dumps(dict(SETTINGS, replicas=replicas, steps=steps))
+    out = subprocess.run(
+        [sys.executable, "-c", _BASELINE, kw], env=env, cwd=tree, capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _export(commit, into):
+    """``simsgd/`` of ``commit`` exported into ``into`` (git archive)."""
+    archive = subprocess.run(
+        ["git", "-C", ROOT, "archive", commit, "simsgd"], capture_output=True, check=False
+    )
+    if archive.returncode:
+        raise UsageError(f"argument --baseline-commit: git cannot export {commit!r}")
+    subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
+    return into
+
+
+def measure(replicas, steps, *, loop_replicas=20, baseline_tree=None, compile=True):
+    """One row per (R, T): replica-steps/s of each engine, measured back to back."""
+    import torch
+
+    row = {"replicas": replicas, "steps": steps}
+    row["numpy"] = _rate(lambda: _simulate(replicas, steps), replicas, steps)
+    if baseline_tree:  # both NumPy engines in a fresh process without torch: a like-for-like ratio
+        row["numpy_baseline"] = _baseline_rate(baseline_tree, replicas, steps)
+        row["numpy_subprocess"] = _baseline_rate(ROOT, replicas, steps)
+    row["torch_cpu_eager"] = _rate(lambda: _simulate(replicas, steps, backend="torch"), replicas, steps)
+    if compile:
+        # Compile for this R and wait for inductor's kernels (the first calls may run before its
+        # C++ is built): two short runs, timed apart as the one-off cost.
+        start = time.perf_counter()
+        for _ in range(2):
+            _simulate(replicas, 20 * SETTINGS["restart_period"] + 1, backend="torch", compile=True)
+        row["compile_seconds"] = time.perf_counter() - start
+        row["torch_cpu_compiled"] = _rate(
+            lambda: _simulate(replicas, steps, backend="torch", compile=True), replicas, steps
+        )
+    if torch.cuda.is_available():
+        _simulate(replicas, 2, backend="torch", device="cuda")
+        row["torch_cuda_eager"] = _rate(
+            lambda: _simulate(replicas, steps, backend="torch", device="cuda"), replicas, steps
+        )
+    problem = simsgd.problems.Psi2x2(5.0)
+    row["plain_loop"] = _rate(
+        lambda: [run_replica(problem, k, steps=min(steps, 200), **SETTINGS) for k in range(loop_replicas)],
+        loop_replicas,
+        min(steps, 200),
+    )
+    return row
 
 
 def _ms(fn, repeat=5):
@@ -32,14 +143,23 @@ def _ms(fn, repeat=5):
     return round((time.perf_counter() - start) / repeat * 1e3, 2)
 
 
-def breakdown(problem, replicas):
+def breakdown(replicas):
     """Milliseconds per call of the pieces of one step, on ``replicas`` replicas."""
-    nodes = SETTINGS["nodes"]
+    import torch
+
+    from simsgd.compressors import ssp_step, svd_step
+    from simsgd.ops import NUMPY
+    from simsgd.orthogonalize import orthogonalize
+    from simsgd.streams import NodeStreams
+    from simsgd.torch_engine import TORCH
+
+    problem, nodes = simsgd.problems.Psi2x2(5.0), SETTINGS["nodes"]
     x = np.broadcast_to(problem.x0, (replicas, 2, 2)).copy()
     draws = NodeStreams(0, np.arange(replicas), np.arange(nodes))
     grads = problem.stochastic_grads(x, nodes, draws.at(1))
     q = np.random.default_rng(0).standard_normal((replicas, 2, 1))
     p = NUMPY.node_mean(NUMPY.matmul(grads, q[:, None]))
+    mean = NUMPY.node_mean(grads)
     return {
         "oracle": _ms(lambda: problem.stochastic_grads(x, nodes, draws.at(1))),
         "ssp_step": _ms(lambda: ssp_step(q, grads)),
@@ -48,40 +168,109 @@ def breakdown(problem, replicas):
         "P = Δ Q, broadcast sums (used)": _ms(lambda: NUMPY.matmul(grads, q[:, None])),
         "QR(P), np.linalg.qr": _ms(lambda: orthogonalize(p, method="lapack")),
         "QR(P), closed-form rank 1 (used)": _ms(lambda: orthogonalize(p, method="householder")),
+        "SVD 2×2, np.linalg.svd (NumPy engine)": _ms(lambda: NUMPY.top_left_singular_vectors(mean, 1)),
+        "SVD 2×2, closed form (torch engine)": _ms(
+            lambda: TORCH.top_left_singular_vectors(torch.from_numpy(mean), 1)
+        ),
     }
 
 
+ENGINES = (
+    "numpy_baseline",
+    "numpy",
+    "torch_cpu_eager",
+    "torch_cpu_compiled",
+    "torch_cuda_eager",
+    "plain_loop",
+)
+
+
+def table(result) -> str:
+    """The markdown table of a result."""
+    floor = result["floor_replica_steps_per_s"]
+    lines = [
+        "| R | T | engine | replica-steps/s | × NumPy | fraction of memory floor |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        for name in ENGINES:
+            if name in row:
+                lines.append(
+                    f"| {row['replicas']:.0e} | {row['steps']} | {name} | {row[name]:.3g} | "
+                    f"{row[name] / row['numpy']:.2f} | {row[name] / floor:.2g} |"
+                )
+        if "compile_seconds" in row:
+            lines.append(
+                f"| {row['replicas']:.0e} | | (compile + warm-up: {row['compile_seconds']:.0f} s) | | | |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicas", type=int, default=100_000)
-    parser.add_argument("--steps", type=int, default=50)
+    parser = Parser(prog="python -m benchmarks.bench_engine", description=__doc__.splitlines()[0])
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1000, 100_000])
+    parser.add_argument("--steps", type=int, nargs="+", default=[10_000, 50], help="T for each --replicas")
     parser.add_argument("--loop-replicas", type=int, default=20)
+    parser.add_argument("--baseline-commit", default=None, help="also time the NumPy engine of this commit")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile)")
+    parser.add_argument("--quick", action="store_true", help="R = 1000, 10⁴ with T = 200, 20")
+    parser.add_argument("--out", default=None, help="folder for bench_engine.json and bench_engine.md")
     args = parser.parse_args(argv)
-    problem = simsgd.problems.Psi2x2(5.0)
+    if args.quick:
+        args.replicas, args.steps = [1000, 10_000], [200, 20]
+    if len(args.replicas) != len(args.steps):
+        raise UsageError("argument --steps: give one T per --replicas")
+    for name, values in (("--replicas", args.replicas), ("--steps", args.steps)):
+        if min(values) < 1:
+            raise UsageError(f"argument {name}: must be ≥ 1, got {min(values)}")
+    if args.loop_replicas < 1:
+        raise UsageError(f"argument --loop-replicas: must be ≥ 1, got {args.loop_replicas}")
+    if args.out is not None:
+        check_out_dir(args.out)
+    try:
+        import torch
+    except ImportError:
+        raise UsageError("the benchmark needs torch (pip install '.[torch]')") from None
 
-    start = time.perf_counter()
-    simsgd.simulate(problem, optimizer="msgd", steps=args.steps, replicas=args.replicas, **SETTINGS)
-    engine_rate = args.replicas * args.steps / (time.perf_counter() - start)
-
-    # Correctness of the engine against this loop is tested in tests/test_core_reference.py.
-    start = time.perf_counter()
-    for k in range(args.loop_replicas):
-        run_replica(problem, k, steps=args.steps, **SETTINGS)
-    loop_rate = args.loop_replicas * args.steps / (time.perf_counter() - start)
-
+    with tempfile.TemporaryDirectory() as tree:
+        baseline = _export(args.baseline_commit, tree) if args.baseline_commit else None
+        bandwidth = copy_bandwidth()
+        rows = [
+            measure(
+                r, t, loop_replicas=args.loop_replicas, baseline_tree=baseline, compile=not args.no_compile
+            )
+            for r, t in zip(args.replicas, args.steps)
+        ]
+        pieces = breakdown(max(args.replicas))
+    nbytes = bytes_per_replica_step()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     result = dict(
-        engine_replica_steps_per_s=round(engine_rate),
-        loop_replica_steps_per_s=round(loop_rate),
-        speedup=round(engine_rate / loop_rate, 1),
-        replicas=args.replicas,
-        steps=args.steps,
+        command="python -m benchmarks.bench_engine " + " ".join(sys.argv[1:] if argv is None else argv),
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        commit=commit,
+        baseline_commit=args.baseline_commit,
+        machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        load_average=os.getloadavg(),
         threads=os.environ.get("OMP_NUM_THREADS", "unset"),
-        **SETTINGS,
+        torch=torch.__version__,
+        cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        settings=dict(SETTINGS, problem="Psi2x2(5.0)", optimizer="msgd", dtype="float64", record="all"),
+        bytes_per_replica_step=nbytes,
+        copy_GBps=bandwidth / 1e9,
+        floor_replica_steps_per_s=bandwidth / nbytes,
+        rows=rows,
+        milliseconds_per_call={"replicas": max(args.replicas), **pieces},
     )
-    result["milliseconds_per_call"] = breakdown(problem, args.replicas)
     print(json.dumps(result, indent=2))
-    return result
+    print(table(result))
+    if args.out is not None:
+        with output_set(args.out) as stage:
+            atomic_write_json(os.path.join(stage, "bench_engine.json"), result)
+            atomic_write_text(os.path.join(stage, "bench_engine.md"), table(result))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main, prog="python -m benchmarks.bench_engine"))

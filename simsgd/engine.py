@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -12,7 +12,7 @@ from . import algorithm
 from ._checks import check_choice, check_float_dtype, check_int, check_memory, check_real, check_seed
 from ._progress import Progress
 from .compressors import restart_sketch_shape
-from .ops import NUMPY
+from .ops import NUMPY, array_ops
 from .options import (
     DEGENERATE_QR,
     OPTIMIZERS,
@@ -43,7 +43,14 @@ __all__ = [
     "memory_estimate",
     "restart_sketch",
     "RESTART_STREAM",
+    "run_loop",
+    "BACKENDS",
+    "RECORD_FIELDS",
 ]
+
+BACKENDS = ("numpy", "torch")
+RECORD_FIELDS = ("grad_norm_sq", "loss", "error_norm_sq", "momentum_norm_sq")
+"""The per-step fields of a :class:`Trace` that ``record=`` may select."""
 
 
 class Diverged(FloatingPointError):
@@ -164,11 +171,16 @@ def _initial_q(q_init, seed, replica_ids, n, rank, dtype):
     return q
 
 
-def _check_finite(what, t, replica_ids, values):
+def _check_finite(what, t, replica_ids, values, ops=NUMPY):
     """Raise :class:`Diverged` naming the replicas (axis 0 of ``values``) that hold a NaN or inf."""
-    if np.isfinite(values).all():  # one flat reduction on the hot path; per replica only on failure
+    if ops.all_finite(values):  # one flat reduction on the hot path; per replica only on failure
         return
-    bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
+    values = ops.asnumpy(values)
+    _raise_non_finite(what, t, replica_ids, ~np.isfinite(values).reshape(len(values), -1).all(axis=1))
+
+
+def _raise_non_finite(what, t, replica_ids, bad):
+    """Raise :class:`Diverged` naming the replicas where ``bad`` (R,) is true."""
     ids = replica_ids[np.flatnonzero(bad)]
     shown = ", ".join(map(str, ids[:5])) + (", …" if ids.size > 5 else "")
     raise Diverged(
@@ -222,6 +234,10 @@ def simulate(
     restart: Restart = "svd",
     restart_oversampling: int = 5,
     restart_power_steps: int = 1,
+    backend: Literal["numpy", "torch"] = "numpy",
+    device: str = "cpu",
+    compile: bool = False,
+    record: Iterable[str] | str | None = None,
 ) -> Trace:
     """Run Algorithm 2 on ``replicas`` independent copies of an N-node system.
 
@@ -273,6 +289,18 @@ def simulate(
         Extra sketch columns of ``"randomized"``.
     restart_power_steps : int, K ≥ 0 ("randomized"), ≥ 1 ("power")
         Power steps of ``"randomized"`` and ``"power"``.
+    backend : {"numpy", "torch"}
+        The array library (see :mod:`simsgd.torch_engine`; needs torch and an oracle
+        written with :func:`simsgd.ops.array_ops`, as the built-in problems are). Both
+        draw the same ξ; trajectories agree to rounding.
+    device : {"cpu", "cuda", "cuda:k"}
+        Torch only.
+    compile : bool
+        Torch only: run blocks of steps through ``torch.compile`` (the first call compiles,
+        tens of seconds on CPU).
+    record : iterable of str, optional
+        The per-step fields of :data:`RECORD_FIELDS` to record (default all); the others
+        are None in the trace. Each costs a pass over the replicas per step.
 
     Returns
     -------
@@ -314,26 +342,101 @@ def simulate(
         restart_oversampling=restart_oversampling,
         restart_power_steps=restart_power_steps,
     )
+    record = _check_backend(backend, device, compile, record)
+    if backend == "torch":
+        from .torch_engine import simulate_torch
+
+        return simulate_torch(problem, run, lr, device, compile, record, progress)
     streams = NodeStreams(run.seed, run.replica_ids, np.arange(run.nodes))
-    recorder = Recorder(problem, run)
-    bar = Progress(run.steps, progress)
-    x, state = run.x, None
-    for t in range(run.steps):
-        grads = checked_grads(problem, x, run, streams.at(t))
-        if state is None:
-            state = algorithm.init(x, run.q, grads, run.config)
-        previous_error = state.error
-        state, info = algorithm.step(
-            state, grads, t, resolve_lr(lr, t), run.config, sketch=restart_sketch(run, t)
-        )
+    recorder = Recorder(problem, run, record=record)
+    state = run_loop(
+        run,
+        lr,
+        lambda x, t: checked_grads(problem, x, run, streams.at(t)),
+        recorder=recorder,
+        progress=progress,
+    )
+    return recorder.trace(state.x, state.q, lr)
+
+
+def _check_backend(backend, device, compile, record):
+    """Check the backend options (before any computation); returns ``record`` as a tuple."""
+    check_choice("backend", backend, BACKENDS)
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile must be True or False, got {compile!r}")
+    if backend == "numpy" and (device != "cpu" or compile):
+        raise ValueError(f"device={device!r} and compile={compile} need backend='torch'")
+    if backend == "torch":
+        try:
+            from .torch_engine import check_device
+        except ImportError:
+            raise ValueError("backend='torch' needs torch (pip install '.[torch]')") from None
+        check_device(device)
+    record = RECORD_FIELDS if record is None else (record,) if isinstance(record, str) else tuple(record)
+    for name in record:
+        check_choice("record", name, RECORD_FIELDS)
+    return record
+
+
+def run_loop(
+    run, lr, oracle, *, ops=NUMPY, recorder=None, progress=None, label="simulate", on_step=None, blocks=None
+):
+    """Algorithm 2's driver loop: the one loop every engine runs.
+
+    Parameters
+    ----------
+    run : Run
+        From :func:`prepare`.
+    lr : float or callable
+        η_t.
+    oracle : callable (x, t) -> grads
+        The checked g_t^{(i)} of the nodes held here, (R, N_local, m, n) in ``ops``' arrays.
+    ops : ops object
+        :data:`~simsgd.ops.NUMPY`, :class:`simsgd.torch_engine.TorchOps` or a distributed one.
+    recorder : Recorder, optional
+    progress : bool or None
+        Progress bar on stderr, named ``label`` (None: only on a terminal).
+    on_step : callable (t, state, grads, lr_t, new_state, info), optional
+        Called after each single step, before recording (e.g. to compare with another engine).
+    blocks : (K, callable), optional
+        ``fn(state, t) -> (state, rows)`` runs steps t, …, t+K−1 at once (a fused, compiled
+        block; ``rows`` for :meth:`Recorder.record_block`); used wherever 0 < t ≡ 0 (mod K)
+        and t + K ≤ T, single steps elsewhere.
+
+    Returns
+    -------
+    algorithm.State
+        After T steps.
+    """
+    bar = Progress(run.steps, progress, label=label)
+    x = ops.from_numpy(run.x)
+    q = None if run.q is None else ops.from_numpy(run.q)
+    state, t = None, 0
+    while t < run.steps:
+        if blocks is not None and state is not None and t % blocks[0] == 0 and t + blocks[0] <= run.steps:
+            state, rows = blocks[1](state, t)
+            if recorder is not None:
+                recorder.record_block(t, rows)
+            t += blocks[0]
+        else:
+            grads = oracle(x, t)
+            if state is None:
+                state = algorithm.init(x, q, grads, run.config)
+            eta = resolve_lr(lr, t)
+            sketch = restart_sketch(run, t)
+            sketch = None if sketch is None else ops.from_numpy(sketch)
+            new_state, info = algorithm.step(state, grads, t, eta, run.config, ops, sketch=sketch)
+            if on_step is not None:
+                on_step(t, state, grads, eta, new_state, info)
+            if recorder is not None:
+                if info.svd_step:  # ||Δ̂ − Δ̄||²/||Δ̄||² of the restart compressor (Lemma 2's 1 − δ')
+                    recorder.record_residual(t, info.delta_hat, ops.node_mean(grads + state.error))
+                recorder.record_step(t, new_state, info)
+            state = new_state
+            t += 1
         x = state.x
-        if info.svd_step:  # ||Δ̂ − Δ̄||²/||Δ̄||² of the restart compressor (Lemma 2's 1 − δ')
-            recorder.record_residual(t, info.delta_hat, NUMPY.node_mean(grads + previous_error))
-        recorder.record(
-            t, x, NUMPY.node_mean(state.error), info.momentum, info.degenerate, info.degenerate_own_scale
-        )
-        bar.update(t + 1)
-    return recorder.trace(x, state.q, lr)
+        bar.update(t)
+    return state
 
 
 class Run(NamedTuple):
@@ -484,7 +587,8 @@ def restart_sketch(run: Run, t: int):
 
 
 def checked_grads(problem, x, run: Run, draws):
-    """The oracle's g_t^{(i)} for the nodes ``draws.node_ids``, checked: (R, N_local, m, n).
+    """The oracle's g_t^{(i)} for the nodes ``draws.node_ids``, checked: (R, N_local, m, n),
+    in ``x``'s array library.
 
     Raises
     ------
@@ -498,26 +602,44 @@ def checked_grads(problem, x, run: Run, draws):
             f"problem.stochastic_grads must return shape (R, N, m, n) = "
             f"{shape}, got {getattr(grads, 'shape', type(grads))}"
         )
-    grads = grads.astype(run.dtype, copy=False)
-    _check_finite("stochastic gradient", draws.step, run.replica_ids, grads)
+    ops = array_ops(x)
+    grads = ops.asarray(grads, like=x)
+    _check_finite("stochastic gradient", draws.step, run.replica_ids, grads, ops)
     return grads
 
 
 class Recorder:
     """The per-step record of a run, filled in step by step and returned as a :class:`Trace`.
 
-    Shared by :func:`simulate` and the torch backend, so both record the same fields the
-    same way. Every array passed in is NumPy.
+    Shared by every engine, so all record the same fields the same way. The fields are
+    computed in the run's array library (``ops``) and moved to NumPy one (R,) row at a time.
+
+    Parameters
+    ----------
+    problem, run
+        As :func:`run_loop`.
+    ops : ops object
+        The arrays of the run (default NumPy).
+    record : tuple of str
+        The fields of :data:`RECORD_FIELDS` to record; the others are None in the trace.
+    error_block : int ≥ 1
+        ||(1/N) Σ_i e^{(i)}||² needs a node mean Algorithm 2 itself does not take; with
+        ``error_block`` > 1 it is taken once per block of that many steps, stacked (one
+        collective per block in the distributed runner).
+    host_oracle : bool
+        Call ``problem.grad``/``loss`` on NumPy copies of X (for a NumPy-only oracle).
     """
 
-    def __init__(self, problem, run: Run):
-        self.problem, self.run = problem, run
+    def __init__(self, problem, run: Run, ops=NUMPY, record=RECORD_FIELDS, error_block=1, host_oracle=False):
+        self.problem, self.run, self.ops, self.record = problem, run, ops, tuple(record)
+        self.error_block, self.host_oracle, self._errors = error_block, host_oracle, []
         R, steps = run.replica_ids.size, run.steps
-        shape_rt = (R, steps + 1)
-        self.grad_norm_sq, self.loss = np.empty(shape_rt), np.empty(shape_rt)
-        self.error_norm_sq, self.momentum_norm_sq = np.zeros(shape_rt), np.zeros(shape_rt)
-        self.grad_norm_sq[:, 0] = NUMPY.sqnorm(problem.grad(run.x))
-        self.loss[:, 0] = problem.loss(run.x)
+        # Stored (T+1, R): a step writes one contiguous row (a column of (R, T+1) is strided).
+        self.fields = {
+            name: np.zeros((steps + 1, R)) if name in self.record else None for name in RECORD_FIELDS
+        }
+        x0 = run.x if host_oracle else ops.from_numpy(run.x)
+        self._record_x(0, x0)
         m, n = run.shape
         self.floats = np.array(
             [algorithm.floats_per_node(run.config, t, m, n) for t in range(steps)], dtype=np.int64
@@ -529,46 +651,82 @@ class Recorder:
         self.restart_residual = np.full((R, int(self.restarts.sum())), np.nan)
         self._restart_index = np.cumsum(self.restarts) - 1
 
-    def record(self, t, x, error_mean, momentum, degenerate, degenerate_own_scale=None):
-        """Record step t: X_{t+1} (R, m, n), (1/N) Σ_i e_{t+1}^{(i)} (R, m, n) (or None, see
-        :meth:`record_errors`), m_t (R, m, n), and the degenerate-QR flags (R,) or None
-        (relative to P's inputs, and the second reading relative to P's own size).
+    def _set(self, name, column, value):
+        """Step ``column`` of field ``name`` from ``value`` (R,) in any array library."""
+        self.fields[name][column] = array_ops(value).asnumpy(value)
+
+    def _record_x(self, column, x):
+        if "grad_norm_sq" in self.record:
+            g = self.problem.grad(x)
+            self._set("grad_norm_sq", column, array_ops(g).sqnorm(g))
+        if "loss" in self.record:
+            self._set("loss", column, self.problem.loss(x))
+
+    def record_step(self, t, state, info):
+        """Record step t from the state after it (X_{t+1}, e_{t+1}) and its :class:`StepInfo`.
 
         Raises
         ------
         FloatingPointError
             A non-finite X_{t+1}, naming the replicas.
         """
-        _check_finite("iterate X_{t+1}", t, self.run.replica_ids, x)
-        if degenerate is not None:
+        ops, x = self.ops, state.x
+        _check_finite("iterate X_{t+1}", t, self.run.replica_ids, x, ops)
+        if info.degenerate is not None:
+            degenerate = ops.asnumpy(info.degenerate)
             self.degenerate_count += degenerate
             self.degenerate_per_step[t] = degenerate.sum()
-        if degenerate_own_scale is not None:
-            self.degenerate_own_scale += degenerate_own_scale
-        self.grad_norm_sq[:, t + 1] = NUMPY.sqnorm(self.problem.grad(x))
-        self.loss[:, t + 1] = self.problem.loss(x)
-        if error_mean is not None:
-            self.record_errors(t, error_mean[None])
-        self.momentum_norm_sq[:, t + 1] = NUMPY.sqnorm(momentum)
+        if info.degenerate_own_scale is not None:
+            self.degenerate_own_scale += ops.asnumpy(info.degenerate_own_scale)
+        self._record_x(t + 1, ops.asnumpy(x) if self.host_oracle else x)
+        if "momentum_norm_sq" in self.record:
+            self._set("momentum_norm_sq", t + 1, ops.sqnorm(info.momentum))
+        if "error_norm_sq" in self.record:
+            self._errors.append(state.error)
+            if len(self._errors) == self.error_block or t + 1 == self.run.steps:
+                # (K, R, N_local, m, n) -> (K, R, m, n)
+                errors = self._errors
+                means = ops.node_mean(errors[0][None] if len(errors) == 1 else ops.stack(errors))
+                first = t + 1 - len(self._errors)
+                self.fields["error_norm_sq"][first + 1 : t + 2] = ops.asnumpy(ops.sqnorm(means))
+                self._errors = []
 
     def record_residual(self, t, delta_hat, delta_mean):
         """Record ||Δ̂_t − Δ̄_t||² / ||Δ̄_t||² at restart step t (Δ̂_t, Δ̄_t: (R, m, n); 0/0 → 0)."""
-        den = NUMPY.sqnorm(delta_mean)
-        num = NUMPY.sqnorm(delta_hat - delta_mean)
+        ops = self.ops
+        den = ops.asnumpy(ops.sqnorm(delta_mean))
+        num = ops.asnumpy(ops.sqnorm(delta_hat - delta_mean))
         self.restart_residual[:, self._restart_index[t]] = np.where(
             den > 0, num / np.where(den > 0, den, 1), 0
         )
 
-    def record_errors(self, t, error_means):
-        """Record (1/N) Σ_i e^{(i)} after steps t, t+1, …: ``error_means`` (K, R, m, n).
+    def record_block(self, t, rows):
+        """Record steps t, …, t+K−1 from per-step rows computed in one fused call.
 
-        For a caller that averages the errors in blocks of K steps (``record`` with
-        ``error_mean=None`` in between).
+        ``rows`` maps "grads_ok" and "x_ok" (K, R) bool (g_t and X_{t+1} finite), "degenerate"
+        (K, R) bool (if any) and the recorded fields (K, R) to NumPy arrays.
+
+        Raises
+        ------
+        FloatingPointError
+            At the first step with a non-finite gradient or iterate, naming the replicas,
+            as :meth:`record_step` and :func:`checked_grads` would.
         """
-        self.error_norm_sq[:, t + 1 : t + 1 + len(error_means)] = NUMPY.sqnorm(error_means).T
+        for k, (grads_ok, x_ok) in enumerate(zip(rows["grads_ok"], rows["x_ok"])):
+            if not grads_ok.all():
+                _raise_non_finite("stochastic gradient", t + k, self.run.replica_ids, ~grads_ok)
+            if not x_ok.all():
+                _raise_non_finite("iterate X_{t+1}", t + k, self.run.replica_ids, ~x_ok)
+        steps = len(rows["x_ok"])
+        if "degenerate" in rows:
+            self.degenerate_count += rows["degenerate"].sum(axis=0)
+            self.degenerate_per_step[t : t + steps] = rows["degenerate"].sum(axis=1)
+            self.degenerate_own_scale += rows["degenerate_own_scale"].sum(axis=0)
+        for name in self.record:
+            self.fields[name][t + 1 : t + 1 + steps] = rows[name]
 
     def trace(self, x, q, lr) -> Trace:
-        """The :class:`Trace` with X_T (R, m, n) and Q_{T-1} (R, n, r) or None."""
+        """The :class:`Trace` with X_T (R, m, n) and Q_{T-1} (R, n, r) or None, in any array library."""
         run = self.run
         cfg = dict(
             run.config.__dict__,
@@ -580,16 +738,13 @@ class Recorder:
             problem=type(self.problem).__name__,
         )
         return Trace(
-            self.grad_norm_sq,
-            self.loss,
-            self.error_norm_sq,
-            self.momentum_norm_sq,
+            *(None if f is None else np.ascontiguousarray(f.T) for f in self.fields.values()),
             self.floats,
             self.restarts,
             self.degenerate_count,
             self.degenerate_per_step,
-            x,
-            q,
+            array_ops(x).asnumpy(x),
+            None if q is None else array_ops(q).asnumpy(q),
             cfg,
             self.degenerate_own_scale,
             self.restart_residual,

@@ -9,6 +9,10 @@ averages with ``all_reduce``. Nothing else differs.
 :class:`ArrayOps` states the interface; :class:`NumpyOps` (here),
 :class:`~simsgd.distributed.ops.TorchOps` and :class:`~simsgd.distributed.ops.ReferenceOps`
 implement it, and a new backend need only implement it too.
+
+The ops objects double as the array namespace of the problems' oracles (:func:`array_ops`),
+so an oracle is written once for NumPy and torch; :mod:`simsgd.torch_engine` holds the
+replicas' nodes on tensors the way the NumPy engine does.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Array", "ArrayOps", "NumpyOps", "NUMPY"]
+__all__ = ["Array", "ArrayOps", "NumpyOps", "NUMPY", "array_ops"]
 
 Array: TypeAlias = Any
 """A NumPy array or a torch tensor; shapes are given in the docstrings."""
@@ -191,6 +195,29 @@ class NumpyOps:
         return np.asarray(x)
 
     @staticmethod
+    def from_numpy(a):
+        """A NumPy array in this library (and device)."""
+        return a
+
+    @staticmethod
+    def asarray(a, like):
+        """``a`` (array or scalar) in ``like``'s library, dtype (and device)."""
+        return np.asarray(a, dtype=like.dtype)
+
+    @staticmethod
+    def all_finite(x) -> bool:
+        return bool(np.isfinite(x).all())
+
+    @staticmethod
+    def stack(arrays):
+        return np.stack(arrays)
+
+    abs = staticmethod(np.abs)
+    clip = staticmethod(np.clip)
+    einsum = staticmethod(np.einsum)
+    ones_like = staticmethod(np.ones_like)
+
+    @staticmethod
     def eps(x: np.ndarray) -> float:
         return float(np.finfo(x.dtype).eps)
 
@@ -202,3 +229,15 @@ class NumpyOps:
 
 
 NUMPY = NumpyOps()
+
+
+def array_ops(x):
+    """The ops (and array namespace) of ``x``: :data:`NUMPY`, or the torch engine's for a tensor.
+
+    Never imports torch for a NumPy array.
+    """
+    if type(x).__module__.partition(".")[0] == "torch":
+        from .torch_engine import TORCH
+
+        return TORCH
+    return NUMPY

@@ -7,14 +7,18 @@ numbers whether it runs alone or inside a batch of 10⁵, and node ``i`` of a
 
 The mixing function is SplitMix64's finaliser (Steele, Lea & Flood 2014), applied
 to a key built by chaining the coordinates; it passes BigCrush as a counter-based
-generator and is vectorised here with NumPy's wrapping ``uint64`` arithmetic.
+generator and is vectorised here with NumPy's wrapping ``uint64`` arithmetic, and on
+torch ``int64`` tensors (:class:`TorchNodeStreams`: the same bits, two's-complement wrapping,
+logical shifts by masking), so the torch engine draws exactly what the NumPy engine draws.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["NodeStreams", "StepDraws", "initial_q"]
+__all__ = ["NodeStreams", "StepDraws", "TorchNodeStreams", "TorchStepDraws", "initial_q"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -109,3 +113,99 @@ def initial_q(seed: int, replica_ids, n: int, rank: int) -> np.ndarray:
     Drawn from node 0's stream at step −1, which no oracle call uses.
     """
     return NodeStreams(seed, replica_ids, [0]).at(-1).normal((n, rank))[:, 0]
+
+
+# The same constants as signed int64 (torch has no general uint64 arithmetic).
+_GOLDEN_I, _M1_I, _M2_I = (int(np.array(c).view(np.int64)) for c in (_GOLDEN, _M1, _M2))
+
+
+def _shr(z, s: int):
+    """Logical right shift of an int64 tensor (torch's ``>>`` is arithmetic)."""
+    return (z >> s) & ((1 << (64 - s)) - 1)
+
+
+def _mix_torch(z):
+    """:func:`_mix` on int64 tensors: the same 64 bits, read as two's complement."""
+    z = (z ^ _shr(z, 30)) * _M1_I
+    z = (z ^ _shr(z, 27)) * _M2_I
+    return z ^ _shr(z, 31)
+
+
+def _signed(v: int) -> int:
+    """A Python int as the int64 with the same low 64 bits."""
+    v &= (1 << 64) - 1
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _key_torch(base, *coordinates):
+    for c in coordinates:  # a Python int is wrapped here, a tensor wraps by itself
+        base = _mix_torch(base + (_signed(_GOLDEN_I * c) if isinstance(c, int) else _GOLDEN_I * c))
+    return base
+
+
+class TorchNodeStreams:
+    """:class:`NodeStreams` on torch tensors: the same draws, as tensors on ``device``.
+
+    Parameters
+    ----------
+    seed, replica_ids, node_ids
+        As :class:`NodeStreams`.
+    device : str or torch.device
+    """
+
+    def __init__(self, seed: int, replica_ids, node_ids, device="cpu"):
+        import torch
+
+        keys = NodeStreams(seed, replica_ids, node_ids)._replica_keys  # one home for the seeding
+        self._replica_keys = torch.from_numpy(keys.view(np.int64).copy()).to(device)
+        # The ids stay NumPy (oracles index their per-node data with them); a tensor copy keys the draws.
+        self.replica_ids = np.asarray(replica_ids, dtype=np.int64)
+        self.node_ids = np.asarray(node_ids, dtype=np.int64)
+        self._node_keys = torch.from_numpy(self.node_ids.copy()).to(device)
+
+    def at(self, step) -> TorchStepDraws:
+        """Draws for step ``step`` (an int, or a 0-d int64 tensor inside a compiled block)."""
+        return TorchStepDraws(self, step)
+
+
+class TorchStepDraws:
+    """:class:`StepDraws` on torch: every method returns a tensor of shape (R, N_local, *shape)."""
+
+    def __init__(self, streams: TorchNodeStreams, step):
+        self.step = step
+        self.node_ids, self._node_keys = streams.node_ids, streams._node_keys
+        self._base = _key_torch(streams._replica_keys, step + 1)
+        self._draw = 0
+
+    def _bits(self, shape):
+        import torch
+
+        shape = tuple(int(s) for s in shape)
+        size = math.prod(shape)  # not np.prod: a NumPy call breaks a compiled graph
+        self._draw += 1
+        per_node = _key_torch(self._base[:, None], self._node_keys[None, :], self._draw)
+        elements = torch.arange(1, size + 1, dtype=torch.int64, device=per_node.device)
+        bits = _mix_torch(per_node[:, :, None] + _GOLDEN_I * elements)
+        return bits.reshape(per_node.shape + shape)
+
+    def uniform(self, shape=()):
+        """Uniform on [0, 1) with 53 random bits, float64."""
+        import torch
+
+        return _shr(self._bits(shape), 11).to(torch.float64) * _TO_UNIT
+
+    def rademacher(self, shape=()):
+        """Independent signs ±1 with probability 1/2 each, float64 (the top bit is the sign bit)."""
+        import torch
+
+        return 1.0 - 2.0 * (self._bits(shape) < 0).to(torch.float64)
+
+    def normal(self, shape=()):
+        """Standard normal (Box–Muller), float64; equal to :meth:`StepDraws.normal` to rounding
+        (torch's ``log``/``cos`` may differ from NumPy's in the last bit).
+        """
+        import torch
+
+        u1 = 1.0 - self.uniform(shape)
+        u2 = self.uniform(shape)
+        return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * np.pi * u2)

@@ -17,7 +17,8 @@ class Trace:
     Attributes
     ----------
     grad_norm_sq : (R, T+1)
-        ||∇f(X_t)||², t = 0..T.
+        ||∇f(X_t)||², t = 0..T. This and the next three fields are None when not
+        recorded (``simulate(..., record=...)``).
     loss : (R, T+1)
         f(X_t).
     error_norm_sq : (R, T+1)
@@ -50,10 +51,10 @@ class Trace:
         0 where Δ̄_t = 0; NaN where a backend did not record it).
     """
 
-    grad_norm_sq: np.ndarray
-    loss: np.ndarray
-    error_norm_sq: np.ndarray
-    momentum_norm_sq: np.ndarray
+    grad_norm_sq: np.ndarray | None
+    loss: np.ndarray | None
+    error_norm_sq: np.ndarray | None
+    momentum_norm_sq: np.ndarray | None
     floats_sent: np.ndarray
     restart_steps: np.ndarray
     degenerate_count: np.ndarray
@@ -76,7 +77,7 @@ class Trace:
 
     @property
     def replicas(self) -> int:
-        return self.grad_norm_sq.shape[0]
+        return self.x.shape[0]
 
     @property
     def steps(self) -> int:

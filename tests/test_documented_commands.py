@@ -79,7 +79,7 @@ def test_ci_script_passes_pytest_status_and_removes_its_environment(tmp_path, py
     stubs, scratch = tmp_path / "bin", tmp_path / "tmp"
     stubs.mkdir()
     scratch.mkdir()
-    for name in ("python3", "python", "pip"):  # stand-ins: no 1.3 GB environment is built here
+    for name in ("python3", "python", "pip", "ruff"):  # stand-ins: no 1.3 GB environment is built here
         (stubs / name).write_text(_STUB)
         (stubs / name).chmod(0o755)
     env = dict(

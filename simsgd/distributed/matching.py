@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from .. import algorithm
-from ..engine import checked_grads, resolve_lr
-from ..ops import NUMPY
+from ..engine import checked_grads, run_loop
 from ..problems import HeterogeneousQuadratic, Psi2x2
 from ..streams import NodeStreams
 from .ops import TorchOps
@@ -95,32 +94,29 @@ def forced_step_diff(problem, group=None, **options) -> dict:
     def tensor(a):
         return torch.from_numpy(np.ascontiguousarray(a))
 
-    x, state = run.x, None
-    for t in range(run.steps):
-        grads = checked_grads(problem, x, run, streams.at(t))
-        if state is None:
-            state = algorithm.init(x, run.q, grads, run.config)
+    def compare(t, state, grads, eta, new, info):  # one TorchOps step from the simulator's state
         mine = algorithm.State(
             *(None if v is None else tensor(v) for v in state[:3]),
             tensor(state.error[:, node : node + 1]),
             _map(tensor, state.opt),
         )
-        eta = resolve_lr(lr, t)
         out, info_t = algorithm.step(mine, tensor(grads[:, node : node + 1]), t, eta, run.config, ops)
-        state, info = algorithm.step(state, grads, t, eta, run.config, NUMPY)
         q_t = None if out.q is None else out.q.numpy()
         if q_t is not None and info.svd_step:
-            q_t = _align_signs(q_t, state.q)
+            q_t = _align_signs(q_t, new.q)
         for name, a, b in (
-            ("x", out.x.numpy(), state.x),
-            ("q", q_t, state.q),
-            ("error", out.error.numpy(), state.error[:, node : node + 1]),
+            ("x", out.x.numpy(), new.x),
+            ("q", q_t, new.q),
+            ("error", out.error.numpy(), new.error[:, node : node + 1]),
             ("delta_hat", info_t.delta_hat.numpy(), info.delta_hat),
             ("momentum", info_t.momentum.numpy(), info.momentum),
         ):
             if b is not None:
                 worst[name] = max(worst[name], rel_diff(a, b))
-        x = state.x
+
+    run_loop(
+        run, lr, lambda x, t: checked_grads(problem, x, run, streams.at(t)), on_step=compare, progress=False
+    )
     return worst
 
 

@@ -10,24 +10,27 @@ distributed run reproduces :func:`simsgd.simulate` bit for bit.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from ..ops import NumpyOps
+from ..torch_engine import TorchOps as LocalTorchOps
 
 __all__ = ["TorchOps", "ReferenceOps"]
 
 
-class TorchOps:
+class TorchOps(LocalTorchOps):
     """Algorithm 2's array operations for the node held by this process.
+
+    The kernels of :class:`simsgd.torch_engine.TorchOps`; only the node mean crosses processes.
 
     Parameters
     ----------
     group : ProcessGroup, optional
         The nodes to average over (default: the world).
+    device : str or torch.device
+        Where :meth:`from_numpy` puts arrays ("cpu", or "cuda:k" with NCCL).
 
     Notes
     -----
@@ -39,9 +42,10 @@ class TorchOps:
     reproduces the simulator exactly.
     """
 
-    name = "torch"
+    name = "torch+all_reduce"
 
-    def __init__(self, group=None):
+    def __init__(self, group=None, device="cpu"):
+        super().__init__(device)
         self.group = group
         self.world_size = dist.get_world_size(group)
 
@@ -50,79 +54,6 @@ class TorchOps:
         total = x.sum(dim=-3)
         dist.all_reduce(total, op=dist.ReduceOp.SUM, group=self.group)
         return total / self.world_size
-
-    matmul = staticmethod(NumpyOps.matmul)  # generic: slicing, broadcasting and ``@`` only
-
-    @staticmethod
-    def qr(p):
-        """Householder QR (LAPACK ``geqrf``/``orgqr``). Returns ``(Q, diag(R))``."""
-        q, r = torch.linalg.qr(p)
-        return q, torch.diagonal(r, dim1=-2, dim2=-1)
-
-    @staticmethod
-    def svd(p):
-        """Reduced SVD's left singular vectors and singular values: (..., m, k), (..., k)."""
-        u, s, _ = torch.linalg.svd(p, full_matrices=False)
-        return u, s
-
-    @staticmethod
-    def top_left_singular_vectors(d, rank):
-        """First ``rank`` left singular vectors of ``d`` (..., m, n) -> (..., m, rank)."""
-        return torch.linalg.svd(d, full_matrices=False)[0][..., :rank]
-
-    @staticmethod
-    def sqnorm(x):
-        """Squared Frobenius norm over the last two axes."""
-        return (x * x).sum(dim=(-2, -1))
-
-    @staticmethod
-    def maxabs(x):
-        """Max |x_ij| over the last two axes."""
-        return x.abs().amax(dim=(-2, -1))
-
-    @staticmethod
-    def col_sum(x, keep=True):
-        """Sum over the row axis (-2): per-column sums, shape (..., 1, k)."""
-        return x.sum(dim=-2, keepdim=keep)
-
-    @staticmethod
-    def expand_mask(mask, like):
-        """Broadcast a batch mask of shape (...) to ``like``'s (..., a, b)."""
-        return mask[..., None, None]
-
-    @staticmethod
-    def amin_last(x):
-        """Minimum over the last axis."""
-        return x.amin(dim=-1)
-
-    @staticmethod
-    def copy(x):
-        return x.clone()
-
-    @staticmethod
-    def where(mask, a, b):
-        return torch.where(mask, a, b)
-
-    @staticmethod
-    def zeros_like(x):
-        return torch.zeros_like(x)
-
-    @staticmethod
-    def any(mask) -> bool:
-        return bool(torch.any(mask))
-
-    @staticmethod
-    def asnumpy(x):
-        return x.detach().cpu().numpy()
-
-    @staticmethod
-    def eps(x) -> float:
-        return float(torch.finfo(x.dtype).eps)
-
-    @staticmethod
-    def ignore_division_warnings():
-        # torch does not warn on 0/0; the NaN is caught by the runner's finiteness check.
-        return contextlib.nullcontext()
 
 
 class ReferenceOps(NumpyOps):

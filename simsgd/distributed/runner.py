@@ -15,19 +15,18 @@ import inspect
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 import torch.distributed as dist
 
-from .. import algorithm
 from .._checks import check_int
-from .._progress import Progress
-from ..engine import Recorder, checked_grads, prepare, resolve_lr, restart_sketch, simulate
+from ..engine import Recorder, checked_grads, prepare, run_loop, simulate
 from ..streams import NodeStreams
+from ..trace import Trace
 from .ops import ReferenceOps, TorchOps
 
-__all__ = ["simulate_distributed", "prepare_distributed", "in_lanes"]
+__all__ = ["simulate_distributed", "simulate_sharded", "concat_traces", "prepare_distributed", "in_lanes"]
 
 _SIMULATE = inspect.signature(simulate)
+_ENGINE_ONLY = ("backend", "device", "compile", "record")  # simulate's, not prepare's
 
 
 def prepare_distributed(problem, options, group=None):
@@ -45,9 +44,12 @@ def prepare_distributed(problem, options, group=None):
             "nodes is the process group's world size and progress a keyword of its own; "
             "do not pass them as options"
         )
+    engine_only = {"backend", "compile", "record"} & set(options)
+    if engine_only:
+        raise ValueError(f"{sorted(engine_only)} are options of simsgd.simulate, not of a distributed run")
     bound = _SIMULATE.bind(problem, nodes=dist.get_world_size(group), **options)
     bound.apply_defaults()
-    args = {k: v for k, v in bound.arguments.items() if k not in ("problem", "progress")}
+    args = {k: v for k, v in bound.arguments.items() if k not in ("problem", "progress") + _ENGINE_ONLY}
     return prepare(problem, **args), args["lr"]
 
 
@@ -100,35 +102,24 @@ def simulate_distributed(
     """
     run, lr = prepare_distributed(problem, options, group)
     error_block = check_int("error_block", error_block, 1)
-    ops = ReferenceOps(group) if reference else TorchOps(group)
-    if reference:
-        to_array, stack = (lambda a: a), np.stack
-    else:
-        to_array, stack = (lambda a: torch.from_numpy(a).to(device)), torch.stack
+    ops = ReferenceOps(group) if reference else TorchOps(group, device)
     node = dist.get_rank(group)
-
     streams = NodeStreams(run.seed, run.replica_ids, [node])
-    recorder = Recorder(problem, run)
-    bar = Progress(run.steps, progress and node == 0, label=f"simulate_distributed[{ops.world_size}]")
-    x_np, state, errors = run.x, None, []
-    for t in range(run.steps):
-        grads = to_array(checked_grads(problem, x_np, run, streams.at(t)))
-        if state is None:
-            q = None if run.q is None else to_array(run.q)
-            state = algorithm.init(to_array(run.x), q, grads, run.config)
-        sketch = restart_sketch(run, t)
-        sketch = None if sketch is None else to_array(sketch)
-        state, info = algorithm.step(state, grads, t, resolve_lr(lr, t), run.config, ops, sketch)
-        x_np = ops.asnumpy(state.x)
-        degenerate = None if info.degenerate is None else ops.asnumpy(info.degenerate)
-        own = None if info.degenerate_own_scale is None else ops.asnumpy(info.degenerate_own_scale)
-        recorder.record(t, x_np, None, ops.asnumpy(info.momentum), degenerate, own)
-        errors.append(state.error)
-        if len(errors) == error_block or t + 1 == run.steps:  # (K, R, 1, m, n) -> (K, R, m, n)
-            recorder.record_errors(t + 1 - len(errors), ops.asnumpy(ops.node_mean(stack(errors))))
-            errors = []
-        bar.update(t + 1)
-    return recorder.trace(x_np, None if state.q is None else ops.asnumpy(state.q), lr)
+
+    def oracle(x, t):  # the NumPy oracle on this node's draws
+        return ops.from_numpy(checked_grads(problem, ops.asnumpy(x), run, streams.at(t)))
+
+    recorder = Recorder(problem, run, ops, error_block=error_block, host_oracle=True)
+    state = run_loop(
+        run,
+        lr,
+        oracle,
+        ops=ops,
+        recorder=recorder,
+        progress=progress and node == 0,
+        label=f"simulate_distributed[{ops.world_size}]",
+    )
+    return recorder.trace(state.x, state.q, lr)
 
 
 def in_lanes(fn, cases, lanes=4):
@@ -167,3 +158,74 @@ def in_lanes(fn, cases, lanes=4):
     for k, values in enumerate(done):
         results[k::lanes] = values
     return results
+
+
+def simulate_sharded(problem, *, group=None, replicas=1000, replica_ids=None, dst=0, **options):
+    """A Monte Carlo run of :func:`simsgd.simulate` with its replicas sharded over the group.
+
+    Rank k of W runs the k-th of W contiguous blocks of the replica ids with the ordinary
+    engine (any ``backend``/``device``), then the traces are gathered on rank ``dst`` and
+    joined in replica order. Replica j's numbers depend only on (seed, j) (counter-based
+    streams), so the result is the single-process trace bit for bit. Call it on every rank.
+
+    Parameters
+    ----------
+    problem : problem object
+    group : ProcessGroup, optional
+    replicas : int ≥ 1, or replica_ids : 1-D int array
+        The replicas of the whole run (as :func:`simsgd.simulate`); there must be at
+        least one per rank.
+    dst : int
+        The rank that receives the trace.
+    **options
+        Any other option of :func:`simsgd.simulate` (``progress`` shows rank ``dst``'s bar).
+
+    Returns
+    -------
+    Trace or None
+        The whole run's trace on rank ``dst``; None on the others.
+    """
+    if not dist.is_initialized():
+        raise RuntimeError("torch.distributed.init_process_group must be called first")
+    world, rank = dist.get_world_size(group), dist.get_rank(group)
+    ids = np.arange(check_int("replicas", replicas, 1)) if replica_ids is None else np.asarray(replica_ids)
+    if ids.ndim != 1 or ids.size < world:
+        raise ValueError(f"replica_ids must be 1-D with at least one replica per rank (world size {world})")
+    dst = check_int("dst", dst, 0, world - 1)
+    options["progress"] = bool(options.get("progress", False)) and rank == dst
+    trace = simulate(problem, replica_ids=np.array_split(ids, world)[rank], **options)
+    gathered = [None] * world if rank == dst else None
+    dist.gather_object(trace, gathered, dst=dist.get_global_rank(group, dst) if group else dst, group=group)
+    return concat_traces(gathered) if rank == dst else None
+
+
+def concat_traces(traces) -> Trace:
+    """One :class:`Trace` from the traces of consecutive blocks of replicas of one run.
+
+    Raises
+    ------
+    ValueError
+        The traces are not of the same run (options or step count differ).
+    """
+    first = traces[0]
+    for t in traces[1:]:
+        if t.config != first.config or not np.array_equal(t.floats_sent, first.floats_sent):
+            raise ValueError("concat_traces needs traces of the same run (same options and steps)")
+
+    def join(name):
+        parts = [getattr(t, name) for t in traces]
+        return None if parts[0] is None else np.concatenate(parts)
+
+    return Trace(
+        join("grad_norm_sq"),
+        join("loss"),
+        join("error_norm_sq"),
+        join("momentum_norm_sq"),
+        first.floats_sent,
+        first.restart_steps,
+        join("degenerate_qr"),
+        np.sum([t.degenerate_per_step for t in traces], axis=0),
+        join("x"),
+        join("q"),
+        first.config,
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import check_choice, check_int, check_memory
+from ..ops import array_ops
 from .psi import Psi2x2, check_noise_scale, psi, psi_prime
 
 __all__ = ["GeneralCounterexample", "GENERAL_BASES"]
@@ -108,7 +109,8 @@ class GeneralCounterexample:
         self.variance = 4.0 * self.noise_scale**2 * k + 16.0 * k
 
     def _inner(self, x):
-        return np.einsum("kij,...ij->...k", self.A.astype(x.dtype), x)
+        xp = array_ops(x)
+        return xp.einsum("kij,...ij->...k", xp.asarray(self.A, like=x), x)
 
     def loss(self, x):
         """f(X): (...) for X of shape (..., m, n)."""
@@ -116,7 +118,8 @@ class GeneralCounterexample:
 
     def grad(self, x):
         """∇f(X): (..., m, n)."""
-        return np.einsum("...k,kij->...ij", psi_prime(self._inner(x)), self.A.astype(x.dtype))
+        xp = array_ops(x)
+        return xp.einsum("...k,kij->...ij", psi_prime(self._inner(x)), xp.asarray(self.A, like=x))
 
     # (10b) with ξ^{(i)} shared by all k noise directions: the same oracle as Psi2x2.
     stochastic_grads = Psi2x2.stochastic_grads

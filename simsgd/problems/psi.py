@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import check_choice, check_int, check_real
+from ..ops import array_ops
 
 __all__ = ["Psi2x2", "psi", "psi_prime", "BASES", "check_noise_scale", "MAX_NOISE_SCALE"]
 
@@ -18,14 +19,15 @@ _ALIGN = np.array([[1.0, 1.0], [1.0, -1.0]]) / np.sqrt(2.0)
 
 
 def psi(x):
-    """ψ(x) = x² for |x| ≤ 1, 2|x| − 1 otherwise."""
-    ax = np.abs(x)
-    return np.where(ax <= 1, x * x, 2 * ax - 1)
+    """ψ(x) = x² for |x| ≤ 1, 2|x| − 1 otherwise (NumPy array or torch tensor)."""
+    xp = array_ops(x)
+    ax = xp.abs(x)
+    return xp.where(ax <= 1, x * x, 2 * ax - 1)
 
 
 def psi_prime(x):
     """ψ'(x) = 2x for |x| ≤ 1, 2 sign(x) otherwise (|ψ'| ≤ 2, ψ'' ≤ 2)."""
-    return 2 * np.clip(x, -1.0, 1.0)
+    return 2 * array_ops(x).clip(x, -1.0, 1.0)
 
 
 MAX_NOISE_SCALE = 1e150
@@ -154,23 +156,25 @@ class Psi2x2:
         return self.U.T @ x @ self.V
 
     def _inner(self, x):
-        return np.einsum("ij,...ij->...", self.A.astype(x.dtype), x)
+        xp = array_ops(x)
+        return xp.einsum("ij,...ij->...", xp.asarray(self.A, like=x), x)
 
     def loss(self, x):
         return psi(self._inner(x))
 
     def grad(self, x):
-        return psi_prime(self._inner(x))[..., None, None] * self.A.astype(x.dtype)
+        return psi_prime(self._inner(x))[..., None, None] * array_ops(x).asarray(self.A, like=x)
 
     def epsilon0(self, nodes: int) -> float:
         """ε₀ = 4 ψ'(Dᵀ X_0 D)² / 2^N of Theorem 1 (the statement's [ψ']²/2^(N−2))."""
         return float(4.0 * psi_prime(self._inner(self.x0)) ** 2 * 2.0**-nodes)  # 2.0**N overflows at N = 1024
 
     def stochastic_grads(self, x, nodes, rng):
+        xp = array_ops(x)
         grad = self.grad(x)[..., None, :, :]  # (R, 1, 2, 2)
         xi = rng.rademacher()  # (R, N_local)
         if self.lock_start and rng.step == 0:
-            xi = np.ones_like(xi)
-        xi = xi.astype(x.dtype)[..., None, None]
+            xi = xp.ones_like(xi)
+        xi = xp.asarray(xi, like=x)[..., None, None]
         sigma = _per_node_scale(self, nodes, rng)
-        return grad + xi * ((sigma * self.B).astype(x.dtype) - grad)
+        return grad + xi * (xp.asarray(sigma * self.B, like=x) - grad)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import check_int, check_memory, check_real, check_seed
+from ..ops import array_ops
 
 __all__ = ["HeterogeneousQuadratic"]
 
@@ -105,24 +106,26 @@ class HeterogeneousQuadratic:
 
     def local_loss(self, x, node_ids=None):
         """f_i(X) for the nodes ``node_ids``: (..., N_sel)."""
-        a, b = self._nodes(node_ids, x.dtype)
+        a, b = self._nodes(node_ids, x)
         r = a @ x[..., None, :, :] - b
-        return 0.5 * np.einsum("...kij,...kij->...k", r, r)
+        return 0.5 * array_ops(x).einsum("...kij,...kij->...k", r, r)
 
     def loss(self, x):
         return self.local_loss(x).mean(-1)
 
     def local_grad(self, x, node_ids=None):
         """∇f_i(X) for the nodes ``node_ids``: (..., N_sel, m, n)."""
-        a, b = self._nodes(node_ids, x.dtype)
+        a, b = self._nodes(node_ids, x)
         return a.mT @ (a @ x[..., None, :, :] - b)
 
     def grad(self, x):
-        return self.H.astype(x.dtype) @ x - self.b.astype(x.dtype)
+        xp = array_ops(x)
+        return xp.asarray(self.H, like=x) @ x - xp.asarray(self.b, like=x)
 
-    def _nodes(self, node_ids, dtype):
+    def _nodes(self, node_ids, like):
         idx = slice(None) if node_ids is None else np.asarray(node_ids)
-        return self.A[idx].astype(dtype), self.Bmat[idx].astype(dtype)
+        xp = array_ops(like)
+        return xp.asarray(self.A[idx], like=like), xp.asarray(self.Bmat[idx], like=like)
 
     def stochastic_grads(self, x, nodes, rng):
         if nodes != self.nodes:
@@ -130,9 +133,10 @@ class HeterogeneousQuadratic:
         m, n = self.shape
         k = self.noise_rank
         g = self.local_grad(x, rng.node_ids)
+        xp = array_ops(x)
         if self.lowrank_noise:
             u, v = rng.normal((m, k)), rng.normal((n, k))
-            g = g + (self.lowrank_noise / np.sqrt(k)) * (u @ v.mT).astype(x.dtype)
+            g = g + float(self.lowrank_noise / np.sqrt(k)) * xp.asarray(u @ v.mT, like=x)
         if self.noise:
-            g = g + self.noise * rng.normal((m, n)).astype(x.dtype)
+            g = g + self.noise * xp.asarray(rng.normal((m, n)), like=x)
         return g
