@@ -263,6 +263,7 @@ def test_memory_estimate_bounds_the_measured_peak(problem, options):
     from simsgd.engine import memory_estimate
 
     problem = problem()
+    simsgd.simulate(problem, progress=False, **dict(options, steps=2, replicas=2))  # imports done: warm
     tracemalloc.start()
     try:
         simsgd.simulate(problem, progress=False, **options)
