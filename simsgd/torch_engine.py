@@ -331,11 +331,14 @@ def compiled_loop(problem, run, lr, ops, streams, recorder, progress=None, block
     Raises
     ------
     ValueError
-        ``degenerate_qr="raise"`` (a data-dependent exception cannot be compiled).
+        ``degenerate_qr="raise"`` (a data-dependent exception cannot be compiled), or
+        ``optimizer="adam"`` (its step count is a Python int, so each block would recompile).
     """
     config = run.config
     if config.degenerate_qr == "raise":
         raise ValueError("compile=True does not support degenerate_qr='raise'; use compile=False")
+    if config.optimizer == "adam":  # its step count is a Python int: every block would recompile
+        raise ValueError("compile=True does not support optimizer='adam'; use compile=False")
     if block is None:
         block = config.restart_period if config.method in ("powersgd+", "galore") else 10
     fused = _fused_block(problem, config, run.nodes, recorder.record, block, ops.device)
