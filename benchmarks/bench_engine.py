@@ -177,6 +177,7 @@ def breakdown(replicas):
 
 ENGINES = (
     "numpy_baseline",
+    "numpy_subprocess",
     "numpy",
     "torch_cpu_eager",
     "torch_cpu_compiled",

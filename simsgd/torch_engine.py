@@ -341,14 +341,18 @@ def compiled_loop(problem, run, lr, ops, streams, recorder, progress=None, block
     Raises
     ------
     ValueError
-        ``degenerate_qr="raise"`` (a data-dependent exception cannot be compiled), or a
-        restart other than ``"svd"`` (its random sketch is drawn outside the graph).
+        ``degenerate_qr="raise"`` (a data-dependent exception cannot be compiled), a restart
+        other than ``"svd"`` (its random sketch is drawn outside the graph), or
+        ``optimizer="adam"``/``"adamw"`` (their step count is a Python int, so each block
+        would recompile).
     """
     config = run.config
     if config.degenerate_qr == "raise":
         raise ValueError("compile=True does not support degenerate_qr='raise'; use compile=False")
     if config.method == "powersgd+" and config.restart != "svd":
         raise ValueError(f"compile=True supports restart='svd' only, got restart={config.restart!r}")
+    if config.optimizer in ("adam", "adamw"):  # step count is a Python int: every block would recompile
+        raise ValueError("compile=True does not support optimizer='adam' or 'adamw'; use compile=False")
     if block is None:
         block = config.restart_period if config.method in ("powersgd+", "galore") else 10
     fused = _fused_block(problem, config, run.nodes, recorder.record, block, ops.device)

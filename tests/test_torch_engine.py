@@ -335,6 +335,8 @@ def test_block_path_checks_finiteness(dynamo_off):
         )
     with pytest.raises(ValueError, match="degenerate_qr='raise'"):
         simsgd.simulate(problem, degenerate_qr="raise", **kw)
+    with pytest.raises(ValueError, match="optimizer='adam'"):
+        simsgd.simulate(problem, optimizer="adam", **kw)
 
 
 @pytest.mark.slow
