@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import simsgd
 from simsgd.problems import GeneralCounterexample, HeterogeneousQuadratic, Psi2x2
 
 __all__ = ["make", "label", "epsilon0", "grad_norm_sq_at_start", "FAMILIES"]
@@ -85,3 +86,21 @@ def grad_norm_sq_at_start(problem) -> float:
     """||∇f(X_0)||²: what X_t ≡ X_0 (doing nothing) scores on Theorem 4's left-hand side."""
     g = problem.grad(np.asarray(problem.x0, dtype=np.float64))
     return float(np.sum(g**2))
+
+
+def run_msgd(problem, method: str, p: dict, replicas: int, seed: int):
+    """``simsgd.simulate`` with MSGD on instance ``p`` (nodes, rank, restart_period, lr, momentum, steps)."""
+    return simsgd.simulate(
+        problem,
+        method=method,
+        nodes=p["nodes"],
+        rank=p["rank"],
+        restart_period=p["restart_period"],
+        optimizer="msgd",
+        lr=p["lr"],
+        momentum=p["momentum"],
+        steps=p["steps"],
+        replicas=replicas,
+        seed=seed,
+        progress=False,
+    )

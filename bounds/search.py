@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, Phase, given, settings, target
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-import simsgd
 from simsgd import theory
 from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run
 from simsgd.output import atomic_write_json
@@ -88,20 +87,7 @@ def measure(instance: dict, replicas: int = REPLICAS, seed: int = 0, method: str
         ``{statement: {"measured", "upper", "bound", "ratio"}}`` (ratio = measured mean / bound).
     """
     problem = problems.make(instance["spec"], instance["nodes"])
-    trace = simsgd.simulate(
-        problem,
-        method=method,
-        nodes=instance["nodes"],
-        rank=instance["rank"],
-        restart_period=instance["restart_period"],
-        optimizer="msgd",
-        lr=instance["lr"],
-        momentum=instance["momentum"],
-        steps=instance["steps"],
-        replicas=replicas,
-        seed=seed,
-        progress=False,
-    )
+    trace = problems.run_msgd(problem, method, instance, replicas, seed)
     own = getattr(problem, "omega_sq", None)
     c = theory.constants(problem, None if own is not None else theory.visited_omega_sq(trace.grad_norm_sq))
     d = theory.delta(instance["rank"], problem.shape)

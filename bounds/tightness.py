@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import simsgd
 from simsgd import theory
 from simsgd.stats import local_slopes, max_mean_bounds, mean_bounds
 
@@ -102,23 +101,6 @@ SWEEPS = [
 ]
 
 
-def _run(problem, method, p, replicas, seed):
-    return simsgd.simulate(
-        problem,
-        method=method,
-        nodes=p["nodes"],
-        rank=p["rank"],
-        restart_period=p["restart_period"],
-        optimizer="msgd",
-        lr=p["lr"],
-        momentum=p["momentum"],
-        steps=p["steps"],
-        replicas=replicas,
-        seed=seed,
-        progress=False,
-    )
-
-
 def _constants(problem, trace, alpha):
     own = getattr(problem, "omega_sq", None)
     return theory.constants(
@@ -133,7 +115,7 @@ def _point(sweep, value, replicas, seed, alpha):
         p["steps"] = 3 * p["restart_period"] + 1
     problem = problems.make(sweep["spec"], p["nodes"])
     d = theory.delta(p["rank"], problem.shape)
-    plus = _run(problem, "powersgd+", p, replicas, seed)
+    plus = problems.run_msgd(problem, "powersgd+", p, replicas, seed)
     c = _constants(problem, plus, alpha)
     factor = sweep["factor"]
     if factor.endswith("(Lemma 3)"):
@@ -152,7 +134,7 @@ def _point(sweep, value, replicas, seed, alpha):
     T = p["steps"]
     terms = theory.theorem4_terms(c, steps=T, **kw)
     y = plus.grad_norm_sq[:, :T].mean(axis=1)
-    full = _run(problem, "full", p, replicas, seed).grad_norm_sq[:, :T].mean(axis=1)
+    full = problems.run_msgd(problem, "full", p, replicas, seed).grad_norm_sq[:, :T].mean(axis=1)
     base = mean_bounds(full, alpha)
     if "third term" in factor:  # the excess over MSGD on the same seeds, against the compression term
         return mean_bounds(y - full, alpha), terms.compression, base, p
@@ -166,8 +148,8 @@ def _prefix_points(sweep, replicas, seed, alpha):
     p = dict(sweep["fixed"], steps=max(sweep["values"]))
     problem = problems.make(sweep["spec"], p["nodes"])
     d = theory.delta(p["rank"], problem.shape)
-    plus = _run(problem, "powersgd+", p, replicas, seed).grad_norm_sq
-    full = _run(problem, "full", p, replicas, seed).grad_norm_sq
+    plus = problems.run_msgd(problem, "powersgd+", p, replicas, seed).grad_norm_sq
+    full = problems.run_msgd(problem, "full", p, replicas, seed).grad_norm_sq
     c = theory.constants(problem)
     kw = dict(
         lr=p["lr"], momentum=p["momentum"], restart_period=p["restart_period"], delta=d, nodes=p["nodes"]
