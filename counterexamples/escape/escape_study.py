@@ -88,7 +88,7 @@ def measure(basis, qr, convention, sigma, nodes, steps, replicas, balanced):
         "escaped_grad": float((grad >= 0).mean()),
         "grad_quartiles": _quartiles(grad),
         "after_balanced": float(leak.sum() / max(escaped.sum(), 1)),
-        "flagged_fraction": float(trace.degenerate_qr.sum() / (replicas * steps)),
+        "flagged_fraction": float(trace.degenerate_count.sum() / (replicas * steps)),
         "flagged_own_scale_fraction": float(trace.degenerate_own_scale.sum() / (replicas * steps)),
     }
 
