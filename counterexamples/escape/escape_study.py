@@ -35,6 +35,8 @@ from simsgd.output import atomic_savefig, atomic_write_json
 from simsgd.problems import Psi2x2
 from simsgd.streams import NodeStreams
 
+from .._study import study_record
+
 SIGMAS = (1, 5, 25, 125)
 NODES = (1, 2, 3, 4, 5, 8)
 BASES = ("paper", "aligned", "random")
@@ -126,13 +128,11 @@ def main(argv=None) -> int:
     table = _table(rows, steps, replicas)
     print(table)
     summary = {
-        "command": "python -m counterexamples.escape " + " ".join(sys.argv[1:] if argv is None else argv),
+        **study_record("counterexamples.escape", argv, start),
         "steps": steps,
         "replicas": replicas,
         "lr": LR,
         "seed": 0,
-        "date": time.strftime("%Y-%m-%d"),
-        "seconds": round(time.monotonic() - start, 1),
         "rows": rows,
     }
     with output_set(out) as stage:

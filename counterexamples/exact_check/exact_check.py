@@ -22,7 +22,7 @@ from simsgd.cli import output_set, run
 from simsgd.exact import EXACT_BASES, EXACT_DEGENERATE_QR, INVARIANTS, run_exact
 from simsgd.output import atomic_write_json
 
-from .._study import study_out
+from .._study import study_out, study_record
 
 STEPS, REPLICAS, SIGMA, LR = 100, 4, 5, "1/1000"
 
@@ -149,7 +149,10 @@ def main(argv=None) -> int:
         )
         print(f"  N = {nodes}: P̃ leaves C at t -> ||∇f||² ≠ 16 at t: {shown}")
     with output_set(folder) as stage:
-        atomic_write_json(os.path.join(stage, "exact_check.json"), out)
+        atomic_write_json(
+            os.path.join(stage, "exact_check.json"),
+            {**study_record("counterexamples.exact_check", argv, start), **out},
+        )
     print(f"({time.monotonic() - start:.0f} s)")
     return 0
 

@@ -22,7 +22,7 @@ from simsgd.lock import lock_summary, simulate_lock
 from simsgd.output import atomic_savefig, atomic_write_json
 from simsgd.problems import Psi2x2
 
-from .._study import study_out
+from .._study import study_out, study_record
 
 SIGMA, NODES, STEPS, REPLICAS, MU = 5.0, 4, 2000, 1000, 0.9
 
@@ -90,6 +90,7 @@ def main(argv=None) -> int:
         atomic_write_json(
             os.path.join(stage, "powersgd_plus.json"),
             {
+                **study_record("counterexamples.powersgd_plus", argv, start),
                 "sigma": SIGMA,
                 "nodes": NODES,
                 "steps": STEPS,

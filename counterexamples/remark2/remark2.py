@@ -33,6 +33,8 @@ from simsgd.output import atomic_write_json
 from simsgd.problems import GeneralCounterexample, HeterogeneousQuadratic, Psi2x2
 from simsgd.stats import mean_band, mean_ci, wilson_interval
 
+from .._study import study_record
+
 RESTARTS = (
     ("SVD (paper)", dict(restart="svd")),
     ("randomized p=5 K=1", dict(restart="randomized", restart_oversampling=5, restart_power_steps=1)),
@@ -127,12 +129,10 @@ def main(argv=None) -> int:
     table = _table(rows, steps, replicas)
     print(table)
     summary = {
-        "command": "python -m counterexamples.remark2 " + " ".join(sys.argv[1:] if argv is None else argv),
+        **study_record("counterexamples.remark2", argv, start),
         "steps": steps,
         "replicas": replicas,
         "seed": 0,
-        "date": time.strftime("%Y-%m-%d"),
-        "seconds": round(time.monotonic() - start, 1),
         "rows": rows,
     }
     with output_set(out) as stage:

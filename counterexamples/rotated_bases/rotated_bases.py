@@ -23,7 +23,7 @@ from simsgd.lock import lock_summary, simulate_lock
 from simsgd.output import atomic_write_json
 from simsgd.problems import Psi2x2
 
-from .._study import study_out
+from .._study import study_out, study_record
 
 SIGMA, NODES, STEPS, REPLICAS = 5.0, 4, 1000, 1000
 BASES = [("aligned", 0), ("paper", 0)] + [("random", s) for s in range(5)]
@@ -84,7 +84,14 @@ def main(argv=None) -> int:
     with output_set(folder) as stage:
         atomic_write_json(
             os.path.join(stage, "rotated_bases.json"),
-            {"sigma": SIGMA, "nodes": NODES, "steps": STEPS, "replicas": REPLICAS, "rows": rows},
+            {
+                **study_record("counterexamples.rotated_bases", argv, start),
+                "sigma": SIGMA,
+                "nodes": NODES,
+                "steps": STEPS,
+                "replicas": REPLICAS,
+                "rows": rows,
+            },
         )
     print(f"({time.monotonic() - start:.0f} s)")
     return 0

@@ -26,6 +26,7 @@ from simsgd.engine import memory_estimate
 from simsgd.output import atomic_write_json
 from simsgd.stats import wilson_interval
 
+from .._study import study_record
 from .problem import SearchProblem
 from .search import CONVERGED, STALLED
 
@@ -93,16 +94,13 @@ def main(argv=None) -> int:
             )
         result[kind] = row
     summary = {
-        "command": "python -m counterexamples.search.followup "
-        + " ".join(sys.argv[1:] if argv is None else argv),
-        "date": time.strftime("%Y-%m-%d"),
+        **study_record("counterexamples.search.followup", argv, start),
         "instance": found["best_instance"],
         "horizon": args.horizon,
         "replicas": args.replicas,
         "rotations": args.rotations,
         "failure_rule": found["failure_rule"],
         "result": result,
-        "seconds": round(time.monotonic() - start, 1),
     }
     with output_set(out) as stage:
         atomic_write_json(os.path.join(stage, "followup.json"), summary)

@@ -40,6 +40,7 @@ from simsgd.output import atomic_write_json
 from simsgd.problems import Psi2x2
 from simsgd.stats import wilson_interval
 
+from .._study import study_record
 from .problem import NOISES, SearchProblem
 
 # m, n, k, log σ, spread, κ, noise, heterogeneity, basis seed, N, r, log c, μ, optimiser, X_0 scale, X_0 noise
@@ -202,9 +203,8 @@ def main(argv=None) -> int:
     check = detector_check(steps, robust_runs)
     long_run = horizon(problem_kw, options, steps, robust_runs)
     summary = {
-        "command": "python -m counterexamples.search " + " ".join(sys.argv[1:] if argv is None else argv),
+        **study_record("counterexamples.search", argv, start),
         "seed": args.seed,
-        "date": time.strftime("%Y-%m-%d"),
         "steps": steps,
         "replicas_per_evaluation": replicas,
         "evaluations": len(evaluations),
@@ -219,7 +219,6 @@ def main(argv=None) -> int:
         "robust_runs_per_instance": robust_runs,
         "detector_check": check,
         "horizon_quantiles": long_run,
-        "seconds": round(time.monotonic() - start, 1),
     }
     print(
         f"{len(evaluations)} evaluations, best objective {best:.3g} "
