@@ -23,6 +23,7 @@ from .options import (
     Method,
     OptimizerName,
     Orthogonalization,
+    Restart,
 )
 
 __all__ = [
@@ -67,7 +68,7 @@ class Config:
     degenerate_qr: DegenerateQR = "previous"
     power_steps: int = 1
     weight_decay: float = 0.0
-    restart: str = "svd"
+    restart: Restart = "svd"
     restart_oversampling: int = 5
     restart_power_steps: int = 1
 
@@ -103,7 +104,7 @@ class StepInfo(NamedTuple):
     momentum: Array  # (..., m, n)  m_t
     degenerate: Array | None  # bool (...): P rank-deficient relative to its inputs
     svd_step: bool
-    degenerate_own_scale: object = None  # bool (...) or None: relative to P's own size
+    degenerate_own_scale: Array | None = None  # bool (...): relative to P's own size
 
 
 def init(x0, q0, grads_like, config: Config) -> State:

@@ -515,9 +515,11 @@ def prepare(
         restart_power_steps=restart_power_steps,
     )
     nodes = check_int("nodes", nodes, 1)
-    fixed = getattr(problem, "nodes", None)  # a per-node noise scale fixes N
+    fixed = getattr(problem, "nodes", None)  # per-node σ_i or per-node data fix N
     if fixed is not None and nodes != fixed:
-        raise ValueError(f"nodes must equal the problem's {fixed} per-node noise scales, got {nodes}")
+        raise ValueError(
+            f"nodes must equal problem.nodes = {fixed} (the problem is built for it), got {nodes}"
+        )
     steps = check_int("steps", steps, 1)
     seed = check_seed("seed", seed)
     if replica_ids is None:

@@ -31,7 +31,7 @@ from simsgd._checks import check_memory
 from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run, usage_errors
 from simsgd.engine import memory_estimate
 from simsgd.lock import escape_steps, simulate_lock
-from simsgd.output import atomic_savefig, atomic_write_json
+from simsgd.output import atomic_savefig, atomic_write_json, atomic_write_text
 from simsgd.problems import Psi2x2
 from simsgd.streams import NodeStreams
 
@@ -137,8 +137,7 @@ def main(argv=None) -> int:
     }
     with output_set(out) as stage:
         atomic_write_json(os.path.join(stage, "escape_study.json"), summary)
-        with open(os.path.join(stage, "escape_table.md"), "w", encoding="utf-8") as fh:
-            fh.write(table + "\n")
+        atomic_write_text(os.path.join(stage, "escape_table.md"), table + "\n")
         _plot(rows, os.path.join(stage, "escape_steps.png"))
     return 0
 

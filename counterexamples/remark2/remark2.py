@@ -29,7 +29,7 @@ import numpy as np
 
 import simsgd
 from simsgd.cli import Parser, check_out_dir, output_set, run
-from simsgd.output import atomic_write_json
+from simsgd.output import atomic_write_json, atomic_write_text
 from simsgd.problems import GeneralCounterexample, HeterogeneousQuadratic, Psi2x2
 from simsgd.stats import mean_band, mean_ci, wilson_interval
 
@@ -137,8 +137,7 @@ def main(argv=None) -> int:
     }
     with output_set(out) as stage:
         atomic_write_json(os.path.join(stage, "remark2.json"), summary)
-        with open(os.path.join(stage, "remark2_table.md"), "w", encoding="utf-8") as fh:
-            fh.write(table + "\n")
+        atomic_write_text(os.path.join(stage, "remark2_table.md"), table + "\n")
     return 0
 
 
