@@ -190,19 +190,20 @@ def table(result) -> str:
     """The markdown table of a result."""
     floor = result["floor_replica_steps_per_s"]
     lines = [
-        "| R | T | engine | replica-steps/s | × NumPy | fraction of memory floor |",
-        "|---|---|---|---|---|---|",
+        "| R | T | engine | replica-steps/s | × NumPy | × NumPy at baseline | fraction of memory floor |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         for name in ENGINES:
             if name in row:
+                base = f"{row[name] / row['numpy_baseline']:.2f}" if "numpy_baseline" in row else ""
                 lines.append(
                     f"| {row['replicas']:.0e} | {row['steps']} | {name} | {row[name]:.3g} | "
-                    f"{row[name] / row['numpy']:.2f} | {row[name] / floor:.2g} |"
+                    f"{row[name] / row['numpy']:.2f} | {base} | {row[name] / floor:.2g} |"
                 )
         if "compile_seconds" in row:
             lines.append(
-                f"| {row['replicas']:.0e} | | (compile + warm-up: {row['compile_seconds']:.0f} s) | | | |"
+                f"| {row['replicas']:.0e} | | (compile + warm-up: {row['compile_seconds']:.0f} s) | | | | |"
             )
     return "\n".join(lines) + "\n"
 
@@ -210,7 +211,13 @@ def table(result) -> str:
 def main(argv=None):
     parser = Parser(prog="python -m benchmarks.bench_engine", description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, nargs="+", default=[1000, 100_000])
-    parser.add_argument("--steps", type=int, nargs="+", default=[10_000, 50], help="T for each --replicas")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=[10_000, 200],
+        help="T for each --replicas (compiled runs take steps 0..τ−1 eagerly: keep T ≫ τ)",
+    )
     parser.add_argument("--loop-replicas", type=int, default=20)
     parser.add_argument("--baseline-commit", default=None, help="also time the NumPy engine of this commit")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile)")

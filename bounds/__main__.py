@@ -6,7 +6,16 @@ import json
 import os
 import sys
 
-from simsgd.cli import Parser, check_out_dir, output_set, run, seed
+from simsgd.cli import (
+    Parser,
+    add_engine_arguments,
+    check_out_dir,
+    engine,
+    engine_flags,
+    output_set,
+    run,
+    seed,
+)
 from simsgd.output import atomic_write_text
 
 from .report import render, to_json_record
@@ -20,11 +29,15 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--out", default=os.path.join("out", "bounds"), help="folder for REPORT.md and report.json"
     )
+    add_engine_arguments(parser)
     args = parser.parse_args(argv)
+    context = engine(args)
     out = check_out_dir(args.out, names=("report.json", "REPORT.md"))
     mode = "quick" if args.quick else "full"
-    command = f"python -m bounds{' --quick' if args.quick else ''} --seed {args.seed} --out {args.out}"
-    record = run_all(mode, args.seed)
+    flags = (" --quick" if args.quick else "") + engine_flags(args)
+    command = f"python -m bounds{flags} --seed {args.seed} --out {args.out}"
+    with context:
+        record = run_all(mode, args.seed)
     report = render(record, command)
     data = json.dumps(to_json_record(record, command), indent=1, ensure_ascii=False, default=float) + "\n"
     with output_set(out) as stage:

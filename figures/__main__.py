@@ -61,21 +61,29 @@ def main(argv=None) -> int:
         default="out/figures",
         help="output folder (default out/figures; `--out figures` regenerates the committed figures)",
     )
+    cli.add_engine_arguments(parser)
     args = parser.parse_args(argv)
+    context = cli.engine(args)
     out = cli.check_out_dir(args.out, names=FILES)
     start = time.perf_counter()
     setting_of = {
         figure1.make: figure1.QUICK if args.quick else figure1.Figure1Setting(),
         sweeps.make: sweeps.QUICK if args.quick else sweeps.SweepSetting(),
     }
-    command = "python -m figures" + (" --quick" if args.quick else "") + f" --out {args.out}"
-    with cli.output_set(out) as stage:
-        made = [
-            (Path(path).name, make)
-            for make, setting in setting_of.items()
-            for path in make(Path(stage), setting)
-        ]
-        atomic_write_text(Path(stage) / "PROVENANCE.md", _provenance_md(made, command, setting_of))
+    command = (
+        "python -m figures"
+        + (" --quick" if args.quick else "")
+        + cli.engine_flags(args)
+        + f" --out {args.out}"
+    )
+    with context:
+        with cli.output_set(out) as stage:
+            made = [
+                (Path(path).name, make)
+                for make, setting in setting_of.items()
+                for path in make(Path(stage), setting)
+            ]
+            atomic_write_text(Path(stage) / "PROVENANCE.md", _provenance_md(made, command, setting_of))
     for name in [name for name, _ in made] + ["PROVENANCE.md"]:
         print(f"wrote {Path(out) / name}")
     print(f"done in {time.perf_counter() - start:.1f} s")

@@ -39,6 +39,9 @@ __all__ = [
     "run",
     "check_out_dir",
     "output_set",
+    "add_engine_arguments",
+    "engine",
+    "engine_flags",
 ]
 
 
@@ -235,3 +238,35 @@ def output_set(target: str | os.PathLike) -> Iterator[str]:
             os.replace(os.path.join(stage, name), os.path.join(target, name))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend {numpy,torch}`` and ``--device``: where the command's simulations run."""
+    parser.add_argument(
+        "--backend",
+        choices=("numpy", "torch"),
+        default="numpy",
+        help="array library of every simulation (torch: same draws, trajectories equal to rounding)",
+    )
+    parser.add_argument("--device", default="cpu", help="torch only: cpu, cuda or cuda:k (default cpu)")
+
+
+def engine(args: argparse.Namespace):
+    """The checked :func:`simsgd.engine.default_engine` of ``--backend``/``--device``.
+
+    Call it before any computation: torch missing, a device that is not there, or
+    ``--device`` without ``--backend torch`` is a :class:`UsageError`.
+    """
+    from .engine import default_engine
+
+    if args.backend == "numpy" and args.device != "cpu":
+        raise UsageError(f"argument --device: {args.device!r} needs --backend torch")
+    with usage_errors("--backend" if args.device == "cpu" else "--device"):
+        return default_engine(args.backend, args.device)
+
+
+def engine_flags(args: argparse.Namespace) -> str:
+    """``--backend``/``--device`` as they would be typed, "" for the default (NumPy), for
+    the commands that outputs quote.
+    """
+    return "" if args.backend == "numpy" else f" --backend {args.backend} --device {args.device}"

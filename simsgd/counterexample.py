@@ -30,6 +30,7 @@ from ._checks import check_memory
 from ._progress import Progress
 from .engine import Diverged, memory_estimate
 from .lock import lock_summary, simulate_lock
+from .ops import array_ops
 from .output import atomic_savefig, atomic_write_csv, atomic_write_json
 from .problems import Psi2x2
 from .problems.psi import MAX_NOISE_SCALE
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="--precision exact: the time budget of all runs together (default 600); each run "
         f"also stops after {EXACT_SECONDS_PER_RUN:g} s, and runs not started in time are counted 'not run'",
     )
+    cli.add_engine_arguments(p)
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
     p.add_argument("--no-plot", action="store_true", help="with --out, skip the figure")
     return p
@@ -195,6 +197,10 @@ def _check_args(args):
     if np.ndim(args.sigma) and len(args.sigma) != args.N:
         raise cli.UsageError(f"argument --sigma: must be one value or --N = {args.N} comma-separated values")
     if args.precision == "exact":
+        if args.backend != "numpy":
+            raise cli.UsageError(
+                "argument --backend: --precision exact computes in fractions, not arrays; use numpy"
+            )
         if args.basis == "random":
             raise cli.UsageError(
                 "argument --basis: must be 'paper' or 'aligned' with --precision exact "
@@ -266,6 +272,7 @@ class _RangeWatch:
         return getattr(self._problem, name)
 
     def note(self, x, t):
+        x = array_ops(x).asnumpy(x)  # a torch tensor (CUDA too) under --backend torch
         out = (np.abs(x) > self._limit).reshape(len(x), -1).any(axis=1) & (self.left_at < 0)
         self.left_at[out] = t
 
@@ -362,6 +369,8 @@ def _config(args):
             "precision",
             "degenerate_qr",
             "seed",
+            "backend",
+            "device",
         )
     }
 
@@ -640,6 +649,7 @@ def _table_exact(summary) -> str:
 def main(argv=None) -> int:
     """The command line; see :func:`build_parser`. Run it through :func:`simsgd.cli.run`."""
     args = _check_args(build_parser().parse_args(argv))
+    context = cli.engine(args)
     if args.out is not None:
         cli.check_out_dir(args.out, names=FILES)
     start = time.monotonic()
@@ -647,7 +657,8 @@ def main(argv=None) -> int:
         summary, rows = run_exact_mode(args)
         table = _table_exact(summary)
     else:
-        summary, curves = run_float(args)
+        with context:
+            summary, curves = run_float(args)
         table = _table_float(summary)
     summary["seconds"] = round(time.monotonic() - start, 2)
     if args.out is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -46,11 +48,53 @@ __all__ = [
     "run_loop",
     "BACKENDS",
     "RECORD_FIELDS",
+    "Engine",
+    "default_engine",
 ]
 
 BACKENDS = ("numpy", "torch")
 RECORD_FIELDS = ("grad_norm_sq", "loss", "error_norm_sq", "momentum_norm_sq")
 """The per-step fields of a :class:`Trace` that ``record=`` may select."""
+
+
+class Engine(NamedTuple):
+    """Where :func:`simulate` runs when its call names no ``backend``: see :func:`default_engine`."""
+
+    backend: Literal["numpy", "torch"] = "numpy"
+    device: str = "cpu"
+
+
+_ENGINE: ContextVar[Engine | None] = ContextVar("simsgd_engine", default=None)
+
+
+def default_engine(backend: Literal["numpy", "torch"] = "numpy", device: str = "cpu"):
+    """A context in which :func:`simulate` calls that name no ``backend`` run on this one.
+
+    What a study's ``--backend``/``--device`` set, so that every ``simulate`` call below the
+    command line uses them without each study passing them down. A call naming its own
+    ``backend`` keeps it. The options are checked now, before the block runs.
+
+    Raises
+    ------
+    ValueError
+        An unknown backend, torch missing, or a device that is not there.
+
+    Examples
+    --------
+    >>> with default_engine("torch"):  # doctest: +SKIP
+    ...     trace = simulate(problem)  # on torch, CPU
+    """
+    _check_backend(backend, device, False, None)
+    return _engine_context(Engine(backend, device))
+
+
+@contextlib.contextmanager
+def _engine_context(engine: Engine) -> Iterator[Engine]:
+    token = _ENGINE.set(engine)
+    try:
+        yield engine
+    finally:
+        _ENGINE.reset(token)
 
 
 class Diverged(FloatingPointError):
@@ -235,8 +279,8 @@ def simulate(
     restart: Restart = "svd",
     restart_oversampling: int = 5,
     restart_power_steps: int = 1,
-    backend: Literal["numpy", "torch"] = "numpy",
-    device: str = "cpu",
+    backend: Literal["numpy", "torch"] | None = None,
+    device: str | None = None,
     compile: bool = False,
     record: Iterable[str] | str | None = None,
 ) -> Trace:
@@ -290,12 +334,14 @@ def simulate(
         Extra sketch columns of ``"randomized"``.
     restart_power_steps : int, K ≥ 0 ("randomized"), ≥ 1 ("power")
         Power steps of ``"randomized"`` and ``"power"``.
-    backend : {"numpy", "torch"}
+    backend : {"numpy", "torch"}, optional
         The array library (see :mod:`simsgd.torch_engine`; needs torch and an oracle
         written with :func:`simsgd.ops.array_ops`, as the built-in problems are). Both
-        draw the same ξ; trajectories agree to rounding.
-    device : {"cpu", "cuda", "cuda:k"}
-        Torch only.
+        draw the same ξ; trajectories agree to rounding. Default: that of the enclosing
+        :func:`default_engine`, else "numpy".
+    device : {"cpu", "cuda", "cuda:k"}, optional
+        Torch only. Default: the enclosing :func:`default_engine`'s when ``backend`` is
+        not given, else "cpu".
     compile : bool
         Torch only: run blocks of steps through ``torch.compile`` (the first call compiles,
         tens of seconds on CPU).
@@ -343,6 +389,10 @@ def simulate(
         restart_oversampling=restart_oversampling,
         restart_power_steps=restart_power_steps,
     )
+    if backend is None:  # the enclosing default_engine's (its device too, unless one is named)
+        engine = _ENGINE.get() or Engine()
+        backend, device = engine.backend, engine.device if device is None else device
+    device = "cpu" if device is None else device
     record = _check_backend(backend, device, compile, record)
     if backend == "torch":
         from .torch_engine import simulate_torch
@@ -637,9 +687,10 @@ class Recorder:
         self.problem, self.run, self.ops, self.record = problem, run, ops, tuple(record)
         self.error_block, self.host_oracle, self._errors = error_block, host_oracle, []
         R, steps = run.replica_ids.size, run.steps
-        # Stored (T+1, R): a step writes one contiguous row (a column of (R, T+1) is strided).
+        # Stored (R, T+1), as the trace returns them: a step writes a strided column, which
+        # costs less than transposing (T+1, R) rows at the end (a copy into fresh pages).
         self.fields = {
-            name: np.zeros((steps + 1, R)) if name in self.record else None for name in RECORD_FIELDS
+            name: np.zeros((R, steps + 1)) if name in self.record else None for name in RECORD_FIELDS
         }
         x0 = run.x if host_oracle else ops.from_numpy(run.x)
         self._record_x(0, x0)
@@ -656,7 +707,7 @@ class Recorder:
 
     def _set(self, name, column, value):
         """Step ``column`` of field ``name`` from ``value`` (R,) in any array library."""
-        self.fields[name][column] = array_ops(value).asnumpy(value)
+        self.fields[name][:, column] = array_ops(value).asnumpy(value)
 
     def _record_x(self, column, x):
         if "grad_norm_sq" in self.record:
@@ -691,7 +742,7 @@ class Recorder:
                 errors = self._errors
                 means = ops.node_mean(errors[0][None] if len(errors) == 1 else ops.stack(errors))
                 first = t + 1 - len(self._errors)
-                self.fields["error_norm_sq"][first + 1 : t + 2] = ops.asnumpy(ops.sqnorm(means))
+                self.fields["error_norm_sq"][:, first + 1 : t + 2] = ops.asnumpy(ops.sqnorm(means)).T
                 self._errors = []
 
     def record_residual(self, t, delta_hat, delta_mean):
@@ -715,18 +766,19 @@ class Recorder:
             At the first step with a non-finite gradient or iterate, naming the replicas,
             as :meth:`record_step` and :func:`checked_grads` would.
         """
-        for k, (grads_ok, x_ok) in enumerate(zip(rows["grads_ok"], rows["x_ok"])):
-            if not grads_ok.all():
-                _raise_non_finite("stochastic gradient", t + k, self.run.replica_ids, ~grads_ok)
-            if not x_ok.all():
-                _raise_non_finite("iterate X_{t+1}", t + k, self.run.replica_ids, ~x_ok)
+        if not (rows["grads_ok"].all() and rows["x_ok"].all()):
+            for k, (grads_ok, x_ok) in enumerate(zip(rows["grads_ok"], rows["x_ok"])):
+                if not grads_ok.all():
+                    _raise_non_finite("stochastic gradient", t + k, self.run.replica_ids, ~grads_ok)
+                if not x_ok.all():
+                    _raise_non_finite("iterate X_{t+1}", t + k, self.run.replica_ids, ~x_ok)
         steps = len(rows["x_ok"])
         if "degenerate" in rows:
             self.degenerate_count += rows["degenerate"].sum(axis=0)
             self.degenerate_per_step[t : t + steps] = rows["degenerate"].sum(axis=1)
             self.degenerate_own_scale += rows["degenerate_own_scale"].sum(axis=0)
         for name in self.record:
-            self.fields[name][t + 1 : t + 1 + steps] = rows[name]
+            self.fields[name][:, t + 1 : t + 1 + steps] = rows[name].T
 
     def trace(self, x, q, lr) -> Trace:
         """The :class:`Trace` with X_T (R, m, n) and Q_{T-1} (R, n, r) or None, in any array library."""
@@ -741,7 +793,7 @@ class Recorder:
             problem=type(self.problem).__name__,
         )
         return Trace(
-            *(None if f is None else np.ascontiguousarray(f.T) for f in self.fields.values()),
+            *self.fields.values(),
             self.floats,
             self.restarts,
             self.degenerate_count,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engine import simulate
+from .ops import array_ops
 from .stats import mean_ci, wilson_interval
 
 __all__ = [
@@ -45,7 +46,7 @@ def at_initial_grad(grad_norm_sq, dtype="float64"):
 
 def _in_span_b(problem, x, x0, dtype):
     """(R,) bool: X − X_0 ∈ span(B) to :func:`lock_tolerance` (relative to 1 + ||X_0|| + ||X||)."""
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(array_ops(x).asnumpy(x), dtype=np.float64)  # X may be a torch tensor (CUDA too)
     # Divide by a per-replica power of two ≥ max|X|, |X_0| first: the norms of iterates beyond
     # 1e154 would overflow and make every such run look locked.
     unit = np.exp2(

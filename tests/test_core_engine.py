@@ -420,3 +420,54 @@ def test_one_version_source():
     assert installed == simsgd.__version__
     text = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "pyproject.toml")).read()
     assert 'dynamic = ["version"]' in text and "\nversion =" not in text.split("[tool.")[0]
+
+
+# --- NumpyOps' entry-by-entry kernels: the plain NumPy expressions' numbers, bit for bit ------
+
+
+def _plain_node_mean(x):
+    total = x[..., 0, :, :].copy()
+    for i in range(1, x.shape[-3]):
+        total += x[..., i, :, :]
+    return total / x.shape[-3]
+
+
+def _plain_matmul(a, b):  # the broadcast outer products, summed in order of j
+    out = a[..., :, 0:1] * b[..., 0:1, :]
+    for j in range(1, a.shape[-1]):
+        out += a[..., :, j : j + 1] * b[..., j : j + 1, :]
+    return out
+
+
+@given(
+    batch=st.lists(st.integers(0, 3), max_size=2),
+    nodes=st.integers(1, 5),
+    m=st.integers(1, 5),
+    k=st.integers(1, 4),
+    n=st.integers(1, 5),
+    dtype=st.sampled_from(["float64", "float32"]),
+    seed=st.integers(0, 2**32 - 1),
+    special=st.sampled_from([None, np.nan, np.inf, -0.0]),
+)
+def test_numpy_ops_fast_paths_are_the_plain_expressions(batch, nodes, m, k, n, dtype, seed, special):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((*batch, nodes, m, n)).astype(dtype) * 10.0 ** rng.integers(-3, 4)
+    if special is not None and x.size:
+        x.flat[rng.integers(x.size)] = special
+    a = rng.standard_normal((*batch, 1, m, k)).astype(dtype)
+    b = x[..., :k, :] if k <= m else rng.standard_normal((*batch, nodes, k, n)).astype(dtype)
+    mean, plain_mean = NUMPY.node_mean(x), _plain_node_mean(x)
+    assert mean.dtype == plain_mean.dtype and mean.shape == plain_mean.shape
+    np.testing.assert_array_equal(mean, plain_mean)
+    np.testing.assert_array_equal(NUMPY.maxabs(x), np.abs(x).max(axis=(-2, -1)))
+    product = NUMPY.matmul(a, b)
+    np.testing.assert_array_equal(product, _plain_matmul(a, b))
+    if special is None:  # and the product it stands for
+        np.testing.assert_allclose(product, a @ b, rtol=1e-4 if dtype == "float32" else 1e-10, atol=1e-6)
+
+
+def test_numpy_ops_fast_paths_control():
+    # Negative control: the comparison sees a last-bit change (a sum in another order).
+    x = np.random.default_rng(0).standard_normal((7, 4, 2, 2))
+    reordered = (x[..., 3, :, :] + x[..., 2, :, :] + x[..., 1, :, :] + x[..., 0, :, :]) / 4
+    assert not np.array_equal(NUMPY.node_mean(x), reordered)

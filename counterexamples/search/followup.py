@@ -21,7 +21,16 @@ import numpy as np
 
 import simsgd
 from simsgd._checks import check_memory
-from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run, usage_errors
+from simsgd.cli import (
+    Parser,
+    UsageError,
+    add_engine_arguments,
+    check_out_dir,
+    engine,
+    output_set,
+    run,
+    usage_errors,
+)
 from simsgd.engine import memory_estimate
 from simsgd.output import atomic_write_json
 from simsgd.stats import wilson_interval
@@ -46,7 +55,9 @@ def main(argv=None) -> int:
     p.add_argument("--horizon", type=int, default=3200, help="steps (default 3200)")
     p.add_argument("--replicas", type=int, default=32, help="runs per instance (default 32)")
     p.add_argument("--rotations", type=int, default=8, help="random rotations (default 8)")
+    add_engine_arguments(p)
     args = p.parse_args(argv)
+    context = engine(args)  # checked before anything is written or run
     if min(args.horizon, args.replicas, args.rotations) < 1:
         raise UsageError("argument --horizon/--replicas/--rotations: must be integers ≥ 1")
     path = os.path.join(args.search, "search.json")
@@ -63,36 +74,41 @@ def main(argv=None) -> int:
     with usage_errors():  # each run of the follow-up, before the first is started
         check_memory(f"--horizon {args.horizon} --replicas {args.replicas}", size, "a shorter --horizon")
     out = check_out_dir(args.out, names=("followup.json",))
-    start = time.monotonic()
-    cases = {"fresh seeds": [(problem_kw, 2000)]}
-    cases["random rotation"] = [({**problem_kw, "basis_seed": 20_000 + i}, 0) for i in range(args.rotations)]
-    checkpoints = sorted({t for t in (steps, 4 * steps, args.horizon) if t <= args.horizon})
-    result = {}
-    for kind, instances in cases.items():
-        ratios = {method: [] for method in ("powersgd", "powersgd+", "full")}
-        for kw, seed in instances:
-            problem = SearchProblem(**kw)
-            for method in ratios:
-                ratios[method].append(_ratios(problem, options, method, args.horizon, args.replicas, seed))
-        ratios = {method: np.concatenate(r) for method, r in ratios.items()}
-        converged_full = ratios["full"][:, -1] < CONVERGED
-        row = {}
-        for method in ("powersgd", "powersgd+", "full"):
-            r = ratios[method]
-            failed = int(((r[:, -1] >= STALLED) & converged_full).sum())
-            row[method] = {
-                "median_ratio": {f"t={t}": float(np.median(r[:, t])) for t in checkpoints},
-                "failed_at_horizon": failed,
-                "runs": int(r.shape[0]),
-                "wilson95": list(wilson_interval(failed, r.shape[0])),
-            }
-            print(
-                f"{kind:16s} {method:10s} median ratio "
-                + ", ".join(f"t={t}: {np.median(r[:, t]):.3g}" for t in checkpoints)
-                + f"; fails at t={args.horizon}: {failed}/{r.shape[0]} "
-                + str(np.round(wilson_interval(failed, r.shape[0]), 3).tolist())
-            )
-        result[kind] = row
+    with context:
+        start = time.monotonic()
+        cases = {"fresh seeds": [(problem_kw, 2000)]}
+        cases["random rotation"] = [
+            ({**problem_kw, "basis_seed": 20_000 + i}, 0) for i in range(args.rotations)
+        ]
+        checkpoints = sorted({t for t in (steps, 4 * steps, args.horizon) if t <= args.horizon})
+        result = {}
+        for kind, instances in cases.items():
+            ratios = {method: [] for method in ("powersgd", "powersgd+", "full")}
+            for kw, seed in instances:
+                problem = SearchProblem(**kw)
+                for method in ratios:
+                    ratios[method].append(
+                        _ratios(problem, options, method, args.horizon, args.replicas, seed)
+                    )
+            ratios = {method: np.concatenate(r) for method, r in ratios.items()}
+            converged_full = ratios["full"][:, -1] < CONVERGED
+            row = {}
+            for method in ("powersgd", "powersgd+", "full"):
+                r = ratios[method]
+                failed = int(((r[:, -1] >= STALLED) & converged_full).sum())
+                row[method] = {
+                    "median_ratio": {f"t={t}": float(np.median(r[:, t])) for t in checkpoints},
+                    "failed_at_horizon": failed,
+                    "runs": int(r.shape[0]),
+                    "wilson95": list(wilson_interval(failed, r.shape[0])),
+                }
+                print(
+                    f"{kind:16s} {method:10s} median ratio "
+                    + ", ".join(f"t={t}: {np.median(r[:, t]):.3g}" for t in checkpoints)
+                    + f"; fails at t={args.horizon}: {failed}/{r.shape[0]} "
+                    + str(np.round(wilson_interval(failed, r.shape[0]), 3).tolist())
+                )
+            result[kind] = row
     summary = {
         **study_record("counterexamples.search.followup", argv, start),
         "instance": found["best_instance"],

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from simsgd.ops import array_ops
+
 NOISES = ("rademacher", "normal", "uniform")
 
 
@@ -80,20 +82,25 @@ class SearchProblem:
         self.omega_sq = 16.0 * self.kink**2 * k
         self.variance = float(4 * self.sigmas.max() ** 2 * k + self.omega_sq + (self.H**2).sum((1, 2)).max())
 
+    # The oracles are written against simsgd.ops.array_ops, so NumPy and torch run them alike.
     def _inner(self, x):
-        return np.einsum("kij,...ij->...k", self.A, x)
+        xp = array_ops(x)
+        return xp.einsum("kij,...ij->...k", xp.asarray(self.A, like=x), x)
 
     def loss(self, x):
-        s = np.abs(self._inner(x))
-        return np.where(s <= self.kink, s * s, 2 * self.kink * s - self.kink**2).sum(-1)
+        xp = array_ops(x)
+        s = xp.abs(self._inner(x))
+        return xp.where(s <= self.kink, s * s, 2 * self.kink * s - self.kink**2).sum(-1)
 
     def grad(self, x):
-        slope = 2 * np.clip(self._inner(x), -self.kink, self.kink)
-        return np.einsum("...k,kij->...ij", slope, self.A)
+        xp = array_ops(x)
+        slope = 2 * xp.clip(self._inner(x), -self.kink, self.kink)
+        return xp.einsum("...k,kij->...ij", slope, xp.asarray(self.A, like=x))
 
     def stochastic_grads(self, x, nodes, rng):
         if nodes != self.nodes:
             raise ValueError(f"nodes must equal {self.nodes} (one σ_i per node), got {nodes}")
+        xp = array_ops(x)
         if self.noise == "rademacher":
             xi = rng.rademacher()
         elif self.noise == "normal":
@@ -101,5 +108,6 @@ class SearchProblem:
         else:
             xi = (2 * rng.uniform() - 1) * np.sqrt(3.0)
         grad = self.grad(x)[..., None, :, :]
-        sigma = self.sigmas[rng.node_ids][:, None, None]
-        return grad + self.H[rng.node_ids] + xi[..., None, None] * (sigma * self.B - grad)
+        sigma = xp.asarray(self.sigmas[rng.node_ids][:, None, None] * self.B, like=x)
+        xi = xp.asarray(xi, like=x)[..., None, None]
+        return grad + xp.asarray(self.H[rng.node_ids], like=x) + xi * (sigma - grad)

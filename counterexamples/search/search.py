@@ -35,7 +35,7 @@ import numpy as np
 from scipy.optimize import differential_evolution
 
 import simsgd
-from simsgd.cli import Parser, check_out_dir, integer, output_set, run
+from simsgd.cli import Parser, add_engine_arguments, check_out_dir, engine, integer, output_set, run
 from simsgd.output import atomic_write_json
 from simsgd.problems import Psi2x2
 from simsgd.stats import wilson_interval
@@ -176,32 +176,42 @@ def build_parser():
         default=0,
         help="seed of the search in [0, 2³² − 1] (scipy's differential evolution; default 0)",
     )
+    add_engine_arguments(p)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    context = engine(args)  # checked before anything is written or run
     out = check_out_dir(args.out, names=("search.json",))
     if args.quick:
         steps, replicas, maxiter, popsize, robust_runs, robust_instances = 150, 8, 2, 2, 8, 4
     else:
         steps, replicas, maxiter, popsize, robust_runs, robust_instances = 200, 12, 6, 3, 16, 8
-    start = time.monotonic()
-    evaluations = []
+    with context:
+        start = time.monotonic()
+        evaluations = []
 
-    def scored(z):
-        value = objective(z, steps, replicas)
-        evaluations.append(-value)
-        return value
+        def scored(z):
+            value = objective(z, steps, replicas)
+            evaluations.append(-value)
+            return value
 
-    result = differential_evolution(
-        scored, BOUNDS, maxiter=maxiter, popsize=popsize, seed=args.seed, polish=False, tol=0, init="sobol"
-    )
-    problem_kw, options = decode(result.x)
-    best = -float(result.fun)
-    robust = robustness(problem_kw, options, steps, robust_runs, robust_instances)
-    check = detector_check(steps, robust_runs)
-    long_run = horizon(problem_kw, options, steps, robust_runs)
+        result = differential_evolution(
+            scored,
+            BOUNDS,
+            maxiter=maxiter,
+            popsize=popsize,
+            seed=args.seed,
+            polish=False,
+            tol=0,
+            init="sobol",
+        )
+        problem_kw, options = decode(result.x)
+        best = -float(result.fun)
+        robust = robustness(problem_kw, options, steps, robust_runs, robust_instances)
+        check = detector_check(steps, robust_runs)
+        long_run = horizon(problem_kw, options, steps, robust_runs)
     summary = {
         **study_record("counterexamples.search", argv, start),
         "seed": args.seed,
