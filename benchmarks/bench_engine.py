@@ -165,7 +165,7 @@ def breakdown(replicas):
         "ssp_step": _ms(lambda: ssp_step(q, grads)),
         "svd_step": _ms(lambda: svd_step(grads, 1)),
         "P = Δ Q, np.matmul": _ms(lambda: grads @ q[:, None]),
-        "P = Δ Q, broadcast sums (used)": _ms(lambda: NUMPY.matmul(grads, q[:, None])),
+        "P = Δ Q, NumpyOps.matmul, entry by entry (used)": _ms(lambda: NUMPY.matmul(grads, q[:, None])),
         "QR(P), np.linalg.qr": _ms(lambda: orthogonalize(p, method="lapack")),
         "QR(P), closed-form rank 1 (used)": _ms(lambda: orthogonalize(p, method="householder")),
         "SVD 2×2, np.linalg.svd (NumPy engine)": _ms(lambda: NUMPY.top_left_singular_vectors(mean, 1)),

@@ -50,6 +50,7 @@ __all__ = [
     "RECORD_FIELDS",
     "Engine",
     "default_engine",
+    "residual_terms",
 ]
 
 BACKENDS = ("numpy", "torch")
@@ -601,6 +602,13 @@ def prepare(
     return Run(config, nodes, steps, seed, dtype, replica_ids, (m, n), x, q)
 
 
+def residual_terms(delta_hat, delta_mean, ops=NUMPY):
+    """||Δ̂_t − Δ̄_t||² and ||Δ̄_t||² (R,), the numerator and denominator of
+    ``Trace.restart_residual`` (Lemma 2's 1 − δ' of the restart compressor).
+    """
+    return ops.sqnorm(delta_hat - delta_mean), ops.sqnorm(delta_mean)
+
+
 def _checked_x0(x0, shape, R, dtype):
     """X_0 as ``dtype``: shape (m, n) or (R, m, n), every entry finite in that dtype."""
     m, n = shape
@@ -747,9 +755,11 @@ class Recorder:
 
     def record_residual(self, t, delta_hat, delta_mean):
         """Record ||Δ̂_t − Δ̄_t||² / ||Δ̄_t||² at restart step t (Δ̂_t, Δ̄_t: (R, m, n); 0/0 → 0)."""
-        ops = self.ops
-        den = ops.asnumpy(ops.sqnorm(delta_mean))
-        num = ops.asnumpy(ops.sqnorm(delta_hat - delta_mean))
+        num, den = residual_terms(delta_hat, delta_mean, self.ops)
+        self._set_residual(t, self.ops.asnumpy(num), self.ops.asnumpy(den))
+
+    def _set_residual(self, t, num, den):
+        """The residual of restart step t from :func:`residual_terms` (NumPy (R,) arrays)."""
         self.restart_residual[:, self._restart_index[t]] = np.where(
             den > 0, num / np.where(den > 0, den, 1), 0
         )
@@ -758,7 +768,9 @@ class Recorder:
         """Record steps t, …, t+K−1 from per-step rows computed in one fused call.
 
         ``rows`` maps "grads_ok" and "x_ok" (K, R) bool (g_t and X_{t+1} finite), "degenerate"
-        (K, R) bool (if any) and the recorded fields (K, R) to NumPy arrays.
+        (K, R) bool (if any), the recorded fields (K, R) and, if the block has restart steps,
+        "residual_num" and "residual_den" (one row per restart, :func:`residual_terms`) to
+        NumPy arrays.
 
         Raises
         ------
@@ -779,6 +791,9 @@ class Recorder:
             self.degenerate_own_scale += rows["degenerate_own_scale"].sum(axis=0)
         for name in self.record:
             self.fields[name][:, t + 1 : t + 1 + steps] = rows[name].T
+        restarts = [t + k for k in range(steps) if self.restarts[t + k]]
+        for i, step in enumerate(restarts):
+            self._set_residual(step, rows["residual_num"][i], rows["residual_den"][i])
 
     def trace(self, x, q, lr) -> Trace:
         """The :class:`Trace` with X_T (R, m, n) and Q_{T-1} (R, n, r) or None, in any array library."""

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from . import algorithm
-from .engine import Recorder, checked_grads, resolve_lr, run_loop
+from .engine import Recorder, checked_grads, residual_terms, resolve_lr, run_loop
+from .optimizers import AdamState
 from .streams import TorchNodeStreams
 
 __all__ = ["TorchOps", "TORCH", "check_device", "simulate_torch"]
@@ -303,7 +304,12 @@ def _fused_block(problem, config, nodes, record, block, device):
             x = state.x
             grads = cops.asarray(problem.stochastic_grads(x, nodes, streams.at(t0 + k)), like=x)
             rows["grads_ok"].append(torch.isfinite(grads).flatten(1).all(1))
+            error = state.error
             state, info = algorithm.step(state, grads, k, lrs[k], config, cops)
+            if info.svd_step:  # as run_loop records it
+                num, den = residual_terms(info.delta_hat, cops.node_mean(grads + error), cops)
+                rows.setdefault("residual_num", []).append(num)
+                rows.setdefault("residual_den", []).append(den)
             x = state.x
             rows["x_ok"].append(torch.isfinite(x).flatten(1).all(1))
             if config.method not in ("full", "galore"):  # SVD steps have no QR: count 0
@@ -338,29 +344,29 @@ def compiled_loop(problem, run, lr, ops, streams, recorder, progress=None, block
     and every block is the same graph. Step 0 (initialisation) and the last partial block
     run eagerly; :func:`simsgd.engine.run_loop` drives both.
 
-    Inside a block the restart residual (``Trace.restart_residual``) is not recorded (NaN).
+    Adam's step count enters the blocks as a float64 tensor (an int would be specialised, one
+    graph per value).
 
     Raises
     ------
     ValueError
-        ``degenerate_qr="raise"`` (a data-dependent exception cannot be compiled), a restart
-        other than ``"svd"`` (its random sketch is drawn outside the graph), or
-        ``optimizer="adam"``/``"adamw"`` (their step count is a Python int, so each block
-        would recompile).
+        ``degenerate_qr="raise"`` (a data-dependent exception cannot be compiled) or a restart
+        other than ``"svd"`` (its random sketch is drawn outside the graph).
     """
     config = run.config
     if config.degenerate_qr == "raise":
         raise ValueError("compile=True does not support degenerate_qr='raise'; use compile=False")
     if config.method == "powersgd+" and config.restart != "svd":
         raise ValueError(f"compile=True supports restart='svd' only, got restart={config.restart!r}")
-    if config.optimizer in ("adam", "adamw"):  # step count is a Python int: every block would recompile
-        raise ValueError("compile=True does not support optimizer='adam' or 'adamw'; use compile=False")
     if block is None:
         block = config.restart_period if config.method in ("powersgd+", "galore") else 10
     fused = _fused_block(problem, config, run.nodes, recorder.record, block, ops.device)
 
     def fused_block(state, t):
         x = state.x
+        if isinstance(state.opt, AdamState) and not isinstance(state.opt.count, torch.Tensor):
+            count = torch.tensor(float(state.opt.count), dtype=torch.float64, device=x.device)
+            state = state._replace(opt=state.opt._replace(count=count))
         lrs = torch.tensor([resolve_lr(lr, t + k) for k in range(block)], dtype=x.dtype, device=x.device)
         state, rows = fused(state, streams, torch.tensor(t, device=x.device), lrs)
         return state, {name: ops.asnumpy(v) for name, v in rows.items()}

@@ -319,8 +319,21 @@ def test_block_path_is_the_step_path_bit_for_bit(dynamo_off, method):
     a = simsgd.simulate(Psi2x2(5.0), **kw)
     b = simsgd.simulate(Psi2x2(5.0), compile=True, **kw)
     assert _exact(a, b), trace_diff(b, a)
+    np.testing.assert_array_equal(b.restart_residual, a.restart_residual)  # recorded in blocks too
     part = simsgd.simulate(Psi2x2(5.0), compile=True, record=("loss",), **kw)
     np.testing.assert_array_equal(part.loss, a.loss)
+
+
+@pytest.mark.parametrize("optimizer, weight_decay", [("adam", 0.0), ("adamw", 0.1)])
+def test_block_path_runs_adam_with_a_tensor_step_count(dynamo_off, optimizer, weight_decay):
+    # The step count enters the blocks as a float64 tensor (an int would recompile per block).
+    kw = dict(method="powersgd+", nodes=4, steps=47, replicas=16, lr=0.005, seed=2, restart_period=5)
+    kw.update(backend="torch", optimizer=optimizer, weight_decay=weight_decay)
+    a = simsgd.simulate(ALIGNED, **kw)
+    b = simsgd.simulate(ALIGNED, compile=True, **kw)
+    assert _exact(a, b), trace_diff(b, a)
+    other = simsgd.simulate(ALIGNED, compile=True, **{**kw, "optimizer": "msgd"})  # control
+    assert not _exact(other, b)
 
 
 def test_block_path_checks_finiteness(dynamo_off):
@@ -338,14 +351,14 @@ def test_block_path_checks_finiteness(dynamo_off):
         )
     with pytest.raises(ValueError, match="degenerate_qr='raise'"):
         simsgd.simulate(problem, degenerate_qr="raise", **kw)
-    with pytest.raises(ValueError, match="optimizer='adam'"):
-        simsgd.simulate(problem, optimizer="adam", **kw)
 
 
 @pytest.mark.slow
-def test_compiled_block_matches_eager():
+@pytest.mark.parametrize("optimizer", ["msgd", "adam"])
+def test_compiled_block_matches_eager(optimizer):
     # The compiled path's first call compiles (tens of seconds on CPU).
     kw = dict(method="powersgd+", nodes=4, steps=25, replicas=32, lr=0.005, seed=2, restart_period=5)
+    kw["optimizer"] = optimizer
     a = simsgd.simulate(ALIGNED, backend="torch", **kw)
     b = simsgd.simulate(ALIGNED, backend="torch", compile=True, **kw)
     assert max(trace_diff(b, a).values()) <= 1e-12, trace_diff(b, a)
