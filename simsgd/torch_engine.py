@@ -328,7 +328,7 @@ def _fused_block(problem, config, nodes, record, block, device):
         return state, {name: torch.stack(v) for name, v in rows.items() if v}
 
     # Inductor's CPU vectoriser works along the innermost axis, here of length 2–16 (masked
-    # vectors): plain scalar C++ measured 1.6–2.1× faster (benchmarks/bench_engine.py).
+    # vectors): plain scalar C++ ran 1.5–2.1× faster in development runs (docs/torch-engine.md).
     cache[key] = torch.compile(body, dynamic=False, options={"cpp.vec_isa_ok": False})
     return cache[key]
 

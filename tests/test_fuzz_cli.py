@@ -263,6 +263,7 @@ def _no_network(monkeypatch):
 
 
 _SEARCH_RESULT = str(Path(__file__).resolve().parents[1] / "counterexamples" / "search")
+ENGINE = {"--backend": choice("numpy", "torch"), "--device": choice("cpu", "cuda", "cuda:1", "tpu")}
 
 CLIS = [
     Cli(
@@ -282,6 +283,7 @@ CLIS = [
             "--degenerate-qr": choice("previous", "native", "zero", "raise"),
             "--seed": small_int(-1, 3) | st.just(str(2**64 - 1)) | st.just(str(2**64)),
             "--max-seconds": real(0.5, 1.0),
+            **ENGINE,
         },
         files=("counterexample_steps.csv", "counterexample.json"),  # and the PNG unless --no-plot
         fixed=("--steps", "3", "--replicas", "4"),
@@ -290,7 +292,7 @@ CLIS = [
     ),
     Cli(
         "figures",
-        {},
+        dict(ENGINE),
         files=("figure1.png", "figure1.csv", "sweep.csv"),
         flags=("--quick",),
         patch=_cheap_figures,
@@ -326,7 +328,7 @@ CLIS = [
     ),
     Cli(
         "bounds",
-        {"--seed": small_int(-1, 3) | st.just(str(2**64 - 1)) | st.just(str(2**64))},
+        {"--seed": small_int(-1, 3) | st.just(str(2**64 - 1)) | st.just(str(2**64)), **ENGINE},
         files=("report.json", "REPORT.md"),
         flags=("--quick",),
         patch=_cheap_bounds,
@@ -356,7 +358,10 @@ CLIS = [
     ),
     Cli(
         "counterexamples.search",
-        {"--seed": small_int(-1, 3) | st.just(str(2**32 - 1)) | st.just(str(2**32)) | st.just(str(2**64))},
+        {
+            "--seed": small_int(-1, 3) | st.just(str(2**32 - 1)) | st.just(str(2**32)) | st.just(str(2**64)),
+            **ENGINE,
+        },
         files=("search.json",),
         flags=("--quick",),
         patch=_cheap_search,
@@ -369,6 +374,7 @@ CLIS = [
             "--replicas": small_int(),
             "--rotations": small_int(),
             "--search": st.sampled_from([_SEARCH_RESULT, "/proc", "/nonexistent"]) | _TEXT,
+            **ENGINE,
         },
         files=("followup.json",),
         fixed=("--search", _SEARCH_RESULT, "--horizon", "3", "--replicas", "2", "--rotations", "1"),
