@@ -6,11 +6,12 @@ engine on CPU (eager and ``compile=True``; the compile call is timed apart) and 
 present; optionally the NumPy engine at an older commit (``--baseline-commit``, in a
 subprocess on an exported copy of that commit, beside this commit's NumPy engine in a
 subprocess too: the NumPy engine runs ~10% slower in a process that has imported torch);
-and a plain per-replica Python loop.
-Ratios are taken within the run. Usage::
+and a plain per-replica Python loop. Each engine's rate is the best of ``--repeat`` rounds
+(every round times all engines back to back; all rounds are kept in the JSON), and ratios
+are taken within the run. Usage::
 
-    python -m benchmarks.bench_engine [--replicas 1000 100000] [--steps 10000 50] \\
-        [--baseline-commit REV] [--out DIR] [--quick]
+    python -m benchmarks.bench_engine [--replicas 1000 100000] [--steps 10000 200] \\
+        [--repeat 3] [--baseline-commit REV] [--out DIR] [--quick]
 
 The memory floor: Algorithm 2 must read and write X, m, Q and the N errors e^{(i)} once per
 step, ``2·8·(2mn + nr + N·mn)`` bytes per replica-step (416 here), and a NumPy copy of a
@@ -102,16 +103,23 @@ def _export(commit, into):
     return into
 
 
-def measure(replicas, steps, *, loop_replicas=20, baseline_tree=None, compile=True):
-    """One row per (R, T): replica-steps/s of each engine, measured back to back."""
+def measure(replicas, steps, *, loop_replicas=20, baseline_tree=None, compile=True, repeat=3):
+    """One row per (R, T): replica-steps/s of each engine, the best of ``repeat`` rounds.
+
+    A round times every engine once, back to back, so a transient load on the shared machine
+    slows one round of all engines rather than one engine; every round's rate is kept in
+    ``row["rounds"]``.
+    """
     import torch
 
     row = {"replicas": replicas, "steps": steps}
-    row["numpy"] = _rate(lambda: _simulate(replicas, steps), replicas, steps)
+    engines = {"numpy": lambda: _rate(lambda: _simulate(replicas, steps), replicas, steps)}
     if baseline_tree:  # both NumPy engines in a fresh process without torch: a like-for-like ratio
-        row["numpy_baseline"] = _baseline_rate(baseline_tree, replicas, steps)
-        row["numpy_subprocess"] = _baseline_rate(ROOT, replicas, steps)
-    row["torch_cpu_eager"] = _rate(lambda: _simulate(replicas, steps, backend="torch"), replicas, steps)
+        engines["numpy_baseline"] = lambda: _baseline_rate(baseline_tree, replicas, steps)
+        engines["numpy_subprocess"] = lambda: _baseline_rate(ROOT, replicas, steps)
+    engines["torch_cpu_eager"] = lambda: _rate(
+        lambda: _simulate(replicas, steps, backend="torch"), replicas, steps
+    )
     if compile:
         # Compile for this R and wait for inductor's kernels (the first calls may run before its
         # C++ is built): two short runs, timed apart as the one-off cost.
@@ -119,20 +127,25 @@ def measure(replicas, steps, *, loop_replicas=20, baseline_tree=None, compile=Tr
         for _ in range(2):
             _simulate(replicas, 20 * SETTINGS["restart_period"] + 1, backend="torch", compile=True)
         row["compile_seconds"] = time.perf_counter() - start
-        row["torch_cpu_compiled"] = _rate(
+        engines["torch_cpu_compiled"] = lambda: _rate(
             lambda: _simulate(replicas, steps, backend="torch", compile=True), replicas, steps
         )
     if torch.cuda.is_available():
         _simulate(replicas, 2, backend="torch", device="cuda")
-        row["torch_cuda_eager"] = _rate(
+        engines["torch_cuda_eager"] = lambda: _rate(
             lambda: _simulate(replicas, steps, backend="torch", device="cuda"), replicas, steps
         )
     problem = simsgd.problems.Psi2x2(5.0)
-    row["plain_loop"] = _rate(
+    engines["plain_loop"] = lambda: _rate(
         lambda: [run_replica(problem, k, steps=min(steps, 200), **SETTINGS) for k in range(loop_replicas)],
         loop_replicas,
         min(steps, 200),
     )
+    rounds = {name: [] for name in engines}
+    for _ in range(repeat):
+        for name, rate in engines.items():
+            rounds[name].append(rate())
+    row.update({name: max(rates) for name, rates in rounds.items()}, rounds=rounds)
     return row
 
 
@@ -219,6 +232,7 @@ def main(argv=None):
         help="T for each --replicas (compiled runs take steps 0..τ−1 eagerly: keep T ≫ τ)",
     )
     parser.add_argument("--loop-replicas", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each engine's best is reported")
     parser.add_argument("--baseline-commit", default=None, help="also time the NumPy engine of this commit")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile)")
     parser.add_argument("--quick", action="store_true", help="R = 1000, 10⁴ with T = 200, 20")
@@ -231,8 +245,9 @@ def main(argv=None):
     for name, values in (("--replicas", args.replicas), ("--steps", args.steps)):
         if min(values) < 1:
             raise UsageError(f"argument {name}: must be ≥ 1, got {min(values)}")
-    if args.loop_replicas < 1:
-        raise UsageError(f"argument --loop-replicas: must be ≥ 1, got {args.loop_replicas}")
+    for name, value in (("--loop-replicas", args.loop_replicas), ("--repeat", args.repeat)):
+        if value < 1:
+            raise UsageError(f"argument {name}: must be ≥ 1, got {value}")
     if args.out is not None:
         check_out_dir(args.out)
     try:
@@ -245,7 +260,12 @@ def main(argv=None):
         bandwidth = copy_bandwidth()
         rows = [
             measure(
-                r, t, loop_replicas=args.loop_replicas, baseline_tree=baseline, compile=not args.no_compile
+                r,
+                t,
+                loop_replicas=args.loop_replicas,
+                baseline_tree=baseline,
+                compile=not args.no_compile,
+                repeat=args.repeat,
             )
             for r, t in zip(args.replicas, args.steps)
         ]
