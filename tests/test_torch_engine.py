@@ -286,6 +286,21 @@ def test_cholesky_qr2_matches_householder_up_to_signs():
     assert torch.all(cholesky_qr2(deficient)[1].amin(-1) < 1e-6)
 
 
+def test_same_seed_same_numbers_whatever_the_thread_count():
+    # PowerSGD in the paper basis amplifies last-bit differences, so any reordering would show.
+    kw = dict(method="powersgd", nodes=4, steps=120, replicas=300, lr=0.005, seed=1, backend="torch")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        a = simsgd.simulate(Psi2x2(5.0), **kw)
+        torch.set_num_threads(1)
+        b = simsgd.simulate(Psi2x2(5.0), **kw)
+    finally:
+        torch.set_num_threads(threads)
+    assert _exact(a, b), trace_diff(b, a)
+    assert not _exact(simsgd.simulate(Psi2x2(5.0), **{**kw, "seed": 2}), a)  # control
+
+
 # --- devices and compile ---------------------------------------------------------------------
 
 
