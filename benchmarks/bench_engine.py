@@ -11,7 +11,8 @@ and a plain per-replica Python loop. Each engine's rate is the best of ``--repea
 are taken within the run. Usage::
 
     python -m benchmarks.bench_engine [--replicas 1000 100000] [--steps 10000 200] \\
-        [--repeat 3] [--baseline-commit REV] [--out DIR] [--quick]
+        [--repeat 3] [--engines NAME ...] [--record all|none|FIELDS] \\
+        [--baseline-commit REV] [--out DIR] [--quick]
 
 The memory floor: Algorithm 2 must read and write X, m, Q and the N errors e^{(i)} once per
 step, ``2·8·(2mn + nr + N·mn)`` bytes per replica-step (416 here), and a NumPy copy of a
@@ -35,6 +36,7 @@ import numpy as np
 import simsgd
 from benchmarks.plain_loop import run_replica
 from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run
+from simsgd.engine import RECORD_FIELDS
 from simsgd.output import atomic_write_json, atomic_write_text
 
 SETTINGS = dict(method="powersgd+", nodes=4, rank=1, restart_period=10, lr=0.005, momentum=0.9, seed=0)
@@ -66,10 +68,17 @@ def _rate(fn, replicas, steps):
     return replicas * steps / (time.perf_counter() - start)
 
 
-def _simulate(replicas, steps, **kw):
+def _simulate(replicas, steps, record=None, **kw):
     problem = simsgd.problems.Psi2x2(5.0)
     return simsgd.simulate(
-        problem, optimizer="msgd", steps=steps, replicas=replicas, progress=False, **SETTINGS, **kw
+        problem,
+        optimizer="msgd",
+        steps=steps,
+        replicas=replicas,
+        progress=False,
+        record=record,
+        **SETTINGS,
+        **kw,
     )
 
 
@@ -103,44 +112,54 @@ def _export(commit, into):
     return into
 
 
-def measure(replicas, steps, *, loop_replicas=20, baseline_tree=None, compile=True, repeat=3):
+def measure(replicas, steps, *, loop_replicas=20, baseline_tree=None, engines=None, record=None, repeat=3):
     """One row per (R, T): replica-steps/s of each engine, the best of ``repeat`` rounds.
 
     A round times every engine once, back to back, so a transient load on the shared machine
     slows one round of all engines rather than one engine; every round's rate is kept in
-    ``row["rounds"]``.
+    ``row["rounds"]``. ``engines`` (default all of :data:`ENGINES` that can run here) selects
+    rows; ``record`` is :func:`simsgd.simulate`'s (the baseline and the plain loop record all).
     """
     import torch
 
+    wanted = set(ENGINES if engines is None else engines)
+    cuda = torch.cuda.is_available()
     row = {"replicas": replicas, "steps": steps}
-    engines = {"numpy": lambda: _rate(lambda: _simulate(replicas, steps), replicas, steps)}
-    if baseline_tree:  # both NumPy engines in a fresh process without torch: a like-for-like ratio
-        engines["numpy_baseline"] = lambda: _baseline_rate(baseline_tree, replicas, steps)
-        engines["numpy_subprocess"] = lambda: _baseline_rate(ROOT, replicas, steps)
-    engines["torch_cpu_eager"] = lambda: _rate(
-        lambda: _simulate(replicas, steps, backend="torch"), replicas, steps
-    )
-    if compile:
-        # Compile for this R and wait for inductor's kernels (the first calls may run before its
-        # C++ is built): two short runs, timed apart as the one-off cost.
+
+    def rate_of(**kw):
+        return lambda: _rate(lambda: _simulate(replicas, steps, record, **kw), replicas, steps)
+
+    def warm_up(**kw):  # compile for this R and wait for inductor's kernels: timed apart
         start = time.perf_counter()
         for _ in range(2):
-            _simulate(replicas, 20 * SETTINGS["restart_period"] + 1, backend="torch", compile=True)
-        row["compile_seconds"] = time.perf_counter() - start
-        engines["torch_cpu_compiled"] = lambda: _rate(
-            lambda: _simulate(replicas, steps, backend="torch", compile=True), replicas, steps
-        )
-    if torch.cuda.is_available():
-        _simulate(replicas, 2, backend="torch", device="cuda")
-        engines["torch_cuda_eager"] = lambda: _rate(
-            lambda: _simulate(replicas, steps, backend="torch", device="cuda"), replicas, steps
-        )
+            _simulate(replicas, 20 * SETTINGS["restart_period"] + 1, record, compile=True, **kw)
+        return time.perf_counter() - start
+
     problem = simsgd.problems.Psi2x2(5.0)
-    engines["plain_loop"] = lambda: _rate(
-        lambda: [run_replica(problem, k, steps=min(steps, 200), **SETTINGS) for k in range(loop_replicas)],
-        loop_replicas,
-        min(steps, 200),
-    )
+    candidates = {
+        "numpy": rate_of(),
+        # both NumPy engines in a fresh process without torch: a like-for-like ratio
+        "numpy_baseline": baseline_tree and (lambda: _baseline_rate(baseline_tree, replicas, steps)),
+        "numpy_subprocess": baseline_tree and (lambda: _baseline_rate(ROOT, replicas, steps)),
+        "torch_cpu_eager": rate_of(backend="torch"),
+        "torch_cpu_compiled": rate_of(backend="torch", compile=True),
+        "torch_cuda_eager": cuda and rate_of(backend="torch", device="cuda"),
+        "torch_cuda_compiled": cuda and rate_of(backend="torch", device="cuda", compile=True),
+        "plain_loop": lambda: _rate(
+            lambda: [
+                run_replica(problem, k, steps=min(steps, 200), **SETTINGS) for k in range(loop_replicas)
+            ],
+            loop_replicas,
+            min(steps, 200),
+        ),
+    }
+    engines = {name: rate for name, rate in candidates.items() if rate and name in wanted}
+    if "torch_cpu_compiled" in engines:
+        row["compile_seconds"] = warm_up(backend="torch")
+    if "torch_cuda_compiled" in engines:
+        row["cuda_compile_seconds"] = warm_up(backend="torch", device="cuda")
+    if "torch_cuda_eager" in engines:
+        _simulate(replicas, 2, record, backend="torch", device="cuda")
     rounds = {name: [] for name in engines}
     for _ in range(repeat):
         for name, rate in engines.items():
@@ -195,6 +214,7 @@ ENGINES = (
     "torch_cpu_eager",
     "torch_cpu_compiled",
     "torch_cuda_eager",
+    "torch_cuda_compiled",
     "plain_loop",
 )
 
@@ -209,15 +229,18 @@ def table(result) -> str:
     for row in result["rows"]:
         for name in ENGINES:
             if name in row:
-                base = f"{row[name] / row['numpy_baseline']:.2f}" if "numpy_baseline" in row else ""
+                refs = ("numpy", "numpy_baseline")
+                ratios = [f"{row[name] / row[ref]:.2f}" if ref in row else "" for ref in refs]
                 lines.append(
                     f"| {row['replicas']:.0e} | {row['steps']} | {name} | {row[name]:.3g} | "
-                    f"{row[name] / row['numpy']:.2f} | {base} | {row[name] / floor:.2g} |"
+                    f"{ratios[0]} | {ratios[1]} | {row[name] / floor:.2g} |"
                 )
-        if "compile_seconds" in row:
-            lines.append(
-                f"| {row['replicas']:.0e} | | (compile + warm-up: {row['compile_seconds']:.0f} s) | | | | |"
-            )
+        for key, what in (
+            ("compile_seconds", "compile + warm-up"),
+            ("cuda_compile_seconds", "CUDA compile + warm-up"),
+        ):
+            if key in row:
+                lines.append(f"| {row['replicas']:.0e} | | ({what}: {row[key]:.0f} s) | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -234,7 +257,19 @@ def main(argv=None):
     parser.add_argument("--loop-replicas", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each engine's best is reported")
     parser.add_argument("--baseline-commit", default=None, help="also time the NumPy engine of this commit")
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile)")
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        choices=ENGINES,
+        default=list(ENGINES),
+        help="the rows to time (default all that can run here; CUDA rows need a GPU)",
+    )
+    parser.add_argument(
+        "--record",
+        default="all",
+        help="trace fields the engines record: all (default), none, or a comma list of "
+        + ", ".join(RECORD_FIELDS),
+    )
     parser.add_argument("--quick", action="store_true", help="R = 1000, 10⁴ with T = 200, 20")
     parser.add_argument("--out", default=None, help="folder for bench_engine.json and bench_engine.md")
     args = parser.parse_args(argv)
@@ -248,6 +283,15 @@ def main(argv=None):
     for name, value in (("--loop-replicas", args.loop_replicas), ("--repeat", args.repeat)):
         if value < 1:
             raise UsageError(f"argument {name}: must be ≥ 1, got {value}")
+    record = {"all": None, "none": ()}.get(args.record, tuple(args.record.split(",")))
+    for name in record or ():
+        if name not in RECORD_FIELDS:
+            choices = ", ".join(("all", "none", *RECORD_FIELDS))
+            raise UsageError(f"argument --record: {name!r} is not one of {choices}")
+    if record is not None and args.baseline_commit:
+        raise UsageError(
+            "argument --record: the baseline commit's engine records all fields; use --record all"
+        )
     if args.out is not None:
         check_out_dir(args.out)
     try:
@@ -264,12 +308,13 @@ def main(argv=None):
                 t,
                 loop_replicas=args.loop_replicas,
                 baseline_tree=baseline,
-                compile=not args.no_compile,
+                engines=args.engines,
+                record=record,
                 repeat=args.repeat,
             )
             for r, t in zip(args.replicas, args.steps)
         ]
-        pieces = breakdown(max(args.replicas))
+        pieces = breakdown(max(args.replicas)) if "numpy" in args.engines else {}
     nbytes = bytes_per_replica_step()
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
@@ -284,7 +329,7 @@ def main(argv=None):
         threads=os.environ.get("OMP_NUM_THREADS", "unset"),
         torch=torch.__version__,
         cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        settings=dict(SETTINGS, problem="Psi2x2(5.0)", optimizer="msgd", dtype="float64", record="all"),
+        settings=dict(SETTINGS, problem="Psi2x2(5.0)", optimizer="msgd", dtype="float64", record=args.record),
         bytes_per_replica_step=nbytes,
         copy_GBps=bandwidth / 1e9,
         floor_replica_steps_per_s=bandwidth / nbytes,
