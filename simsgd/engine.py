@@ -46,6 +46,7 @@ __all__ = [
     "restart_sketch",
     "RESTART_STREAM",
     "run_loop",
+    "run_traced",
     "BACKENDS",
     "RECORD_FIELDS",
     "Engine",
@@ -400,13 +401,22 @@ def simulate(
 
         return simulate_torch(problem, run, lr, device, compile, record, progress)
     streams = NodeStreams(run.seed, run.replica_ids, np.arange(run.nodes))
-    recorder = Recorder(problem, run, record=record)
+    return run_traced(problem, run, lr, streams, Recorder(problem, run, record=record), progress=progress)
+
+
+def run_traced(problem, run, lr, streams, recorder, *, ops=NUMPY, progress=None, blocks=None) -> Trace:
+    """:func:`run_loop` with the checked oracle of ``streams`` (:func:`checked_grads`), returning
+    ``recorder``'s :class:`Trace`: the run of every in-process engine (NumPy, torch eager and
+    compiled; ``blocks`` as :func:`run_loop`'s).
+    """
     state = run_loop(
         run,
         lr,
         lambda x, t: checked_grads(problem, x, run, streams.at(t)),
+        ops=ops,
         recorder=recorder,
         progress=progress,
+        blocks=blocks,
     )
     return recorder.trace(state.x, state.q, lr)
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import algorithm
-from .engine import Recorder, checked_grads, residual_terms, resolve_lr, run_loop
+from .engine import Recorder, residual_terms, resolve_lr, run_traced
 from .optimizers import AdamState
 from .streams import TorchNodeStreams
 
@@ -261,15 +261,7 @@ def simulate_torch(problem, run, lr, device="cpu", compile=False, record=None, p
     recorder = Recorder(problem, run, ops, record=record)
     if compile:
         return compiled_loop(problem, run, lr, ops, streams, recorder, progress)
-    state = run_loop(
-        run,
-        lr,
-        lambda x, t: checked_grads(problem, x, run, streams.at(t)),
-        ops=ops,
-        recorder=recorder,
-        progress=progress,
-    )
-    return recorder.trace(state.x, state.q, lr)
+    return run_traced(problem, run, lr, streams, recorder, ops=ops, progress=progress)
 
 
 class _CompiledOps(TorchOps):
@@ -371,10 +363,6 @@ def compiled_loop(problem, run, lr, ops, streams, recorder, progress=None, block
         state, rows = fused(state, streams, torch.tensor(t, device=x.device), lrs)
         return state, {name: ops.asnumpy(v) for name, v in rows.items()}
 
-    def oracle(x, t):
-        return checked_grads(problem, x, run, streams.at(t))
-
-    state = run_loop(
-        run, lr, oracle, ops=ops, recorder=recorder, progress=progress, blocks=(block, fused_block)
+    return run_traced(
+        problem, run, lr, streams, recorder, ops=ops, progress=progress, blocks=(block, fused_block)
     )
-    return recorder.trace(state.x, state.q, lr)
