@@ -674,7 +674,7 @@ def checked_grads(problem, x, run: Run, draws):
             f"{shape}, got {getattr(grads, 'shape', type(grads))}"
         )
     ops = array_ops(x)
-    grads = ops.asarray(grads, like=x)
+    grads = ops.node_layout(ops.asarray(grads, like=x))
     _check_finite("stochastic gradient", draws.step, run.replica_ids, grads, ops)
     return grads
 

@@ -106,10 +106,25 @@ class ArrayOps(Protocol):
         ...
 
 
+def _replica_fastest(x) -> bool:
+    """Whether ``x`` (..., a, b) has its batch axes fastest in memory (:meth:`NumpyOps.node_layout`)."""
+    return x.ndim > 2 and x.strides[0] == x.itemsize and not x.flags.c_contiguous
+
+
+def _empty_like_layout(shape, dtype, *inputs):
+    """An empty array of ``shape``, batch axes fastest (Fortran order) if those of an input are."""
+    return np.empty(shape, dtype, order="F" if any(map(_replica_fastest, inputs)) else "C")
+
+
+def _layout_as(x, out):
+    """``out`` (LAPACK's, C order) with its batch axes fastest if ``x``'s are."""
+    return np.asfortranarray(out) if _replica_fastest(x) else out
+
+
 def _matmul_entries(a, b):
     """``a @ b`` one output entry at a time: out_il = Σ_j a_ij b_jl, summed in order of j."""
     shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
-    out = np.empty(shape, np.result_type(a, b))
+    out = _empty_like_layout(shape, np.result_type(a, b), a, b)
     for i in range(a.shape[-2]):
         for col in range(b.shape[-1]):
             entry = out[..., i, col]
@@ -135,18 +150,18 @@ class NumpyOps:
             for i in range(1, nodes):
                 total += x[..., i, :, :]
             return total / nodes
-        flat = x.reshape(*x.shape[:-3], nodes, entries)
-        total = np.empty(flat.shape[:-2] + (entries,), x.dtype)
-        for e in range(entries):
-            entry = total[..., e]
-            if nodes == 1:
-                np.copyto(entry, flat[..., 0, e])
-            else:
-                np.add(flat[..., 0, e], flat[..., 1, e], out=entry)
-            for i in range(2, nodes):
-                entry += flat[..., i, e]
+        total = _empty_like_layout(x.shape[:-3] + x.shape[-2:], x.dtype, x)
+        for a in range(x.shape[-2]):
+            for b in range(x.shape[-1]):
+                entry = total[..., a, b]
+                if nodes == 1:
+                    np.copyto(entry, x[..., 0, a, b])
+                else:
+                    np.add(x[..., 0, a, b], x[..., 1, a, b], out=entry)
+                for i in range(2, nodes):
+                    entry += x[..., i, a, b]
         total /= nodes
-        return total.reshape(*x.shape[:-3], *x.shape[-2:])
+        return total
 
     @staticmethod
     def matmul(a: Array, b: Array) -> Array:
@@ -169,22 +184,23 @@ class NumpyOps:
     def qr(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Householder QR (LAPACK ``geqrf``/``orgqr``). Returns ``(Q, diag(R))``."""
         q, r = np.linalg.qr(p)
-        return q, np.diagonal(r, axis1=-2, axis2=-1)
+        return _layout_as(p, q), np.diagonal(r, axis1=-2, axis2=-1)
 
     @staticmethod
     def svd(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Reduced SVD's left singular vectors and singular values: (..., m, k), (..., k)."""
         u, s, _ = np.linalg.svd(p, full_matrices=False)
-        return u, s
+        return _layout_as(p, u), s
 
     @staticmethod
     def top_left_singular_vectors(d: np.ndarray, rank: int) -> np.ndarray:
         """First ``rank`` left singular vectors of ``d`` (..., m, n) -> (..., m, rank)."""
-        return np.linalg.svd(d, full_matrices=False)[0][..., :rank]
+        return _layout_as(d, np.linalg.svd(d, full_matrices=False)[0][..., :rank])
 
     @staticmethod
     def sqnorm(x: np.ndarray) -> np.ndarray:
-        """Squared Frobenius norm over the last two axes."""
+        """Squared Frobenius norm over the last two axes (summed as for C order, whatever the layout)."""
+        x = np.ascontiguousarray(x)  # einsum's order of summation follows the memory layout
         return np.einsum("...ij,...ij->...", x, x)
 
     @staticmethod
@@ -194,16 +210,21 @@ class NumpyOps:
         if entries > _ENTRIES or entries == 0:
             return np.abs(x).max(axis=(-2, -1))
         # NumPy's reduction over tiny trailing axes is ~10× slower than this maximum of columns.
-        flat = x.reshape(*x.shape[:-2], entries)
-        out = np.abs(flat[..., :1])[..., 0]  # an array, also without batch axes
-        for j in range(1, entries):
-            np.maximum(out, np.abs(flat[..., j]), out=out)
+        out = np.abs(x[..., 0, :1])[..., 0]  # an array, also without batch axes
+        for a in range(x.shape[-2]):
+            for b in range(x.shape[-1]):
+                if a or b:
+                    np.maximum(out, np.abs(x[..., a, b]), out=out)
         return out
 
     @staticmethod
     def col_sum(x: np.ndarray, keep: bool = True) -> np.ndarray:
-        """Sum over the row axis (-2): per-column sums, shape (..., 1, k)."""
-        return x.sum(axis=-2, keepdims=keep)
+        """Sum over the row axis (-2): per-column sums, shape (..., 1, k).
+
+        Summed as for C order, whatever the layout: NumPy sums a contiguous axis of ≥ 8
+        pairwise and a strided one in sequence.
+        """
+        return np.ascontiguousarray(x).sum(axis=-2, keepdims=keep)
 
     @staticmethod
     def expand_mask(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -234,6 +255,22 @@ class NumpyOps:
     @staticmethod
     def asnumpy(x: np.ndarray) -> np.ndarray:
         return np.asarray(x)
+
+    @staticmethod
+    def node_layout(x: np.ndarray) -> np.ndarray:
+        """``x`` (R, N, m, n) laid out for the entry-by-entry loops: replicas and nodes fastest
+        in memory (Fortran order) when m·n ≤ 16 and m, n ≤ 8, so that each entry's loop over
+        R·N runs through memory at a fixed stride; larger matrices stay as given (there
+        ``np.matmul`` sums, in an order that depends on the layout).
+
+        The engine lays out the oracle's g_t^{(i)} so; (7a)–(7b) keep the layout of their
+        inputs (:func:`_empty_like_layout`). Values do not depend on it: every reduction here
+        runs in an explicit order (``sqnorm`` sums a C-order copy).
+        """
+        m, n = x.shape[-2:]
+        if max(m, n) > _SMALL or m * n > _ENTRIES:  # contractions over > 8 terms use np.matmul
+            return x
+        return np.asfortranarray(x)
 
     @staticmethod
     def from_numpy(a):

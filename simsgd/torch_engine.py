@@ -164,6 +164,11 @@ class TorchOps:
     def asnumpy(x):
         return x.detach().cpu().numpy()
 
+    @staticmethod
+    def node_layout(x):
+        """``x`` as it is (NumpyOps lays out per-node arrays for its loops; torch needs not)."""
+        return x
+
     def from_numpy(self, a):
         """A NumPy array as a tensor on this ops' device."""
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import simsgd
-from simsgd import options
+from simsgd import engine, options
 from simsgd.ops import NUMPY, ArrayOps, NumpyOps
 from simsgd.problems import HeterogeneousQuadratic, Psi2x2
 from simsgd.streams import NodeStreams, initial_q
@@ -448,14 +448,17 @@ def _plain_matmul(a, b):  # the broadcast outer products, summed in order of j
     dtype=st.sampled_from(["float64", "float32"]),
     seed=st.integers(0, 2**32 - 1),
     special=st.sampled_from([None, np.nan, np.inf, -0.0]),
+    fortran=st.booleans(),
 )
-def test_numpy_ops_fast_paths_are_the_plain_expressions(batch, nodes, m, k, n, dtype, seed, special):
+def test_numpy_ops_fast_paths_are_the_plain_expressions(batch, nodes, m, k, n, dtype, seed, special, fortran):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((*batch, nodes, m, n)).astype(dtype) * 10.0 ** rng.integers(-3, 4)
     if special is not None and x.size:
         x.flat[rng.integers(x.size)] = special
     a = rng.standard_normal((*batch, 1, m, k)).astype(dtype)
     b = x[..., :k, :] if k <= m else rng.standard_normal((*batch, nodes, k, n)).astype(dtype)
+    if fortran:  # the engine's layout (NumpyOps.node_layout): same numbers
+        x, a, b = np.asfortranarray(x), np.asfortranarray(a), np.asfortranarray(b)
     mean, plain_mean = NUMPY.node_mean(x), _plain_node_mean(x)
     assert mean.dtype == plain_mean.dtype and mean.shape == plain_mean.shape
     np.testing.assert_array_equal(mean, plain_mean)
@@ -471,3 +474,61 @@ def test_numpy_ops_fast_paths_control():
     x = np.random.default_rng(0).standard_normal((7, 4, 2, 2))
     reordered = (x[..., 3, :, :] + x[..., 2, :, :] + x[..., 1, :, :] + x[..., 0, :, :]) / 4
     assert not np.array_equal(NUMPY.node_mean(x), reordered)
+
+
+# --- the NumPy engine's layout: replicas fastest in memory for small matrices, same numbers ----
+
+_LAYOUT_CASES = {  # problem, nodes, rank: 2×2; m = 8 with r = 1 (a sum NumPy would pair); m·n = 16
+    "psi": (Psi2x2(5.0), 4, 1),
+    "quadratic 8x2": (HeterogeneousQuadratic(m=8, n=2, nodes=3, seed=1, noise=0.3), 3, 1),
+    "quadratic 4x4": (HeterogeneousQuadratic(m=4, n=4, nodes=3, seed=2), 3, 2),
+}
+
+
+def _layout_trace(name, method, optimizer="msgd"):
+    problem, nodes, rank = _LAYOUT_CASES[name]
+    return simsgd.simulate(
+        problem, method=method, nodes=nodes, rank=rank, optimizer=optimizer, restart_period=3,
+        steps=12, replicas=6, seed=3, lr=0.01, progress=False,
+    )  # fmt: skip
+
+
+def _trace_arrays(trace):
+    names = ("grad_norm_sq", "loss", "error_norm_sq", "momentum_norm_sq", "x", "q", "restart_residual")
+    return [getattr(trace, name) for name in names] + [trace.degenerate_per_step]
+
+
+@pytest.mark.parametrize("name", list(_LAYOUT_CASES))
+@pytest.mark.parametrize("method", ["powersgd", "powersgd+", "galore", "full"])
+def test_numpy_engine_numbers_do_not_depend_on_the_layout(monkeypatch, name, method):
+    laid_out = _layout_trace(name, method, "adam" if method == "galore" else "msgd")
+    monkeypatch.setattr(NumpyOps, "node_layout", staticmethod(lambda x: x))  # C order throughout
+    plain = _layout_trace(name, method, "adam" if method == "galore" else "msgd")
+    for a, b in zip(_trace_arrays(laid_out), _trace_arrays(plain)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_numpy_engine_layout_control(monkeypatch):
+    # Negative control: a sum whose order follows the layout (NumPy sums a contiguous axis of
+    # ≥ 8 pairwise, a strided one in sequence) makes the two layouts' numbers differ.
+    monkeypatch.setattr(NumpyOps, "col_sum", staticmethod(lambda x, keep=True: x.sum(axis=-2, keepdims=keep)))
+    laid_out = _layout_trace("quadratic 8x2", "powersgd")
+    monkeypatch.setattr(NumpyOps, "node_layout", staticmethod(lambda x: x))
+    assert not np.array_equal(laid_out.x, _layout_trace("quadratic 8x2", "powersgd").x)
+
+
+@pytest.mark.parametrize("shape, fastest", [((2, 2), True), ((8, 2), True), ((9, 1), False), ((4, 5), False)])
+def test_numpy_engine_keeps_per_node_arrays_replicas_fastest(shape, fastest):
+    # What its speed rests on: one C-order array in (7a)–(7b) would turn every later one C.
+    from simsgd.ops import _replica_fastest
+
+    problem = HeterogeneousQuadratic(m=shape[0], n=shape[1], nodes=3, seed=0)
+    run = engine.prepare(
+        problem, method="powersgd+", nodes=3, rank=1, restart_period=3, optimizer="msgd", momentum=0.9,
+        steps=7, replicas=5, seed=0, q_init=None, dtype="float64", error_feedback="local",
+        orthogonalization="householder", orthogonalization_epsilon=0.0, degenerate_qr="previous",
+        betas=(0.9, 0.999), adam_eps=1e-8, x0=None, replica_ids=None, lr=0.01,
+    )  # fmt: skip
+    streams = NodeStreams(run.seed, run.replica_ids, np.arange(run.nodes))
+    state = engine.run_loop(run, 0.01, lambda x, t: engine.checked_grads(problem, x, run, streams.at(t)))
+    assert [_replica_fastest(a) for a in (state.error, state.q, state.basis)] == [fastest] * 3
