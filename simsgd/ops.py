@@ -265,7 +265,7 @@ class NumpyOps:
 
         The engine lays out the oracle's g_t^{(i)} so; (7a)–(7b) keep the layout of their
         inputs (:func:`_empty_like_layout`). Values do not depend on it: every reduction here
-        runs in an explicit order (``sqnorm`` sums a C-order copy).
+        runs in an explicit order or is exact, or (``sqnorm``, ``col_sum``) sums a C-order copy.
         """
         m, n = x.shape[-2:]
         if max(m, n) > _SMALL or m * n > _ENTRIES:  # contractions over > 8 terms use np.matmul
