@@ -258,19 +258,21 @@ class NumpyOps:
 
     @staticmethod
     def node_layout(x: np.ndarray) -> np.ndarray:
-        """``x`` (R, N, m, n) laid out for the entry-by-entry loops: replicas and nodes fastest
-        in memory (Fortran order) when m·n ≤ 16 and m, n ≤ 8, so that each entry's loop over
-        R·N runs through memory at a fixed stride; larger matrices stay as given (there
-        ``np.matmul`` sums, in an order that depends on the layout).
+        """``x`` (R, N, m, n) laid out for the entry-by-entry loops: the replicas fastest in
+        memory (Fortran order, or ``x`` itself if its replicas are fastest already) when
+        m·n ≤ 16 and m, n ≤ 8, so that each entry's loop over R·N runs through memory at a
+        fixed stride; larger matrices stay as given (there ``np.matmul`` sums, in an order
+        that depends on the layout).
 
-        The engine lays out the oracle's g_t^{(i)} so; (7a)–(7b) keep the layout of their
-        inputs (:func:`_empty_like_layout`). Values do not depend on it: every reduction here
+        The engine lays out the oracle's g_t^{(i)} so (ψ's oracle asks for it on its inputs,
+        which makes its broadcasting faster and spares the copy); (7a)–(7b) keep the layout of
+        their inputs (:func:`_empty_like_layout`). Values do not depend on it: every reduction here
         runs in an explicit order or is exact, or (``sqnorm``, ``col_sum``) sums a C-order copy.
         """
         m, n = x.shape[-2:]
         if max(m, n) > _SMALL or m * n > _ENTRIES:  # contractions over > 8 terms use np.matmul
             return x
-        return np.asfortranarray(x)
+        return x if _replica_fastest(x) else np.asfortranarray(x)
 
     @staticmethod
     def from_numpy(a):

@@ -532,3 +532,16 @@ def test_numpy_engine_keeps_per_node_arrays_replicas_fastest(shape, fastest):
     streams = NodeStreams(run.seed, run.replica_ids, np.arange(run.nodes))
     state = engine.run_loop(run, 0.01, lambda x, t: engine.checked_grads(problem, x, run, streams.at(t)))
     assert [_replica_fastest(a) for a in (state.error, state.q, state.basis)] == [fastest] * 3
+
+
+def test_psi_oracle_returns_the_engines_layout(monkeypatch):
+    from simsgd.ops import _replica_fastest
+
+    problem, replicas, nodes = Psi2x2(5.0), 50, 4
+    x = np.broadcast_to(problem.x0, (replicas, 2, 2)).copy()
+    streams = NodeStreams(0, np.arange(replicas), np.arange(nodes))
+    grads = problem.stochastic_grads(x, nodes, streams.at(3))
+    monkeypatch.setattr(NumpyOps, "node_layout", staticmethod(lambda a: a))
+    plain = problem.stochastic_grads(x, nodes, streams.at(3))  # the same draws (a step's draws are consumed)
+    assert _replica_fastest(grads) and not _replica_fastest(plain)  # control: without the hint, C order
+    np.testing.assert_array_equal(grads, plain)

@@ -13,6 +13,11 @@ A problem is any object with the members of :class:`~simsgd.problems.base.Proble
                                held (all N in simulation, one in the torch backend)
                                and ``rng.step`` is t.
 
+Oracles compute with ``xp = simsgd.ops.array_ops(X)`` so one source serves NumPy and torch.
+Optionally, an oracle passes the operands it broadcasts to (R, N, m, n) through
+``xp.node_layout`` (as :class:`Psi2x2` does): the result then comes in the layout the NumPy
+engine holds per-node arrays in, and the broadcasting runs faster; values are unchanged.
+
 Built-in problems also carry the constants the theory needs
 (:class:`~simsgd.problems.base.ProblemWithConstants`: ``L``, ``variance``, ``f_star``,
 ``omega_sq``).
