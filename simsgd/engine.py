@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from typing import Literal, NamedTuple
@@ -412,7 +413,7 @@ def run_traced(problem, run, lr, streams, recorder, *, ops=NUMPY, progress=None,
     state = run_loop(
         run,
         lr,
-        lambda x, t: checked_grads(problem, x, run, streams.at(t)),
+        lambda x, t: checked_grads(problem, x, run, streams.at(t), recorder.grad_at(x)),
         ops=ops,
         recorder=recorder,
         progress=progress,
@@ -657,9 +658,17 @@ def restart_sketch(run: Run, t: int):
     )
 
 
-def checked_grads(problem, x, run: Run, draws):
+def _takes_grad(problem) -> bool:
+    """Whether ``problem.stochastic_grads`` takes ``grad=`` (∇f(X), computed by the caller)."""
+    try:
+        return "grad" in inspect.signature(problem.stochastic_grads).parameters
+    except (TypeError, ValueError):  # no signature to read
+        return False
+
+
+def checked_grads(problem, x, run: Run, draws, grad=None):
     """The oracle's g_t^{(i)} for the nodes ``draws.node_ids``, checked: (R, N_local, m, n),
-    in ``x``'s array library.
+    in ``x``'s array library. ``grad``: ∇f(x), passed on to an oracle that takes it.
 
     Raises
     ------
@@ -667,7 +676,10 @@ def checked_grads(problem, x, run: Run, draws):
         Wrong shape.  FloatingPointError: a non-finite gradient, naming the replicas.
     """
     shape = (run.replica_ids.size, draws.node_ids.size) + run.shape
-    grads = problem.stochastic_grads(x, run.nodes, draws)
+    if grad is None:
+        grads = problem.stochastic_grads(x, run.nodes, draws)
+    else:
+        grads = problem.stochastic_grads(x, run.nodes, draws, grad=grad)
     if not hasattr(grads, "shape") or grads.shape != shape:
         raise ValueError(
             f"problem.stochastic_grads must return shape (R, N, m, n) = "
@@ -710,6 +722,8 @@ class Recorder:
         self.fields = {
             name: np.zeros((R, steps + 1)) if name in self.record else None for name in RECORD_FIELDS
         }
+        # The last recorded (X, ∇f(X)), handed to an oracle that takes grad= (grad_at).
+        self._grad, self._oracle_takes_grad = None, "grad_norm_sq" in self.record and _takes_grad(problem)
         x0 = run.x if host_oracle else ops.from_numpy(run.x)
         self._record_x(0, x0)
         m, n = run.shape
@@ -730,9 +744,16 @@ class Recorder:
     def _record_x(self, column, x):
         if "grad_norm_sq" in self.record:
             g = self.problem.grad(x)
+            self._grad = (x, g) if self._oracle_takes_grad else None
             self._set("grad_norm_sq", column, array_ops(g).sqnorm(g))
         if "loss" in self.record:
             self._set("loss", column, self.problem.loss(x))
+
+    def grad_at(self, x):
+        """∇f(``x``) if ``x`` is the X last recorded (the same array) and the oracle takes
+        ``grad=``, else None: the oracle of the next step need not compute it again.
+        """
+        return self._grad[1] if self._grad is not None and self._grad[0] is x else None
 
     def record_step(self, t, state, info):
         """Record step t from the state after it (X_{t+1}, e_{t+1}) and its :class:`StepInfo`.

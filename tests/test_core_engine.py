@@ -545,3 +545,38 @@ def test_psi_oracle_returns_the_engines_layout(monkeypatch):
     plain = problem.stochastic_grads(x, nodes, streams.at(3))  # the same draws (a step's draws are consumed)
     assert _replica_fastest(grads) and not _replica_fastest(plain)  # control: without the hint, C order
     np.testing.assert_array_equal(grads, plain)
+
+
+class _CountingPsi(Psi2x2):
+    """ψ counting its ∇f evaluations."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.grad_calls = 0
+
+    def grad(self, x):
+        self.grad_calls += 1
+        return super().grad(x)
+
+
+class _CountingPsiWithoutGradKeyword(_CountingPsi):
+    def stochastic_grads(self, x, nodes, rng):
+        return super().stochastic_grads(x, nodes, rng)
+
+
+@pytest.mark.parametrize(
+    "problem_type, record, calls",
+    [
+        (_CountingPsi, None, "T + 1"),  # one per recorded X_t; the next oracle call reuses it
+        (_CountingPsiWithoutGradKeyword, None, "2T + 1"),  # control: computed again
+        (_CountingPsi, ("loss",), "T"),  # nothing recorded to reuse: the oracle's own
+    ],
+)
+def test_engine_hands_the_recorded_gradient_to_the_oracle(problem_type, record, calls):
+    steps, problem = 9, problem_type(5.0)
+    options = dict(method="powersgd+", nodes=4, steps=steps, replicas=5, seed=1, lr=0.01, restart_period=3)
+    trace = simsgd.simulate(problem, record=record, progress=False, **options)
+    assert problem.grad_calls == {"T + 1": steps + 1, "2T + 1": 2 * steps + 1, "T": steps}[calls]
+    reference = simsgd.simulate(Psi2x2(5.0), record=record, progress=False, **options)
+    for a, b in zip(_trace_arrays(trace), _trace_arrays(reference)):
+        np.testing.assert_array_equal(a, b)

@@ -17,6 +17,8 @@ Oracles compute with ``xp = simsgd.ops.array_ops(X)`` so one source serves NumPy
 Optionally, an oracle passes the operands it broadcasts to (R, N, m, n) through
 ``xp.node_layout`` (as :class:`Psi2x2` does): the result then comes in the layout the NumPy
 engine holds per-node arrays in, and the broadcasting runs faster; values are unchanged.
+An oracle that takes a keyword ``grad`` (∇f(X), shape (R, m, n)) gets the one the engine has
+computed to record ‖∇f(X_t)‖², instead of computing it again.
 
 Built-in problems also carry the constants the theory needs
 (:class:`~simsgd.problems.base.ProblemWithConstants`: ``L``, ``variance``, ``f_star``,

@@ -169,12 +169,13 @@ class Psi2x2:
         """ε₀ = 4 ψ'(Dᵀ X_0 D)² / 2^N of Theorem 1 (the statement's [ψ']²/2^(N−2))."""
         return float(4.0 * psi_prime(self._inner(self.x0)) ** 2 * 2.0**-nodes)  # 2.0**N overflows at N = 1024
 
-    def stochastic_grads(self, x, nodes, rng):
+    def stochastic_grads(self, x, nodes, rng, grad=None):
+        """(10b): g^{(i)} = ∇f(X) + ξ^{(i)} (σ B − ∇f(X)); ``grad`` is ∇f(X) if the caller has it."""
         xp = array_ops(x)
         # (R, 1, 2, 2) and (R, N_local, 1, 1) laid out as the engine holds per-node arrays
         # (replicas fastest, NumpyOps.node_layout), so the (R, N_local, 2, 2) result is too:
         # NumPy's broadcasting then runs long loops over R (2× faster) and needs no copy.
-        grad = xp.node_layout(self.grad(x)[..., None, :, :])
+        grad = xp.node_layout((self.grad(x) if grad is None else grad)[..., None, :, :])
         xi = rng.rademacher()  # (R, N_local)
         if self.lock_start and rng.step == 0:
             xi = xp.ones_like(xi)
