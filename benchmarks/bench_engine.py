@@ -188,15 +188,15 @@ def breakdown(replicas):
     problem, nodes = simsgd.problems.Psi2x2(5.0), SETTINGS["nodes"]
     x = np.broadcast_to(problem.x0, (replicas, 2, 2)).copy()
     draws = NodeStreams(0, np.arange(replicas), np.arange(nodes))
-    c_grads = problem.stochastic_grads(x, nodes, draws.at(1))  # C order, as the oracle returns them
-    grads = NUMPY.node_layout(c_grads)  # replicas fastest, as the engine holds them
+    grads = problem.stochastic_grads(x, nodes, draws.at(1))  # replicas fastest, as the engine holds them
+    c_grads = np.ascontiguousarray(grads)  # C order, as an oracle without node_layout returns them
     c_q = np.random.default_rng(0).standard_normal((replicas, 2, 1))
     q = np.asfortranarray(c_q)
     p = NUMPY.node_mean(NUMPY.matmul(grads, q[:, None]))
     mean = NUMPY.node_mean(grads)
     return {
         "oracle": _ms(lambda: problem.stochastic_grads(x, nodes, draws.at(1))),
-        "oracle's g to replicas fastest (NumpyOps.node_layout)": _ms(lambda: NUMPY.node_layout(c_grads)),
+        "C-order g to replicas fastest (node_layout's copy)": _ms(lambda: NUMPY.node_layout(c_grads)),
         "ssp_step": _ms(lambda: ssp_step(q, grads)),
         "svd_step": _ms(lambda: svd_step(grads, 1)),
         "P = Δ Q, np.matmul": _ms(lambda: c_grads @ c_q[:, None]),
