@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import simsgd
 from simsgd import engine, options
-from simsgd.ops import NUMPY, ArrayOps, NumpyOps
+from simsgd.ops import NUMPY, ArrayOps, NumpyOps, _replica_fastest
 from simsgd.problems import HeterogeneousQuadratic, Psi2x2
 from simsgd.streams import NodeStreams, initial_q
 
@@ -520,8 +520,6 @@ def test_numpy_engine_layout_control(monkeypatch):
 @pytest.mark.parametrize("shape, fastest", [((2, 2), True), ((8, 2), True), ((9, 1), False), ((4, 5), False)])
 def test_numpy_engine_keeps_per_node_arrays_replicas_fastest(shape, fastest):
     # What its speed rests on: one C-order array in (7a)–(7b) would turn every later one C.
-    from simsgd.ops import _replica_fastest
-
     problem = HeterogeneousQuadratic(m=shape[0], n=shape[1], nodes=3, seed=0)
     run = engine.prepare(
         problem, method="powersgd+", nodes=3, rank=1, restart_period=3, optimizer="msgd", momentum=0.9,
@@ -535,8 +533,6 @@ def test_numpy_engine_keeps_per_node_arrays_replicas_fastest(shape, fastest):
 
 
 def test_psi_oracle_returns_the_engines_layout(monkeypatch):
-    from simsgd.ops import _replica_fastest
-
     problem, replicas, nodes = Psi2x2(5.0), 50, 4
     x = np.broadcast_to(problem.x0, (replicas, 2, 2)).copy()
     streams = NodeStreams(0, np.arange(replicas), np.arange(nodes))
