@@ -183,7 +183,7 @@ def breakdown(replicas):
     from simsgd.ops import NUMPY
     from simsgd.orthogonalize import orthogonalize
     from simsgd.streams import NodeStreams
-    from simsgd.torch_engine import TORCH
+    from simsgd.torch_ops import TORCH
 
     problem, nodes = simsgd.problems.Psi2x2(5.0), SETTINGS["nodes"]
     x = np.broadcast_to(problem.x0, (replicas, 2, 2)).copy()

@@ -19,9 +19,7 @@ def _x_tilde_gap(mu=0.5, lr=1e-3, steps=20, nodes=2, seed=0):
     X̃_t = X_t − η/(1−μ) ē_t) and the ratios ||X_t − X̃_t||² / (η²||ē_t||²) over t with ē_t ≠ 0.
     """
     problem = Psi2x2(noise_scale=1.0, basis="aligned")
-    config = simsgd.engine.make_config(
-        method="powersgd+", rank=1, restart_period=4, optimizer="msgd", momentum=mu, shape=(2, 2)
-    )
+    config = simsgd.Config(method="powersgd+", rank=1, restart_period=4, optimizer="msgd", momentum=mu)
     streams = NodeStreams(seed, np.arange(1), np.arange(nodes))
     x = problem.x0[None].copy()
     q = np.random.default_rng(seed).standard_normal((1, 2, 1))

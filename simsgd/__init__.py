@@ -5,9 +5,11 @@ The NumPy core needs no torch; the torch.distributed backend lives in ``simsgd.d
 
 from . import problems
 from .algorithm import Config
+from .compression import Compression, Compressor
 from .compressors import ssp_compress, svd_compress
 from .engine import simulate
 from .orthogonalize import DegenerateQRError, orthogonalize
+from .registry import register
 from .trace import Trace
 
 __all__ = [
@@ -19,5 +21,8 @@ __all__ = [
     "Config",
     "Trace",
     "DegenerateQRError",
+    "Compressor",
+    "Compression",
+    "register",
 ]
 __version__ = "0.1.0"  # the one version source (pyproject.toml reads it)

@@ -1,37 +1,43 @@
-"""Algorithm 2 (PowerSGD / PowerSGD+ with error feedback), written once.
+"""Algorithm 2 (PowerSGD / PowerSGD+ with error feedback), written once, for any compressor.
 
-One call of :func:`step` is one iteration t: (7a) error feedback, (7b) Algorithm 1,
-the error update, and (7c) the base optimiser. It is agnostic of how nodes are held:
-the simulated engine passes all N nodes in axis -3 with :data:`simsgd.ops.NUMPY`;
-the torch backend passes its own node (axis of length 1) with an ``all_reduce`` ops.
+One call of :func:`step` is one iteration t: (7a) error feedback, (7b) the compressor
+(:class:`simsgd.compression.Compressor`: Algorithm 1 for PowerSGD and PowerSGD+), the error
+update, and (7c) the base optimiser. It is agnostic of how nodes are held: the simulated engine
+passes all N nodes in axis -3 with :data:`simsgd.ops.NUMPY`; the torch backend passes its own
+node (axis of length 1) with an ``all_reduce`` ops.
+
+:class:`Config` holds every option of Algorithm 2 and checks it when built.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from functools import cached_property
+from typing import Any, Literal, NamedTuple
 
-from ._checks import check_choice
-from .compressors import power_iteration_step, project, restart_floats, restart_step, svd_step
+from ._checks import check_choice, check_int, check_real
+from .compression import Compressor
+from .compressors import RESTART_KINDS
 from .ops import NUMPY, Array, ArrayOps
-from .optimizers import make_optimizer
+from .optimizers import Optimizer, make_optimizer
 from .options import (
+    DEGENERATE_QR,
     ERROR_FEEDBACKS,
-    METHODS,
+    OPTIMIZERS,
+    ORTHOGONALIZATIONS,
     DegenerateQR,
     ErrorFeedback,
-    Method,
     OptimizerName,
     Orthogonalization,
-    Restart,
 )
+from .registry import build
+from .restarts import RestartRule, as_rule, is_restart
 
 __all__ = [
     "Config",
     "State",
     "StepInfo",
-    "METHODS",
-    "ERROR_FEEDBACKS",
     "init",
     "step",
     "is_restart",
@@ -39,25 +45,25 @@ __all__ = [
     "mean_floats_per_step",
 ]
 
-_RESTARTING = ("powersgd+", "galore")  # the methods with a restart period τ
-
-
-def is_restart(t: int, restart_period: int | None) -> bool:
-    """Whether step t is a restart: t mod τ = 0, with t counting from 0 (so step 0 is one).
-
-    PowerSGD+ runs SVD-COMP at a restart and GaLore refreshes its P̃; ``restart_period=None``
-    (τ = ∞, PowerSGD) never restarts. The one definition of the schedule.
-    """
-    return restart_period is not None and t % restart_period == 0
-
 
 @dataclass(frozen=True)
 class Config:
-    """Options of Algorithm 2 (checked by :func:`simsgd.engine.make_config`)."""
+    """Every option of Algorithm 2, checked when built (by keyword): see :func:`simsgd.simulate`.
 
-    method: Method = "powersgd+"
+    ``method`` is a registered name (:func:`simsgd.registry.names`) or a
+    :class:`~simsgd.compression.Compressor`; ``restart_period`` is τ ≥ 1 or a
+    :class:`~simsgd.restarts.RestartRule`. The compressor and the base optimiser are built once,
+    on first use (:attr:`compressor`, :attr:`base_optimizer`).
+
+    Raises
+    ------
+    ValueError
+        An option outside its range, naming it.
+    """
+
+    method: str | Compressor = "powersgd+"
     rank: int = 1
-    restart_period: int = 10
+    restart_period: int | RestartRule = 10
     optimizer: OptimizerName = "msgd"
     momentum: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
@@ -68,72 +74,139 @@ class Config:
     degenerate_qr: DegenerateQR = "previous"
     power_steps: int = 1
     weight_decay: float = 0.0
-    restart: Restart = "svd"
+    restart: str = "svd"
     restart_oversampling: int = 5
     restart_power_steps: int = 1
 
-    def is_svd_step(self, t: int) -> bool:
-        """Whether step t restarts: :func:`is_restart` for PowerSGD+ and GaLore, never otherwise."""
-        return self.method in _RESTARTING and is_restart(t, self.restart_period)
+    def __post_init__(self):
+        def put(name, value):
+            object.__setattr__(self, name, value)
 
-    def base_optimizer(self):
+        put("rank", check_int("rank", self.rank, 1))
+        as_rule(self.restart_period)  # checks τ or the rule
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        put("momentum", check_real("momentum", self.momentum, 0.0, 1.0, high_open=True))
+        try:
+            betas = tuple(self.betas)
+        except TypeError:
+            betas = ()
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (β1, β2) in [0, 1), got {self.betas!r}")
+        put(
+            "betas",
+            tuple(check_real(f"betas[{i}]", b, 0.0, 1.0, high_open=True) for i, b in enumerate(betas)),
+        )
+        put("adam_eps", check_real("adam_eps", self.adam_eps, 0.0, low_open=True))
+        check_choice("error_feedback", self.error_feedback, ERROR_FEEDBACKS)
+        check_choice("orthogonalization", self.orthogonalization, ORTHOGONALIZATIONS)
+        put(
+            "orthogonalization_epsilon",
+            check_real("orthogonalization_epsilon", self.orthogonalization_epsilon, 0.0),
+        )
+        check_choice("degenerate_qr", self.degenerate_qr, DEGENERATE_QR)
+        put("power_steps", check_int("power_steps", self.power_steps, 1))
+        put("weight_decay", check_real("weight_decay", self.weight_decay, 0.0))
+        if self.optimizer == "adam" and self.weight_decay != 0:
+            raise ValueError(
+                "weight_decay must be 0 for optimizer='adam'; use optimizer='adamw' for decoupled decay"
+            )
+        check_choice("restart", self.restart, tuple(RESTART_KINDS))
+        put("restart_oversampling", check_int("restart_oversampling", self.restart_oversampling, 0))
+        low = 0 if self.restart == "randomized" else 1
+        put("restart_power_steps", check_int("restart_power_steps", self.restart_power_steps, low))
+        self.compressor  # noqa: B018 (build it now: an unknown method is refused with the options)
+
+    @classmethod
+    def from_options(cls, options: dict) -> Config:
+        """The Config of the entries of ``options`` that are its fields (others are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in options.items() if k in names})
+
+    def checked_for(self, shape: tuple[int, int]) -> Config:
+        """Self, after checking the options that depend on X's shape (m, n): 1 ≤ rank ≤ min(m, n)."""
+        check_int("rank", self.rank, 1, min(shape))
+        return self
+
+    @cached_property
+    def compressor(self) -> Compressor:
+        """The compressor ``method`` names (built from these options), or ``method`` itself."""
+        return build(self.method, self)
+
+    @cached_property
+    def base_optimizer(self) -> Optimizer:
+        """The base optimiser of (7c)."""
         return make_optimizer(self.optimizer, self.momentum, self.betas, self.adam_eps, self.weight_decay)
+
+    def restart_at(self, t: int) -> bool | None:
+        """Whether step t restarts, when t alone decides (None: the run's state decides)."""
+        return self.compressor.restart_at(t)
+
+    def describe(self) -> dict[str, Any]:
+        """The options as plain values (a compressor or rule object by its ``repr``), for traces and JSON."""
+        plain = (str, int, float, bool, tuple, type(None))
+        return {
+            f.name: v if isinstance(v, plain) else repr(v)
+            for f in dataclasses.fields(self)
+            for v in [getattr(self, f.name)]
+        } | {"method": self.compressor.name}
 
 
 class State(NamedTuple):
     """Per-node state of Algorithm 2 (all replicas at once).
 
     x : (..., m, n)             X_t (identical on every node)
-    q : (..., n, r)             Q_{t-1}
-    basis : (..., m, r) | None  P̃_{t-1} (for degenerate_qr="previous")
+    compressor : any            the compressor's state (:class:`simsgd.methods.PowerState` for PowerSGD)
     error : (..., N, m, n)      e_t^{(i)}
     opt : optimiser state (m_{t-1} for MSGD)
-    q_negligible : (...) | None where Q_{t-1} is rounding noise (degeneracy test)
     """
 
     x: Array
-    q: Array
-    basis: Array | None
+    compressor: Any
     error: Array
-    opt: object  # the base optimiser's state
-    q_negligible: Array | None = None
+    opt: Any
+
+    @property
+    def q(self) -> Array | None:
+        """Q_{t−1} of a compressor that keeps one (None otherwise)."""
+        return getattr(self.compressor, "q", None)
 
 
 class StepInfo(NamedTuple):
     delta_hat: Array  # (..., m, n)  Δ̂_t
     momentum: Array  # (..., m, n)  m_t
     degenerate: Array | None  # bool (...): P rank-deficient relative to its inputs
-    svd_step: bool
+    restart: Any  # bool, or bool (...) per replica: the step restarted
     degenerate_own_scale: Array | None = None  # bool (...): relative to P's own size
 
 
 def init(x0, q0, grads_like, config: Config) -> State:
-    """Algorithm 2's initialisation: e_0^{(i)} = 0, m_{-1} = 0, Q = Q_{-1}."""
-    return State(x0, q0, None, grads_like * 0, config.base_optimizer().init(x0))
+    """Algorithm 2's initialisation: e_0^{(i)} = 0, m_{-1} = 0, the compressor's state from Q_{−1}."""
+    return State(x0, config.compressor.init(q0), grads_like * 0, config.base_optimizer.init(x0))
 
 
-def floats_per_node(config: Config, t: int, m: int, n: int) -> int:
-    """Floats one node sends at step t.
+def floats_per_node(config: Config, t: int, m: int, n: int, restart: bool | None = None) -> float:
+    """Floats one node sends at step t (``restart``: whether it restarts; default the schedule's).
 
     (m+n)r (SSP), mn + nr (SVD: the full Δ^{(i)}, then Q^{(i)}), mn (full), nr (GaLore
     between refreshes: P̃ᵀΔ^{(i)} only), K(m+n)r (K power steps). Averaged over τ steps
     GaLore sends nr + mn/τ and PowerSGD+ (m+n)r + (mn − mr)/τ (Table 2 writes
     nr + mr + mn/τ, counting the SVD step as a full SSP step plus mn). PowerSGD+'s
     lighter restarts send :func:`simsgd.compressors.restart_floats` instead.
+
+    Raises
+    ------
+    ValueError
+        ``restart`` not given for a step whose restart the run's state decides.
     """
-    if config.method == "full":
-        return m * n
-    if config.is_svd_step(t):
-        return restart_floats(config, m, n) if config.method == "powersgd+" else m * n + n * config.rank
-    if config.method == "galore":
-        return n * config.rank
-    if config.method == "power-iteration":
-        return config.power_steps * (m + n) * config.rank
-    return (m + n) * config.rank
+    if restart is None:
+        restart = config.restart_at(t)
+        if restart is None:
+            raise ValueError(f"step {t} restarts or not by the run's state: pass restart=True or False")
+    return config.compressor.floats(t, (m, n), bool(restart))
 
 
 def mean_floats_per_step(
-    method: Method,
+    method: str,
     m: int,
     n: int,
     rank: int,
@@ -159,7 +232,7 @@ def mean_floats_per_step(
         ``"sent"``: what this toolkit sends (:func:`floats_per_node`); PowerSGD+ averages
         (m+n)r + (mn − mr)/τ. ``"table2"``: the paper's Table 2, PowerSGD (m+n)r, GaLore
         nr + mn/τ, PowerSGD+ nr + mr + mn/τ (τ = ∞: mn/τ = 0, whatever ``steps``); Table 2
-        has no row for ``"full"`` or ``"power-iteration"``, so these get the "sent" count.
+        has no row for other methods, so these get the "sent" count.
     """
     check_choice("formula", formula, ("sent", "table2"))
     if formula == "table2" and method in ("powersgd", "powersgd+", "galore"):
@@ -177,11 +250,11 @@ def mean_floats_per_step(
         period, ts = restart_period, range(restart_period)  # one period of τ steps
     else:
         period, ts = 2, range(1, 2)  # τ = ∞ in the long run: any step that is not a restart
-    config = Config(method, rank, period, power_steps=power_steps)
+    config = Config(method=method, rank=rank, restart_period=period, power_steps=power_steps)
     return sum(floats_per_node(config, t, m, n) for t in ts) / len(ts)
 
 
-def step(state: State, grads, t: int, lr: float, config: Config, ops: ArrayOps = NUMPY, sketch=None):
+def step(state: State, grads, t: int, lr: float, config: Config, ops: ArrayOps = NUMPY, draws=None):
     """One iteration t of Algorithm 2.
 
     Parameters
@@ -192,57 +265,32 @@ def step(state: State, grads, t: int, lr: float, config: Config, ops: ArrayOps =
     t : int
     lr : float
         η_t.
-    sketch : array (..., a, b) or None
-        The random matrix of a lighter PowerSGD+ restart at this step
-        (:func:`simsgd.engine.restart_sketch`); None otherwise.
+    config : Config
+    ops : ArrayOps
+    draws : simsgd.compression.Draws, optional
+        The step's random numbers for a randomised compressor (e.g. a lighter restart's sketch).
 
     Returns
     -------
     state : State
-        With X_{t+1}, Q_t, P̃_t, e_{t+1}, and the optimiser's state.
+        With X_{t+1}, the compressor's state after step t, e_{t+1}, and the optimiser's state.
     info : StepInfo
     """
+    compressor = config.compressor
     deltas = grads + state.error  # (7a)
-    local = config.error_feedback == "local"
-    if config.method == "full":
-        delta_hat, error = ops.node_mean(deltas), state.error
-        q, basis, degenerate, own, svd = state.q, state.basis, None, None, False
-    elif config.method == "galore":  # no error feedback
-        svd = config.is_svd_step(t)
-        if svd:
-            out = svd_step(deltas, config.rank, want_local=False, ops=ops)
-            q, basis, delta_hat = out.q, out.basis, out.global_hat
-        else:
-            basis = state.basis
-            q, _, delta_hat = project(basis, deltas, want_local=False, ops=ops)
-        error, degenerate, own = state.error, None, None
+    keeps_error = compressor.error_feedback and config.error_feedback != "none"
+    local = keeps_error and config.error_feedback == "local"
+    out, compressor_state = compressor.compress(  # (7b)
+        state.compressor, deltas, t, errors=state.error, ops=ops, draws=draws, want_local=local
+    )
+    if local:  # e ← Δ^{(i)} − Δ̂^{(i)} (the paper's P̃ Q^{(i)ᵀ})
+        error = deltas - out.local_hat
+    elif keeps_error:  # e ← Δ^{(i)} − Δ̂ (PyTorch's hook)
+        error = deltas - out.global_hat[..., None, :, :]
     else:
-        svd = config.is_svd_step(t)
-        if svd:  # (7b) PowerSGD+ restart
-            out = restart_step(deltas, config, sketch, want_local=local, ops=ops)
-        else:  # (7b) SSP, or (8) with K steps
-            power_steps = config.power_steps if config.method == "power-iteration" else 1
-            out = power_iteration_step(
-                state.q,
-                deltas,
-                power_steps,
-                previous_basis=state.basis,
-                orthogonalization=config.orthogonalization,
-                orthogonalization_epsilon=config.orthogonalization_epsilon,
-                degenerate_qr=config.degenerate_qr,
-                want_local=local,
-                q_negligible=state.q_negligible,
-                ops=ops,
-            )
-        q, basis, degenerate, delta_hat = out.q, out.basis, out.degenerate, out.global_hat
-        own = out.degenerate_own_scale
-        if local:  # e ← Δ^{(i)} − P̃ Q^{(i)ᵀ}
-            error = deltas - out.local_hat
-        elif config.error_feedback == "global":  # e ← Δ^{(i)} − Δ̂
-            error = deltas - delta_hat[..., None, :, :]
-        else:
-            error = state.error
-    update, opt, momentum = config.base_optimizer().update(state.opt, delta_hat, lr, state.x)  # (7c)
-    negligible = out.q_negligible if config.method not in ("full", "galore") else None
-    new_state = State(state.x - update, q, basis, error, opt, negligible)
-    return new_state, StepInfo(delta_hat, momentum, degenerate, svd, own)
+        error = state.error
+    update, opt, momentum = config.base_optimizer.update(state.opt, out.global_hat, lr, state.x)  # (7c)
+    new_state = State(state.x - update, compressor_state, error, opt)
+    return new_state, StepInfo(
+        out.global_hat, momentum, out.degenerate, out.restart, out.degenerate_own_scale
+    )

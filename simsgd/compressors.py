@@ -7,13 +7,14 @@ replica axes. A node average is ``ops.node_mean`` (a mean over axis -3 here, an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 
 from ._checks import check_choice, check_float_dtype, check_int, check_real
 from .ops import NUMPY
-from .options import DEGENERATE_QR, ORTHOGONALIZATIONS, RESTARTS
+from .options import DEGENERATE_QR, ORTHOGONALIZATIONS
 from .orthogonalize import orthogonalize_checked
 
 __all__ = [
@@ -27,7 +28,8 @@ __all__ = [
     "restart_step",
     "restart_sketch_shape",
     "restart_floats",
-    "RESTARTS",
+    "RestartKind",
+    "RESTART_KINDS",
 ]
 
 
@@ -119,72 +121,115 @@ def svd_step(deltas, rank, *, want_local=True, ops=NUMPY):
     return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, None)
 
 
-def _sketch_width(config, m, n):
-    return min(config.rank + config.restart_oversampling, m, n)
+def _sketch_width(options, m, n):
+    return min(options.rank + options.restart_oversampling, m, n)
 
 
-def restart_sketch_shape(config, m, n):
+def _svd_restart(deltas, options, sketch, want_local, ops):
+    return svd_step(deltas, options.rank, want_local=want_local, ops=ops)
+
+
+def _random_restart(deltas, options, sketch, want_local, ops):
+    basis = ops.qr(sketch)[0]
+    return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, None)
+
+
+def _power_restart(deltas, options, sketch, want_local, ops):
+    return power_iteration_step(
+        sketch,
+        deltas,
+        options.restart_power_steps,
+        orthogonalization=options.orthogonalization,
+        degenerate_qr="native",
+        want_local=want_local,
+        ops=ops,
+    )._replace(degenerate=None, degenerate_own_scale=None, q_negligible=None)
+
+
+def _randomized_restart(deltas, options, sketch, want_local, ops):
+    # Halko, Martinsson & Tropp (2011), Alg. 4.4 then 5.1, on the node average Δ̄
+    y = ops.qr(ops.node_mean(ops.matmul(deltas, sketch[..., None, :, :])))[0]  # (..., m, ℓ)
+    for _ in range(options.restart_power_steps):
+        z = ops.qr(ops.node_mean(ops.matmul(deltas.mT, y[..., None, :, :])))[0]  # (..., n, ℓ)
+        y = ops.qr(ops.node_mean(ops.matmul(deltas, z[..., None, :, :])))[0]
+    small = ops.node_mean(ops.matmul(y[..., None, :, :].mT, deltas))  # (..., ℓ, n) = Q_yᵀ Δ̄
+    basis = ops.matmul(y, ops.top_left_singular_vectors(small, options.rank))
+    return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, None)
+
+
+class RestartKind(NamedTuple):
+    """One of PowerSGD+'s restart compressors (Remark 2), as three functions of the options
+    (an object with ``rank``, ``restart_oversampling``, ``restart_power_steps`` and
+    ``orthogonalization``, e.g. :class:`simsgd.algorithm.Config`) and the shape (m, n).
+
+    Attributes
+    ----------
+    sketch_shape : callable (options, m, n) -> tuple or None
+        Per-replica shape of the random matrix it needs (the same on every node), or None.
+    floats : callable (options, m, n) -> int
+        Floats one node sends at a restart (the literal all-reduces, as Table 2 counts).
+    step : callable (deltas, options, sketch, want_local, ops) -> Compressed
+        The restart on Δ^{(1..N)} (..., N, m, n). Each result is P̃P̃ᵀ of an orthonormal P̃,
+        so Lemma 1 holds for all; how close P̃ gets to the top-r singular subspace (Lemma 2's
+        δ') is what differs, and what ``Trace.restart_residual`` measures.
+    """
+
+    sketch_shape: Callable
+    floats: Callable
+    step: Callable
+
+
+RESTART_KINDS: dict[str, RestartKind] = {
+    # the paper's: the exact top-r SVD of the node average; mn (Δ^{(i)}) + nr (Q)
+    "svd": RestartKind(lambda o, m, n: None, lambda o, m, n: m * n + n * o.rank, _svd_restart),
+    # a Halko–Martinsson–Tropp range finder: mℓ (ΔΩ) + K(n + m)ℓ (power steps) + nℓ (Q_yᵀΔ) + nr (Q)
+    "randomized": RestartKind(
+        lambda o, m, n: (n, _sketch_width(o, m, n)),
+        lambda o, m, n: (
+            m * _sketch_width(o, m, n)
+            + o.restart_power_steps * (m + n) * _sketch_width(o, m, n)
+            + n * _sketch_width(o, m, n)
+            + n * o.rank
+        ),
+        _randomized_restart,
+    ),
+    # a fresh Gaussian basis P̃ (m, r): only Q is sent, nr
+    "random": RestartKind(lambda o, m, n: (m, o.rank), lambda o, m, n: n * o.rank, _random_restart),
+    # K power steps from a Gaussian Q (n, r): K(m + n)r
+    "power": RestartKind(
+        lambda o, m, n: (n, o.rank), lambda o, m, n: o.restart_power_steps * (m + n) * o.rank, _power_restart
+    ),
+}
+"""The restart compressors by name (the ``restart`` option); add an entry to add one."""
+
+
+def restart_sketch_shape(options, m, n):
     """Per-replica shape of the random matrix :func:`restart_step` needs: Ω (n, ℓ) with
     ℓ = min(r + p, m, n) for "randomized", P̃'s Gaussian start (m, r) for "random", Q's
-    (n, r) for "power".
+    (n, r) for "power", None for "svd".
     """
-    if config.restart == "randomized":
-        return (n, _sketch_width(config, m, n))
-    return (m, config.rank) if config.restart == "random" else (n, config.rank)
+    return RESTART_KINDS[options.restart].sketch_shape(options, m, n)
 
 
-def restart_floats(config, m, n):
+def restart_floats(options, m, n):
     """Floats one node sends at a restart step (the literal all-reduces, as Table 2 counts).
 
     "svd": mn (Δ^{(i)}) + nr (Q); "randomized": mℓ (ΔΩ) + K(n + m)ℓ (power steps) + nℓ
     (Q_yᵀΔ) + nr (Q); "random": nr (Q only); "power": K(m + n)r.
     """
-    r, k = config.rank, config.restart_power_steps
-    if config.restart == "svd":
-        return m * n + n * r
-    if config.restart == "randomized":
-        width = _sketch_width(config, m, n)
-        return m * width + k * (m + n) * width + n * width + n * r
-    if config.restart == "random":
-        return n * r
-    return k * (m + n) * r
+    return RESTART_KINDS[options.restart].floats(options, m, n)
 
 
-def restart_step(deltas, config, sketch, *, want_local=True, ops=NUMPY):
-    """PowerSGD+'s restart compressor ``config.restart`` on Δ^{(1..N)} (..., N, m, n).
+def restart_step(deltas, options, sketch, *, want_local=True, ops=NUMPY):
+    """PowerSGD+'s restart compressor ``options.restart`` on Δ^{(1..N)} (..., N, m, n).
 
     ``sketch`` is the per-replica random matrix of :func:`restart_sketch_shape`, the same
-    on every node (None for "svd"). Each result is P̃P̃ᵀ of an orthonormal P̃, so Lemma 1
-    holds for all; how close P̃ gets to the top-r singular subspace (Lemma 2's δ') is
-    what differs, and what ``Trace.restart_residual`` measures.
+    on every node (None for "svd"); see :class:`RestartKind`.
     """
-    if config.restart == "svd":
-        return svd_step(deltas, config.rank, want_local=want_local, ops=ops)
-    if sketch is None:
-        raise ValueError(
-            f"restart={config.restart!r} needs a random sketch (see simsgd.engine.restart_sketch)"
-        )
-    if config.restart == "random":
-        basis = ops.qr(sketch)[0]
-        return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, None)
-    if config.restart == "power":
-        return power_iteration_step(
-            sketch,
-            deltas,
-            config.restart_power_steps,
-            orthogonalization=config.orthogonalization,
-            degenerate_qr="native",
-            want_local=want_local,
-            ops=ops,
-        )._replace(degenerate=None, degenerate_own_scale=None, q_negligible=None)
-    # Halko, Martinsson & Tropp (2011), Alg. 4.4 then 5.1, on the node average Δ̄
-    y = ops.qr(ops.node_mean(ops.matmul(deltas, sketch[..., None, :, :])))[0]  # (..., m, ℓ)
-    for _ in range(config.restart_power_steps):
-        z = ops.qr(ops.node_mean(ops.matmul(deltas.mT, y[..., None, :, :])))[0]  # (..., n, ℓ)
-        y = ops.qr(ops.node_mean(ops.matmul(deltas, z[..., None, :, :])))[0]
-    small = ops.node_mean(ops.matmul(y[..., None, :, :].mT, deltas))  # (..., ℓ, n) = Q_yᵀ Δ̄
-    basis = ops.matmul(y, ops.top_left_singular_vectors(small, config.rank))
-    return Compressed(*project(basis, deltas, want_local=want_local, ops=ops), basis, None)
+    kind = RESTART_KINDS[options.restart]
+    if sketch is None and kind.sketch_shape(options, *deltas.shape[-2:]) is not None:
+        raise ValueError(f"restart={options.restart!r} needs a random sketch of restart_sketch_shape")
+    return kind.step(deltas, options, sketch, want_local, ops)
 
 
 def power_iteration_step(

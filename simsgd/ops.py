@@ -6,13 +6,14 @@ simulated engine holds every node in an explicit node axis (axis -3 of a
 (``simsgd.distributed``) holds one node per process in a node axis of length 1 and
 averages with ``all_reduce``. Nothing else differs.
 
-:class:`ArrayOps` states the interface; :class:`NumpyOps` (here),
+:class:`ArrayOps` states the interface; :class:`NumpyOps` (here), :class:`simsgd.torch_ops.TorchOps`,
 :class:`~simsgd.distributed.ops.TorchOps` and :class:`~simsgd.distributed.ops.ReferenceOps`
-implement it, and a new backend need only implement it too.
+implement it, and a new backend need only implement it too (and register itself in
+:mod:`simsgd.backends`).
 
 The ops objects double as the array namespace of the problems' oracles (:func:`array_ops`),
-so an oracle is written once for NumPy and torch; :mod:`simsgd.torch_engine` holds the
-replicas' nodes on tensors the way the NumPy engine does.
+so an oracle is written once for NumPy and torch; the torch engine holds the replicas' nodes on
+tensors the way the NumPy engine does.
 """
 
 from __future__ import annotations
@@ -33,14 +34,20 @@ _ENTRIES = 16  # matrix entries up to which NumpyOps works entry by entry (long 
 
 @runtime_checkable
 class ArrayOps(Protocol):
-    """The array operations :mod:`simsgd.algorithm`, :mod:`simsgd.compressors` and
-    :mod:`simsgd.orthogonalize` call, plus ``sqnorm`` and ``asnumpy`` for the runners'
-    records; nothing else of an array library is used.
+    """Every array operation the package calls: Algorithms 1 and 2 (:mod:`simsgd.algorithm`,
+    :mod:`simsgd.compressors`, :mod:`simsgd.orthogonalize`, the compressors of
+    :mod:`simsgd.methods` and :mod:`simsgd.baselines`), the engine's loop and record, and the
+    problems' oracles (which reach it through :func:`array_ops`). Nothing else of an array
+    library is used, so a class with exactly these members runs :func:`simsgd.simulate`
+    (``tests/test_core_engine.py`` checks that).
 
     Arrays carry leading batch (replica) axes ``...``; the node axis is axis -3 of a
     ``(..., N, a, b)`` array, and ``node_mean`` is the only operation that communicates.
     """
 
+    name: str
+
+    # -- Algorithm 1 and 2 --------------------------------------------------------------
     def node_mean(self, x: Array) -> Array:
         """(1/N) Σ_i x^{(i)}: ``(..., N, a, b) -> (..., a, b)``."""
         ...
@@ -51,6 +58,10 @@ class ArrayOps(Protocol):
 
     def qr(self, p: Array) -> tuple[Array, Array]:
         """Householder QR of ``p`` (..., m, r): ``(Q (..., m, r), diag(R) (..., r))``."""
+        ...
+
+    def svd(self, p: Array) -> tuple[Array, Array]:
+        """Reduced SVD's left singular vectors and singular values: ``(..., m, k), (..., k)``."""
         ...
 
     def top_left_singular_vectors(self, d: Array, rank: int) -> Array:
@@ -93,16 +104,69 @@ class ArrayOps(Protocol):
         """Whether any element of ``mask`` is true (a Python bool)."""
         ...
 
-    def asnumpy(self, x: Array) -> np.ndarray:
-        """``x`` as a NumPy array."""
-        ...
-
     def eps(self, x: Array) -> float:
         """Machine epsilon of ``x``'s dtype."""
         ...
 
     def ignore_division_warnings(self) -> AbstractContextManager:
         """A context in which 0/0 yields NaN without a warning (Gram–Schmidt with ε = 0)."""
+        ...
+
+    # -- the baselines' compressors (simsgd.baselines) -----------------------------------
+    def topk_mask(self, x: Array, k: int) -> Array:
+        """Boolean mask of the ``k`` entries of largest |x_ij| per matrix: ``(..., a, b)``, ties
+        to the lower row-major index (a stable sort), so every backend picks the same entries.
+        """
+        ...
+
+    def sign(self, x: Array) -> Array:
+        """Elementwise sign (−1, 0, +1)."""
+        ...
+
+    def floor(self, x: Array) -> Array:
+        """Elementwise floor."""
+        ...
+
+    # -- the engine's loop and record ----------------------------------------------------
+    def asnumpy(self, x: Array) -> np.ndarray:
+        """``x`` as a NumPy array."""
+        ...
+
+    def from_numpy(self, a: np.ndarray) -> Array:
+        """A NumPy array in this library (and on this ops' device)."""
+        ...
+
+    def asarray(self, a, like: Array) -> Array:
+        """``a`` (array or scalar) in ``like``'s library, dtype and device."""
+        ...
+
+    def node_layout(self, x: Array) -> Array:
+        """``x`` (R, N, m, n) in the memory layout the kernels prefer (values unchanged)."""
+        ...
+
+    def all_finite(self, x: Array) -> bool:
+        """Whether every entry of ``x`` is finite (a Python bool)."""
+        ...
+
+    def stack(self, arrays) -> Array:
+        """Stack equal-shaped arrays along a new axis 0."""
+        ...
+
+    # -- the oracles' array namespace (:func:`array_ops`) ---------------------------------
+    def abs(self, x: Array) -> Array:
+        """Elementwise |x|."""
+        ...
+
+    def clip(self, x: Array, low, high) -> Array:
+        """Elementwise clip to [low, high]."""
+        ...
+
+    def einsum(self, subscripts: str, *operands: Array) -> Array:
+        """Einstein summation, as ``numpy.einsum``."""
+        ...
+
+    def ones_like(self, x: Array) -> Array:
+        """Ones of ``x``'s shape and dtype."""
         ...
 
 
@@ -292,10 +356,38 @@ class NumpyOps:
     def stack(arrays):
         return np.stack(arrays)
 
-    abs = staticmethod(np.abs)
-    clip = staticmethod(np.clip)
-    einsum = staticmethod(np.einsum)
-    ones_like = staticmethod(np.ones_like)
+    @staticmethod
+    def topk_mask(x: np.ndarray, k: int) -> np.ndarray:
+        """The ``k`` entries of largest |x_ij| per matrix (ties to the lower row-major index)."""
+        flat = np.abs(np.ascontiguousarray(x)).reshape(x.shape[:-2] + (-1,))
+        order = np.argsort(-flat, axis=-1, kind="stable")[..., :k]
+        mask = np.zeros(flat.shape, dtype=bool)
+        np.put_along_axis(mask, order, True, axis=-1)
+        return mask.reshape(x.shape)
+
+    @staticmethod
+    def sign(x):
+        return np.sign(x)
+
+    @staticmethod
+    def floor(x):
+        return np.floor(x)
+
+    @staticmethod
+    def abs(x):
+        return np.abs(x)
+
+    @staticmethod
+    def clip(x, low, high):
+        return np.clip(x, low, high)
+
+    @staticmethod
+    def einsum(subscripts, *operands):
+        return np.einsum(subscripts, *operands)
+
+    @staticmethod
+    def ones_like(x):
+        return np.ones_like(x)
 
     @staticmethod
     def eps(x: np.ndarray) -> float:
@@ -317,7 +409,7 @@ def array_ops(x):
     Never imports torch for a NumPy array.
     """
     if type(x).__module__.partition(".")[0] == "torch":
-        from .torch_engine import TORCH
+        from .torch_ops import TORCH  # a leaf: torch's kernels import nothing of the package
 
         return TORCH
     return NUMPY

@@ -24,11 +24,15 @@ __all__ = [
     "RESTARTS",
 ]
 
-Method = Literal["powersgd", "powersgd+", "full", "galore", "power-iteration"]
-"""PowerSGD (SSP-COMP every step), PowerSGD+ (SVD-COMP when t mod τ = 0), uncompressed
-averaging, and two baselines of Table 2: GaLore (P̃ from an SVD of the averaged Δ when
-t mod τ = 0, kept fixed in between, nodes send P̃ᵀΔ^{(i)}, never error feedback) and
-PowerSGD with K = ``power_steps`` power-iteration steps (8) per iteration."""
+Method = Literal[
+    "powersgd", "powersgd+", "full", "galore", "power-iteration", "topk", "randomk", "qsgd", "sign"
+]
+"""The built-in compressors (:mod:`simsgd.registry`): PowerSGD (SSP-COMP every step), PowerSGD+
+(SVD-COMP when t mod τ = 0), uncompressed averaging, two baselines of Table 2 — GaLore (P̃ from an
+SVD of the averaged Δ when t mod τ = 0, kept fixed in between, nodes send P̃ᵀΔ^{(i)}, never error
+feedback) and PowerSGD with K = ``power_steps`` power-iteration steps (8) per iteration — and the
+field's standard compressors of :mod:`simsgd.baselines` (top-k, random-k, QSGD, scaled sign). A
+name registered with :func:`simsgd.registry.register`, or a Compressor object, works too."""
 
 ErrorFeedback = Literal["local", "global", "none"]
 """e^{(i)} ← Δ^{(i)} − P̃ Q^{(i)ᵀ} (the paper), e^{(i)} ← Δ^{(i)} − Δ̂ (PyTorch's hook), none."""

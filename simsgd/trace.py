@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Trace"]
+__all__ = ["Trace", "Diverged"]
 
 
 @dataclass
@@ -26,10 +26,12 @@ class Trace:
     momentum_norm_sq : (R, T+1)
         Column 0 is ||m_{-1}||² = 0, column t+1 is ||m_t||² (Δ̂_t for SGD, Adam's
         first moment for Adam).
-    floats_sent : (T,)
-        Floats one node sends at step t.
+    floats_sent : (T,) float
+        Floats one node sends at step t (the mean over replicas where a state-dependent
+        restart rule decides per replica).
     restart_steps : (T,) bool
-        Steps that ran SVD-COMP.
+        Steps at which the compressor restarted (PowerSGD+'s SVD-COMP; any replica, for a
+        state-dependent rule).
     degenerate_count : (R,) int
         Per replica, the number of SSP steps whose P was rank-deficient relative to what it
         was made of (the test that applies the ``degenerate_qr`` convention; see
@@ -82,3 +84,21 @@ class Trace:
     @property
     def steps(self) -> int:
         return self.floats_sent.shape[0]
+
+
+class Diverged(FloatingPointError):
+    """A non-finite gradient or iterate: a result of the run (e.g. η too large), not a bad input.
+
+    Attributes
+    ----------
+    step : int
+        The step t at which the values stopped being finite.
+    replica_ids : ndarray of int
+        The replicas (global indices) holding a NaN or inf at that step.
+    replicas : int
+        How many replicas the run had.
+    """
+
+    def __init__(self, message, step, replica_ids, replicas):
+        super().__init__(message)
+        self.step, self.replica_ids, self.replicas = step, replica_ids, replicas

@@ -12,9 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import simsgd
-from simsgd import engine, options
+from simsgd import options
+from simsgd.algorithm import Config
+from simsgd.loop import checked_grads, run_loop
 from simsgd.ops import NUMPY, ArrayOps, NumpyOps, _replica_fastest
 from simsgd.problems import HeterogeneousQuadratic, Psi2x2
+from simsgd.run import prepare
 from simsgd.streams import NodeStreams, initial_q
 
 QUAD = HeterogeneousQuadratic(m=5, n=4, nodes=3, seed=1)
@@ -125,13 +128,12 @@ def test_local_and_global_error_feedback_give_the_same_iterates(seed, nodes, ran
 
 def test_the_two_conventions_keep_different_local_errors():
     from simsgd import algorithm
-    from simsgd.engine import make_config
 
     rng = np.random.default_rng(0)
     grads = rng.standard_normal((1, 3, 5, 4))
     states = {}
     for ef in ("local", "global"):
-        cfg = make_config(
+        cfg = algorithm.Config(
             method="powersgd", rank=1, restart_period=1, optimizer="sgd", momentum=0.0, error_feedback=ef
         )
         state = algorithm.init(np.zeros((1, 5, 4)), np.ones((1, 4, 1)), grads, cfg)
@@ -383,7 +385,9 @@ def test_progress_bar_when_asked(capsys):
     ],
 )
 def test_every_literal_option_value_runs_and_no_other(option, values):
-    assert typing.get_type_hints(simsgd.simulate)[option].__args__ == values
+    hint = typing.get_type_hints(simsgd.simulate)[option]
+    literals = [a for a in (hint, *typing.get_args(hint)) if typing.get_origin(a) is typing.Literal]
+    assert literals[0].__args__ == values
     for value in values:
         trace = simsgd.simulate(QUAD, nodes=3, rank=2, steps=2, replicas=2, lr=0.01, **{option: value})
         assert trace.config[option] == value
@@ -521,15 +525,15 @@ def test_numpy_engine_layout_control(monkeypatch):
 def test_numpy_engine_keeps_per_node_arrays_replicas_fastest(shape, fastest):
     # What its speed rests on: one C-order array in (7a)–(7b) would turn every later one C.
     problem = HeterogeneousQuadratic(m=shape[0], n=shape[1], nodes=3, seed=0)
-    run = engine.prepare(
-        problem, method="powersgd+", nodes=3, rank=1, restart_period=3, optimizer="msgd", momentum=0.9,
-        steps=7, replicas=5, seed=0, q_init=None, dtype="float64", error_feedback="local",
-        orthogonalization="householder", orthogonalization_epsilon=0.0, degenerate_qr="previous",
-        betas=(0.9, 0.999), adam_eps=1e-8, x0=None, replica_ids=None, lr=0.01,
+    config = Config(method="powersgd+", rank=1, restart_period=3, optimizer="msgd", momentum=0.9)
+    run = prepare(
+        problem, config, nodes=3, steps=7, replicas=5, seed=0, q_init=None, dtype="float64", x0=None,
+        replica_ids=None, lr=0.01,
     )  # fmt: skip
     streams = NodeStreams(run.seed, run.replica_ids, np.arange(run.nodes))
-    state = engine.run_loop(run, 0.01, lambda x, t: engine.checked_grads(problem, x, run, streams.at(t)))
-    assert [_replica_fastest(a) for a in (state.error, state.q, state.basis)] == [fastest] * 3
+    state = run_loop(run, 0.01, lambda x, t: checked_grads(problem, x, run, streams.at(t)))
+    arrays = (state.error, state.compressor.q, state.compressor.basis)
+    assert [_replica_fastest(a) for a in arrays] == [fastest] * 3
 
 
 def test_psi_oracle_returns_the_engines_layout(monkeypatch):

@@ -147,7 +147,7 @@ def test_powersgd_keeps_the_lock():
 
 
 def trace_config(trace):
-    return simsgd.engine.make_config(
+    return simsgd.Config(
         **{
             k: trace.config[k]
             for k in ("method", "rank", "restart_period", "optimizer", "momentum", "restart")
@@ -159,7 +159,7 @@ def trace_config(trace):
 def test_restart_floats():
     from dataclasses import replace
 
-    cfg = simsgd.engine.make_config(
+    cfg = simsgd.Config(
         method="powersgd+", rank=2, restart_period=10, optimizer="msgd", momentum=0.9, restart="randomized"
     )
     m, n, width = 12, 10, 7  # ℓ = r + p = 7, K = 1

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import simsgd  # noqa: E402
-import simsgd.torch_engine  # noqa: E402
+from simsgd import backends  # noqa: E402
 from simsgd.cli import run  # noqa: E402
 from simsgd.counterexample import main as counterexample_main  # noqa: E402
 from simsgd.engine import _ENGINE, Engine, default_engine  # noqa: E402
@@ -25,14 +25,19 @@ KW = dict(method="powersgd+", nodes=2, steps=12, replicas=6, lr=0.01, seed=3, re
 
 @pytest.fixture
 def torch_calls(monkeypatch):
-    """The devices of the torch engine's runs (its entry point, spied on)."""
-    calls, real = [], simsgd.torch_engine.simulate_torch
+    """The devices of the torch engine's runs (the backend's ops, spied on)."""
+    calls, load = [], backends._LOADERS["torch"]
 
-    def spy(problem, run, lr, device="cpu", *args, **kwargs):
-        calls.append(device)
-        return real(problem, run, lr, device, *args, **kwargs)
+    def spy():
+        backend = load()
 
-    monkeypatch.setattr(simsgd.torch_engine, "simulate_torch", spy)
+        def ops(device):
+            calls.append(str(device))
+            return backend.ops(device)
+
+        return backend._replace(ops=ops)
+
+    monkeypatch.setitem(backends._LOADERS, "torch", spy)
     return calls
 
 

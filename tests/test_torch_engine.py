@@ -23,7 +23,7 @@ from simsgd.lock import locked_mask  # noqa: E402
 from simsgd.ops import array_ops  # noqa: E402
 from simsgd.problems import GeneralCounterexample, HeterogeneousQuadratic, Psi2x2  # noqa: E402
 from simsgd.streams import NodeStreams, TorchNodeStreams  # noqa: E402
-from simsgd.torch_engine import cholesky_qr2, top_left_singular_vectors_2x2  # noqa: E402
+from simsgd.torch_ops import cholesky_qr2, top_left_singular_vectors_2x2  # noqa: E402
 
 QUAD = HeterogeneousQuadratic(m=5, n=4, nodes=3, seed=1)
 ALIGNED = Psi2x2(5.0, basis="aligned")

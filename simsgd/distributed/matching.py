@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .. import algorithm
-from ..engine import checked_grads, run_loop
+from ..loop import StreamDraws, checked_grads, compressor_streams, run_loop
 from ..problems import HeterogeneousQuadratic, Psi2x2
 from ..streams import NodeStreams
 from .ops import TorchOps
@@ -89,6 +89,7 @@ def forced_step_diff(problem, group=None, **options) -> dict:
     run, lr = prepare_distributed(problem, options, group)
     node, ops = dist.get_rank(group), TorchOps(group)
     streams = NodeStreams(run.seed, run.replica_ids, np.arange(run.nodes))
+    draw_streams = compressor_streams(run, [node])
     worst = dict.fromkeys(("x", "q", "error", "delta_hat", "momentum"), 0.0)
 
     def tensor(a):
@@ -96,13 +97,15 @@ def forced_step_diff(problem, group=None, **options) -> dict:
 
     def compare(t, state, grads, eta, new, info):  # one TorchOps step from the simulator's state
         mine = algorithm.State(
-            *(None if v is None else tensor(v) for v in state[:3]),
+            tensor(state.x),
+            _map(tensor, state.compressor),
             tensor(state.error[:, node : node + 1]),
             _map(tensor, state.opt),
         )
-        out, info_t = algorithm.step(mine, tensor(grads[:, node : node + 1]), t, eta, run.config, ops)
+        draws = StreamDraws(*draw_streams, t)
+        out, info_t = algorithm.step(mine, tensor(grads[:, node : node + 1]), t, eta, run.config, ops, draws)
         q_t = None if out.q is None else out.q.numpy()
-        if q_t is not None and info.svd_step:
+        if q_t is not None and info.restart:
             q_t = _align_signs(q_t, new.q)
         for name, a, b in (
             ("x", out.x.numpy(), new.x),

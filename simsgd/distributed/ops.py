@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from ..ops import NumpyOps
-from ..torch_engine import TorchOps as LocalTorchOps
+from ..torch_ops import TorchOps as LocalTorchOps
 
 __all__ = ["TorchOps", "ReferenceOps"]
 
@@ -23,7 +23,7 @@ __all__ = ["TorchOps", "ReferenceOps"]
 class TorchOps(LocalTorchOps):
     """Algorithm 2's array operations for the node held by this process.
 
-    The kernels of :class:`simsgd.torch_engine.TorchOps`; only the node mean crosses processes.
+    The kernels of :class:`simsgd.torch_ops.TorchOps`; only the node mean crosses processes.
 
     Parameters
     ----------

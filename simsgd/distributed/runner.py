@@ -1,11 +1,11 @@
 """Algorithm 2 across real processes: one node per process, node means by collectives.
 
 :func:`simulate_distributed` is :func:`simsgd.simulate` for a process group: it takes the
-same options (checked by the same :func:`simsgd.engine.prepare`), calls the same
+same options (checked by the same :func:`simsgd.run.prepare`), calls the same
 :func:`simsgd.algorithm.step` with :class:`~simsgd.distributed.ops.TorchOps` (or
 :class:`~simsgd.distributed.ops.ReferenceOps`), draws node ``i``'s stochastic gradients
 from the same counter-based stream as the simulator's node ``i``, and records the same
-:class:`simsgd.Trace` with the same :class:`simsgd.engine.Recorder`. Every process returns
+:class:`simsgd.Trace` with the same :class:`simsgd.recorder.Recorder`. Every process returns
 the whole trace.
 """
 
@@ -18,23 +18,28 @@ import numpy as np
 import torch.distributed as dist
 
 from .._checks import check_int
-from ..engine import Recorder, checked_grads, prepare, run_loop, simulate
+from ..algorithm import Config
+from ..engine import simulate
+from ..loop import checked_grads, run_loop
+from ..recorder import Recorder
+from ..run import prepare
 from ..streams import NodeStreams
 from ..trace import Trace
 from .ops import ReferenceOps, TorchOps
 
 __all__ = ["simulate_distributed", "simulate_sharded", "concat_traces", "prepare_distributed", "in_lanes"]
 
-_SIMULATE = inspect.signature(simulate)
-_ENGINE_ONLY = ("backend", "device", "compile", "record")  # simulate's, not prepare's
+_RUN_OPTIONS = ("steps", "replicas", "seed", "q_init", "dtype", "x0", "replica_ids", "lr")  # prepare's own
+_DEFAULTS = {name: p.default for name, p in inspect.signature(simulate).parameters.items()}
 
 
 def prepare_distributed(problem, options, group=None):
-    """:func:`simsgd.engine.prepare` for this group: N = world size, the rest from ``options``.
+    """:func:`simsgd.run.prepare` for this group: N = world size, the rest from ``options``
+    (with :func:`simsgd.simulate`'s defaults).
 
     Returns
     -------
-    run : simsgd.engine.Run
+    run : simsgd.run.Run
     lr : float or callable
     """
     if not dist.is_initialized():
@@ -47,10 +52,13 @@ def prepare_distributed(problem, options, group=None):
     engine_only = {"backend", "compile", "record"} & set(options)
     if engine_only:
         raise ValueError(f"{sorted(engine_only)} are options of simsgd.simulate, not of a distributed run")
-    bound = _SIMULATE.bind(problem, nodes=dist.get_world_size(group), **options)
-    bound.apply_defaults()
-    args = {k: v for k, v in bound.arguments.items() if k not in ("problem", "progress") + _ENGINE_ONLY}
-    return prepare(problem, **args), args["lr"]
+    config_fields = set(Config.__dataclass_fields__)
+    unknown = set(options) - config_fields - set(_RUN_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown options {sorted(unknown)} (see simsgd.simulate)")
+    run_options = {name: options.get(name, _DEFAULTS[name]) for name in _RUN_OPTIONS}
+    config = Config.from_options(options)
+    return prepare(problem, config, nodes=dist.get_world_size(group), **run_options), run_options["lr"]
 
 
 def simulate_distributed(
@@ -118,6 +126,7 @@ def simulate_distributed(
         recorder=recorder,
         progress=progress and node == 0,
         label=f"simulate_distributed[{ops.world_size}]",
+        node_ids=[node],
     )
     return recorder.trace(state.x, state.q, lr)
 
@@ -223,9 +232,11 @@ def concat_traces(traces) -> Trace:
         join("momentum_norm_sq"),
         first.floats_sent,
         first.restart_steps,
-        join("degenerate_qr"),
+        join("degenerate_count"),
         np.sum([t.degenerate_per_step for t in traces], axis=0),
         join("x"),
         join("q"),
         first.config,
+        join("degenerate_own_scale"),
+        join("restart_residual"),
     )

@@ -1,11 +1,8 @@
-"""The torch engine: :func:`simsgd.simulate` with ``backend="torch"`` on CPU or CUDA.
+"""The array operations of Algorithm 2 on torch tensors (CPU or CUDA): a leaf module.
 
-The same :func:`simsgd.algorithm.step` runs over :class:`TorchOps` (the node axis averaged
-locally, as :class:`~simsgd.ops.NumpyOps` does), the oracles are the problems' own
-(written once against :func:`simsgd.ops.array_ops`), the draws are
-:class:`~simsgd.streams.TorchNodeStreams` (bit for bit the NumPy engine's), and the run is
-driven by :func:`simsgd.engine.run_loop` and recorded by :class:`simsgd.engine.Recorder`.
-``compile=True`` runs blocks of steps through ``torch.compile`` (see :func:`compiled_loop`).
+:class:`TorchOps` is :class:`simsgd.ops.ArrayOps` for tensors that hold every node of a run in
+axis -3 (the torch engine); :class:`simsgd.distributed.ops.TorchOps` derives from it with a node
+mean that crosses processes. The closed-form 2×2 SVD and CholeskyQR2 live here beside them.
 
 Needs torch; ``import simsgd`` does not import this module.
 """
@@ -13,17 +10,11 @@ Needs torch; ``import simsgd`` does not import this module.
 from __future__ import annotations
 
 import contextlib
-import weakref
 
 import numpy as np
 import torch
 
-from . import algorithm
-from .engine import Recorder, residual_terms, resolve_lr, run_traced
-from .optimizers import AdamState
-from .streams import TorchNodeStreams
-
-__all__ = ["TorchOps", "TORCH", "check_device", "simulate_torch"]
+__all__ = ["TorchOps", "TORCH", "check_device", "top_left_singular_vectors_2x2", "cholesky_qr2"]
 
 
 def check_device(device) -> torch.device:
@@ -186,10 +177,37 @@ class TorchOps:
     def stack(arrays):
         return torch.stack(arrays)
 
-    abs = staticmethod(torch.abs)
-    clip = staticmethod(torch.clip)
-    einsum = staticmethod(torch.einsum)
-    ones_like = staticmethod(torch.ones_like)
+    @staticmethod
+    def topk_mask(x, k):
+        """The ``k`` entries of largest |x_ij| per matrix (ties to the lower row-major index)."""
+        flat = x.abs().reshape(x.shape[:-2] + (-1,))
+        order = torch.sort(-flat, dim=-1, stable=True).indices[..., :k]
+        mask = torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, order, True)
+        return mask.reshape(x.shape)
+
+    @staticmethod
+    def sign(x):
+        return torch.sign(x)
+
+    @staticmethod
+    def floor(x):
+        return torch.floor(x)
+
+    @staticmethod
+    def abs(x):
+        return torch.abs(x)
+
+    @staticmethod
+    def clip(x, low, high):
+        return torch.clip(x, low, high)
+
+    @staticmethod
+    def einsum(subscripts, *operands):
+        return torch.einsum(subscripts, *operands)
+
+    @staticmethod
+    def ones_like(x):
+        return torch.ones_like(x)
 
     @staticmethod
     def eps(x) -> float:
@@ -251,123 +269,3 @@ def cholesky_qr2(p):
         r_total = r if r_total is None else r @ r_total
         r_total = torch.where(bad[..., None, None], 0, r_total)
     return q, torch.diagonal(r_total, dim1=-2, dim2=-1)
-
-
-def simulate_torch(problem, run, lr, device="cpu", compile=False, record=None, progress=None):
-    """:func:`simsgd.simulate` on torch: the checked ``run`` (:func:`simsgd.engine.prepare`).
-
-    Returns
-    -------
-    Trace
-        NumPy arrays, the same fields as the NumPy engine's.
-    """
-    ops = TorchOps(check_device(device))
-    streams = TorchNodeStreams(run.seed, run.replica_ids, np.arange(run.nodes), ops.device)
-    recorder = Recorder(problem, run, ops, record=record)
-    if compile:
-        return compiled_loop(problem, run, lr, ops, streams, recorder, progress)
-    return run_traced(problem, run, lr, streams, recorder, ops=ops, progress=progress)
-
-
-class _CompiledOps(TorchOps):
-    """TorchOps without data-dependent Python branches (each would break the compiled graph):
-    ``any`` answers True, so the degenerate-QR replacement is always applied through ``where``
-    (the same numbers: the mask is false where P is not degenerate).
-    """
-
-    @staticmethod
-    def any(mask) -> bool:
-        return True
-
-
-_FUSED = weakref.WeakKeyDictionary()  # problem -> {options: compiled block}
-
-
-def _fused_block(problem, config, nodes, record, block, device):
-    """The compiled block of :func:`compiled_loop`, built once per problem and options.
-
-    Reusing it lets later runs (other seeds, replicas, T) skip dynamo's tracing; the
-    streams are an argument, not a closure, for that reason.
-    """
-    key = (config, nodes, record, block, str(device))
-    cache = _FUSED.setdefault(problem, {})
-    if key in cache:
-        return cache[key]
-    cops = _CompiledOps(device)
-
-    def body(state, streams, t0, lrs):
-        rows = {name: [] for name in ("grads_ok", "x_ok", "degenerate", "degenerate_own_scale", *record)}
-        for k in range(block):
-            x = state.x
-            grads = cops.asarray(problem.stochastic_grads(x, nodes, streams.at(t0 + k)), like=x)
-            rows["grads_ok"].append(torch.isfinite(grads).flatten(1).all(1))
-            error = state.error
-            state, info = algorithm.step(state, grads, k, lrs[k], config, cops)
-            if info.svd_step:  # as run_loop records it
-                num, den = residual_terms(info.delta_hat, cops.node_mean(grads + error), cops)
-                rows.setdefault("residual_num", []).append(num)
-                rows.setdefault("residual_den", []).append(den)
-            x = state.x
-            rows["x_ok"].append(torch.isfinite(x).flatten(1).all(1))
-            if config.method not in ("full", "galore"):  # SVD steps have no QR: count 0
-                none = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-                rows["degenerate"].append(none if info.degenerate is None else info.degenerate)
-                own = info.degenerate_own_scale
-                rows["degenerate_own_scale"].append(none if own is None else own)
-            if "grad_norm_sq" in record:
-                rows["grad_norm_sq"].append(cops.sqnorm(problem.grad(x)))
-            if "loss" in record:
-                rows["loss"].append(problem.loss(x))
-            if "momentum_norm_sq" in record:
-                rows["momentum_norm_sq"].append(cops.sqnorm(info.momentum))
-            if "error_norm_sq" in record:
-                rows["error_norm_sq"].append(cops.sqnorm(cops.node_mean(state.error)))
-        return state, {name: torch.stack(v) for name, v in rows.items() if v}
-
-    # Inductor's CPU vectoriser works along the innermost axis, here of length 2–16 (masked
-    # vectors): plain scalar C++ ran 1.5–2.1× faster in development runs (docs/torch-engine.md).
-    cache[key] = torch.compile(body, dynamic=False, options={"cpp.vec_isa_ok": False})
-    return cache[key]
-
-
-def compiled_loop(problem, run, lr, ops, streams, recorder, progress=None, block=None):
-    """:func:`simsgd.engine.run_loop` with blocks of steps fused into one ``torch.compile`` call.
-
-    A block runs oracle, :func:`simsgd.algorithm.step` and the trace's reductions for
-    ``block`` consecutive steps (default τ for PowerSGD+/GaLore, else 10) and returns the
-    per-step rows, which are then checked for finiteness (naming the step and replicas, as
-    the eager loop does) and recorded. Blocks start at multiples of τ, so t enters
-    ``algorithm.step`` (only through the restart rule t mod τ) as the offset in the block
-    and every block is the same graph. Step 0 (initialisation) and the last partial block
-    run eagerly; :func:`simsgd.engine.run_loop` drives both.
-
-    Adam's step count enters the blocks as a float64 tensor (an int would be specialised, one
-    graph per value).
-
-    Raises
-    ------
-    ValueError
-        ``degenerate_qr="raise"`` (a data-dependent exception cannot be compiled) or a restart
-        other than ``"svd"`` (its random sketch is drawn outside the graph).
-    """
-    config = run.config
-    if config.degenerate_qr == "raise":
-        raise ValueError("compile=True does not support degenerate_qr='raise'; use compile=False")
-    if config.method == "powersgd+" and config.restart != "svd":
-        raise ValueError(f"compile=True supports restart='svd' only, got restart={config.restart!r}")
-    if block is None:
-        block = config.restart_period if config.method in ("powersgd+", "galore") else 10
-    fused = _fused_block(problem, config, run.nodes, recorder.record, block, ops.device)
-
-    def fused_block(state, t):
-        x = state.x
-        if isinstance(state.opt, AdamState) and not isinstance(state.opt.count, torch.Tensor):
-            count = torch.tensor(float(state.opt.count), dtype=torch.float64, device=x.device)
-            state = state._replace(opt=state.opt._replace(count=count))
-        lrs = torch.tensor([resolve_lr(lr, t + k) for k in range(block)], dtype=x.dtype, device=x.device)
-        state, rows = fused(state, streams, torch.tensor(t, device=x.device), lrs)
-        return state, {name: ops.asnumpy(v) for name, v in rows.items()}
-
-    return run_traced(
-        problem, run, lr, streams, recorder, ops=ops, progress=progress, blocks=(block, fused_block)
-    )
