@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["BucketMemory", "unflatten"]
+__all__ = ["BucketMemory", "unflatten", "matrix_groups", "compressed_matrices", "split_bucket"]
 
 KINDS = ("error", "p", "q")
 
@@ -26,6 +26,49 @@ def unflatten(flat, tensors):
     if at != flat.numel():
         raise RuntimeError(f"bucket gradients hold {at} elements, the bucket {flat.numel()}")
     return views
+
+
+def matrix_groups(tensors, rank, min_compression_rate):
+    """PyTorch's step I on shapes: indices of the tensors worth compressing at ``rank``, grouped by
+    their matrix shape (m, n) = (shape[0], rest) in first-seen order, and the indices of the rest.
+    """
+    groups, rest = {}, []
+    for i, tensor in enumerate(tensors):
+        m = tensor.shape[0] if tensor.dim() else 1
+        n = tensor.numel() // m if m else 0
+        r = min(m, n, rank)
+        if (m + n) * r * min_compression_rate < m * n:
+            groups.setdefault((m, n), []).append(i)
+        else:
+            rest.append(i)
+    return list(groups.values()), rest
+
+
+def compressed_matrices(tensors, rank, min_compression_rate):
+    """(index, (m, n, r)) of each compressed tensor, in the order of the P/Q memories."""
+    groups, _ = matrix_groups(tensors, rank, min_compression_rate)
+    out = []
+    for group in groups:
+        for i in group:
+            m = tensors[i].shape[0]
+            n = tensors[i].numel() // m
+            out.append((i, (m, n, min(m, n, rank))))
+    return out
+
+
+def split_bucket(tensors, rank, min_compression_rate, batch_same_shape):
+    """The (b, m, n) batches to compress (views, or stacked copies when batching), the
+    matrices of each shape group, and the tensors sent uncompressed.
+    """
+    groups, rest = matrix_groups(tensors, rank, min_compression_rate)
+    grouped = [[tensors[i].view(tensors[i].shape[0], -1) for i in group] for group in groups]
+    batches = []
+    for matrices in grouped:
+        if batch_same_shape:
+            batches.append(matrices[0].unsqueeze(0) if len(matrices) == 1 else torch.stack(matrices))
+        else:
+            batches.extend(matrix.unsqueeze(0) for matrix in matrices)
+    return batches, [tensors[i] for i in rest], grouped
 
 
 class BucketMemory:

@@ -58,7 +58,8 @@ import torch.distributed as dist
 from .._checks import check_choice, check_int, check_real
 from ..algorithm import is_restart
 from . import restart as _restart
-from ._bucket_memory import BucketMemory, unflatten
+from ._bucket_memory import BucketMemory, compressed_matrices, split_bucket, unflatten
+from .ledger import Ledger
 
 __all__ = [
     "PowerSGDPlusState",
@@ -77,7 +78,7 @@ COMPUTE_DTYPES = (None, torch.float32, torch.float64)
 _HALF = (torch.float16, torch.bfloat16)
 
 
-class PowerSGDPlusState:
+class PowerSGDPlusState(Ledger):
     """Options and memory of :func:`powersgd_plus_hook` (one instance for all buckets).
 
     Parameters
@@ -118,15 +119,8 @@ class PowerSGDPlusState:
 
     Attributes
     ----------
-    iter : int
-        Iterations seen (as PyTorch's ``PowerSGDState.iter``).
-    floats_sent_last_step, floats_sent_total, bytes_sent_last_step, bytes_sent_total : int
-        What one node put into all-reduces in the last step, and in all steps.
-    floats_uncompressed_last_step : int
-        What a plain all-reduce would have sent in the last step.
-    restarts, fallbacks, nonfinite_steps : int
-        Restarts run (per bucket), failed factorisations replaced by a fallback, and
-        steps a non-finite gradient was met (per bucket).
+    The counters of :class:`~simsgd.distributed.ledger.Ledger` (``iter``, ``floats_sent_last_step``,
+    ``restarts``, …) and ``memory``, the error/P/Q memories (:class:`BucketMemory`).
     """
 
     def __init__(
@@ -181,29 +175,10 @@ class PowerSGDPlusState:
             )
         self.rng = np.random.RandomState(self.random_seed)
         self.generator = torch.Generator(device="cpu")
-        saved = ("error",) + (("q",) if self.warm_start else ()) + (("p",) if self._fixed else ())
+        saved = ("error",) + (("q",) if self.warm_start else ()) + (("p",) if self.fixed_basis else ())
         self.memory = BucketMemory(self._plan, saved)
-        self.iter = 0
-        self.floats_sent_last_step = self.floats_sent_total = self.floats_uncompressed_last_step = 0
-        self.bytes_sent_last_step = self.bytes_sent_total = 0
-        self.numel_before_compression = self.numel_after_compression = 0
-        self.restarts = self.fallbacks = self.nonfinite_steps = 0
-        self._buckets: dict[int, dict] = {}  # this step's record per bucket (see stats())
-        self._last_buckets: dict[int, dict] = {}
+        self.reset_ledger()
 
-    _COUNTERS = (
-        "iter",
-        "floats_sent_last_step",
-        "floats_sent_total",
-        "floats_uncompressed_last_step",
-        "bytes_sent_last_step",
-        "bytes_sent_total",
-        "numel_before_compression",
-        "numel_after_compression",
-        "restarts",
-        "fallbacks",
-        "nonfinite_steps",
-    )
     _OPTIONS = (
         "matrix_approximation_rank",
         "start_powerSGD_iter",
@@ -224,7 +199,8 @@ class PowerSGDPlusState:
     )
 
     @property
-    def _fixed(self):
+    def fixed_basis(self) -> bool:
+        """Whether P̃ is kept between restarts (``between_restarts="fixed"``)."""
         return self.between_restarts == "fixed"
 
     # PyTorch's PowerSGDState names for the memories.
@@ -248,34 +224,6 @@ class PowerSGDPlusState:
             self.iter - self.start_powerSGD_iter, self.restart_period
         )
 
-    def stats(self) -> dict:
-        """What the last step sent and how well it compressed; cheap, so it can stay on.
-
-        Returns
-        -------
-        dict
-            ``iter``; ``floats_sent_last_step``, ``bytes_sent_last_step``,
-            ``floats_sent_total``, ``bytes_sent_total`` (this node, all-reduce inputs);
-            ``floats_uncompressed_last_step``; ``restarts``, ``fallbacks``,
-            ``nonfinite_steps``; and ``buckets``: per bucket index of the last step,
-            ``floats``, ``bytes``, ``floats_uncompressed``, ``kind`` ("all-reduce",
-            "power", "fixed", "restart", "nonfinite"), ``relative_error`` =
-            ‖Δ̄ − Δ̂‖²/‖Δ̄‖² over the bucket's compressed matrices (the quantity Lemmas 1–2
-            bound; known where Δ̄ is, at ``"svd"`` restarts, else None) and
-            ``relative_error_local`` = ‖Δ^{(i)} − Δ̂‖²/‖Δ^{(i)}‖² on this node (what the
-            error memory keeps; with error feedback, else None).
-        """
-        out = {k: getattr(self, k) for k in self._COUNTERS}
-        out["buckets"] = {k: dict(v) for k, v in self._last_buckets.items()}
-        return out
-
-    def compression_stats(self):
-        """As PyTorch's: (numel before / numel after, numel before, numel after), over all
-        compressed steps; "after" counts every float sent, restarts included.
-        """
-        before, after = self.numel_before_compression, self.numel_after_compression
-        return (before / after if after > 0 else 0, before, after)
-
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue bit for bit (not the process group).
 
@@ -285,7 +233,7 @@ class PowerSGDPlusState:
         """
         return {
             "options": self._options(),
-            "counters": {k: getattr(self, k) for k in self._COUNTERS},
+            "counters": self.counters(),
             "rng": self.rng.get_state(),
             "memory": self.memory.state_dict(),
         }
@@ -316,35 +264,9 @@ class PowerSGDPlusState:
         self.memory.load_state_dict(state["memory"], device)
 
     def _plan(self, tensors):
-        return _compressed(self, tensors)
+        return compressed_matrices(tensors, self.matrix_approximation_rank, self.min_compression_rate)
 
-    def _count(self, index, floats, element_size, uncompressed, kind):
-        record = self._buckets.setdefault(
-            index,
-            dict(floats=0, bytes=0, floats_uncompressed=0, relative_error=None, relative_error_local=None),
-        )
-        record["floats"] += floats
-        record["bytes"] += floats * element_size
-        record["floats_uncompressed"] += uncompressed
-        record["kind"] = kind
-
-    def _end_bucket(self, bucket):
-        """PyTorch's ``maybe_increase_iter``, closing the step's counts on the last bucket."""
-        if not bucket.is_last():
-            return
-        self.iter += 1
-        self._last_buckets, self._buckets = self._buckets, {}
-        records = self._last_buckets.values()
-        self.floats_sent_last_step = sum(r["floats"] for r in records)
-        self.bytes_sent_last_step = sum(r["bytes"] for r in records)
-        self.floats_uncompressed_last_step = sum(r["floats_uncompressed"] for r in records)
-        self.floats_sent_total += self.floats_sent_last_step
-        self.bytes_sent_total += self.bytes_sent_last_step
-        compressed = [r for r in records if r["kind"] not in ("all-reduce", "nonfinite")]
-        self.numel_before_compression += sum(r["floats_uncompressed"] for r in compressed)
-        self.numel_after_compression += sum(r["floats"] for r in compressed)
-
-    def _random(self, tensors):
+    def draw_normal(self, tensors):
         """Fill ``tensors`` with standard normals from the dedicated generator, seeded as
         PyTorch's hook seeds its random Q's.
         """
@@ -374,49 +296,6 @@ def _orthogonalize(matrices, epsilon):
             rest -= torch.sum(col * rest, dim=1, keepdim=True) * col
 
 
-def _groups(state, tensors):
-    """PyTorch's step I on shapes: indices of the tensors worth compressing, grouped by their
-    matrix shape (m, n) = (shape[0], rest) in first-seen order, and the indices of the rest.
-    """
-    groups, rest = {}, []
-    for i, tensor in enumerate(tensors):
-        m = tensor.shape[0]
-        n = tensor.numel() // m if m else 0
-        rank = min(m, n, state.matrix_approximation_rank)
-        if (m + n) * rank * state.min_compression_rate < m * n:
-            groups.setdefault((m, n), []).append(i)
-        else:
-            rest.append(i)
-    return list(groups.values()), rest
-
-
-def _compressed(state, tensors):
-    """(index, (m, n, r)) of each compressed tensor, in the order of the P/Q memories."""
-    groups, _ = _groups(state, tensors)
-    out = []
-    for group in groups:
-        for i in group:
-            m = tensors[i].shape[0]
-            n = tensors[i].numel() // m
-            out.append((i, (m, n, min(m, n, state.matrix_approximation_rank))))
-    return out
-
-
-def _split(state, tensors):
-    """The (b, m, n) batches to compress (views, or stacked copies when batching), the
-    matrices of each shape group, and the tensors sent uncompressed.
-    """
-    groups, rest = _groups(state, tensors)
-    grouped = [[tensors[i].view(tensors[i].shape[0], -1) for i in group] for group in groups]
-    batches = []
-    for matrices in grouped:
-        if state.batch_tensors_with_same_shape:
-            batches.append(matrices[0].unsqueeze(0) if len(matrices) == 1 else torch.stack(matrices))
-        else:
-            batches.extend(matrix.unsqueeze(0) for matrix in matrices)
-    return batches, [tensors[i] for i in rest], grouped
-
-
 @dataclass
 class _Bucket:
     """One bucket's tensors during one compressed step."""
@@ -433,6 +312,15 @@ class _Bucket:
     qs: list  # (b, n, r) views of the Q memory
     fresh: bool  # P/Q memories just allocated
     flag: torch.Tensor  # (1,): 1 if this node's bucket is non-finite
+
+
+def _split(state, tensors):
+    return split_bucket(
+        tensors,
+        state.matrix_approximation_rank,
+        state.min_compression_rate,
+        state.batch_tensors_with_same_shape,
+    )
 
 
 def _compute_dtype(state, dtype):
@@ -485,7 +373,7 @@ def powersgd_plus_hook(
         ok = _svd_restart(state, b, group)
     elif restart:
         ok = _randomized_restart(state, b, group)
-    elif state._fixed and not b.fresh:
+    elif state.fixed_basis and not b.fresh:
         ok = _fixed_basis_step(state, b, group)
     else:
         ok = _power_step(state, b, group)
@@ -494,15 +382,15 @@ def powersgd_plus_hook(
     _decompress(state, b)  # Step III
     if restart:
         state.restarts += 1
-    state._end_bucket(bucket)
+    state.end_bucket(bucket)
     return _done(input_tensor)
 
 
 def _all_reduce_step(state, bucket, input_tensor, group):
     """Warm-up: PyTorch's default all-reduce hook (in the bucket's dtype)."""
     numel = input_tensor.numel()
-    state._count(bucket.index(), numel, input_tensor.element_size(), numel, "all-reduce")
-    state._end_bucket(bucket)  # PyTorch counts a warm-up iteration before its all-reduce
+    state.count(bucket.index(), numel, input_tensor.element_size(), numel, "all-reduce")
+    state.end_bucket(bucket)  # PyTorch counts a warm-up iteration before its all-reduce
     input_tensor.div_(group.size())
     dist.all_reduce(input_tensor, group=group)
     if not torch.isfinite(input_tensor).all():
@@ -544,7 +432,7 @@ def _all_reduce_uncompressed(state, b, group, extra_floats, kind):
     more for this step's other all-reduces); False if some node's bucket was non-finite.
     """
     memory = torch.cat([tensor.view(-1) for tensor in b.uncompressed] + [b.flag])
-    state._count(b.index, memory.numel() + extra_floats, memory.element_size(), b.work.numel(), kind)
+    state.count(b.index, memory.numel() + extra_floats, memory.element_size(), b.work.numel(), kind)
     dist.all_reduce(memory, group=group)
     mean = memory.div_(group.size())
     if mean[-1] != 0:
@@ -559,7 +447,7 @@ def _all_reduce_uncompressed(state, b, group, extra_floats, kind):
 def _power_step(state, b, group):
     """PowerSGD's single power step (SSP-COMP): P = mean(Δ^{(i)} Q) orthogonalised, then Q."""
     if b.fresh:
-        state._random(b.qs)
+        state.draw_normal(b.qs)
     for q in b.qs:
         _orthogonalize(q, state.orthogonalization_epsilon)
     for matrix, q, p in zip(b.batches, b.qs, b.ps):
@@ -597,7 +485,7 @@ def _svd_restart(state, b, group):
     """PowerSGD+'s restart (SVD-COMP): all-reduce the whole bucket, P̃ = SVD basis of Δ̄."""
     q_floats = 0 if state.minimal_restart else sum(q.numel() for q in b.qs)
     memory = torch.cat([b.work, b.flag])
-    state._count(b.index, memory.numel() + q_floats, memory.element_size(), b.work.numel(), "restart")
+    state.count(b.index, memory.numel() + q_floats, memory.element_size(), b.work.numel(), "restart")
     dist.all_reduce(memory, group=group)
     mean = memory.div_(group.size())
     if mean[-1] != 0:
@@ -615,7 +503,7 @@ def _svd_restart(state, b, group):
             torch.bmm(matrix_mean.transpose(1, 2), p, out=q)  # Q = Δ̄ᵀP̃, no all-reduce
     if not state.minimal_restart:
         _all_reduce_q(state, b, group)
-    state._buckets[b.index]["relative_error"] = _relative_error(mean_batches, b.ps, b.qs)
+    state.note(b.index, relative_error=_relative_error(mean_batches, b.ps, b.qs))
     return True
 
 
@@ -623,7 +511,7 @@ def _local_randomized_basis(state, matrix_mean, rank):
     """The randomized range finder on a Δ̄ every node holds (no communication)."""
     k = min(rank + state.restart_oversampling, *matrix_mean.shape[1:])
     omega = matrix_mean.new_empty(matrix_mean.shape[0], matrix_mean.shape[2], k)
-    state._random([omega])
+    state.draw_normal([omega])
     ps, _, _ = _restart.randomized_basis(
         lambda zs: [matrix_mean @ zs[0]],
         lambda ys: [matrix_mean.transpose(1, 2) @ ys[0]],
@@ -649,7 +537,7 @@ def _randomized_restart(state, b, group):
     if not b.batches:  # nothing compressed in this bucket
         return True
     omegas = [m.new_empty(m.shape[0], m.shape[2], k) for m, k in zip(b.batches, ks)]
-    state._random(omegas)
+    state.draw_normal(omegas)
 
     def mean_of(products):
         flat = torch.cat([x.reshape(-1) for x in products])
@@ -700,7 +588,7 @@ def _decompress(state, b):
     if state.use_error_feedback:
         error = b.local - b.work
         state.memory.error[b.index] = error
-        state._buckets[b.index]["relative_error_local"] = _local_error(state, b, error)
+        state.note(b.index, relative_error_local=_local_error(state, b, error))
     if not state.warm_start:
         state.memory.p.clear()
         state.memory.q.clear()
@@ -710,8 +598,12 @@ def _decompress(state, b):
 
 def _local_error(state, b, error):
     """‖Δ^{(i)} − Δ̂‖²/‖Δ^{(i)}‖² over the compressed matrices of this node (one host sync)."""
-    groups, _ = _groups(state, b.gradients)
-    compressed = [i for group in groups for i in group]
+    compressed = [
+        i
+        for i, _ in compressed_matrices(
+            b.gradients, state.matrix_approximation_rank, state.min_compression_rate
+        )
+    ]
     if not compressed:
         return None
     errors, deltas = unflatten(error, b.gradients), unflatten(b.local, b.gradients)
@@ -729,9 +621,9 @@ def _local_error(state, b, error):
 def _nonfinite(state, bucket, b, what):
     """Apply the non-finite policy on every node alike; returns the (zeroed) bucket."""
     state.nonfinite_steps += 1
-    state._buckets[b.index]["kind"] = "nonfinite"
+    state.note(b.index, kind="nonfinite")
     message = f"non-finite gradient at iteration {state.iter} ({what}); error feedback left unchanged"
-    state._end_bucket(bucket)
+    state.end_bucket(bucket)
     return _apply_nonfinite_policy(state, b.input_tensor, message)
 
 
