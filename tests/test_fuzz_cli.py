@@ -500,6 +500,17 @@ def check_contract(status, stderr, before, after, files, used_out, failures=()):
     return problems
 
 
+@contextlib.contextmanager
+def _working_directory(path):
+    """Run in ``path``: the CLIs' default ``--out`` (``out/…``) is relative to it."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def _load(entry: Cli):
     for module in entry.requires:
         pytest.importorskip(module)
@@ -528,7 +539,7 @@ def test_cli_contract_under_fuzzing(entry, monkeypatch):
         junk=st.lists(_TEXT, max_size=1),
     )
     def check(chosen, values, flags, out_case, junk):
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, _working_directory(tmp):  # default --out: tmp/out/…
             root = Path(tmp)
             argv = list(entry.fixed)
             for name in chosen:
