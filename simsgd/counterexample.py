@@ -640,15 +640,17 @@ def run_exact_mode(args, conventions):
     done, plan = exact_batch.calibrate(run_one, conventions, args.replicas, args.steps)
     left = args.max_seconds - plan.calibration_seconds
     planned = args.replicas
-    if plan.seconds > left:
+    if plan.seconds * exact_batch.SAFETY > left:
         if not args.allow_partial:
             raise cli.UsageError(
-                f"argument --max-seconds: the exact run needs {plan.describe()}, more than "
-                f"--max-seconds {args.max_seconds:g}; raise it, lower --replicas or --steps, or add "
-                "--allow-partial to run the replicas that fit"
+                f"argument --max-seconds: the exact run needs {plan.describe()}; with a "
+                f"{exact_batch.SAFETY - 1:.0%} margin for the estimate's error, more than --max-seconds "
+                f"{args.max_seconds:g}; raise it, lower --replicas or --steps, or add --allow-partial "
+                "to run the replicas that fit"
             )
         # At least one replica of every convention, each cut to its share of the budget.
-        planned = max(1, exact_batch.replicas_that_fit(plan, conventions, args.replicas, left, done))
+        fit = exact_batch.replicas_that_fit(plan, conventions, args.replicas, left / exact_batch.SAFETY, done)
+        planned = max(1, fit)
     batch = exact_batch.run_batch(run_one, conventions, args.replicas, left, done, plan, planned)
     summary = {
         "config": {**_config(args), "degenerate_qr": list(conventions), "allow_partial": args.allow_partial},
@@ -665,7 +667,7 @@ def run_exact_mode(args, conventions):
     }
     rows = []
     for convention, results in batch.runs.items():
-        runs = [r for r in results if r is not None]
+        runs = list(results.values())
         outcomes = [r.outcome for r in runs]
         summary["conventions"][convention] = {
             "held": outcomes.count("held"),
@@ -693,8 +695,7 @@ def run_exact_mode(args, conventions):
                 r.max_bits,
                 round(r.seconds, 3),
             ]
-            for k, r in enumerate(results)
-            if r is not None
+            for k, r in results.items()
         ]
     return summary, rows, batch
 

@@ -8,9 +8,10 @@ convention. Exact arithmetic has no vectorised shortcut, and a held run's cost g
    each for at most :data:`CALIBRATION_SECONDS`, and estimates each convention's seconds per
    run (a run cut short is extrapolated linearly in steps: a lower bound when the rationals
    grow). Calibration runs that finished are kept as results;
-2. **plans**: the estimate for all runs is compared with the budget before anything else
-   runs (the caller refuses or, when a partial result is allowed, plans only the first R'
-   replicas of every convention that fit, the rest "not run");
+2. **plans**: the estimate for all runs, times :data:`SAFETY` = 1.25 (timings on a shared
+   machine vary), is compared with the budget before anything else runs (the caller refuses
+   or, when a partial result is allowed, plans only the first R' replicas of every
+   convention that fit, the rest "not run");
 3. **runs** replica by replica, every convention in turn (round robin), so the conventions
    get the same number of runs, within one, whenever the budget ends; a run may use the
    budget left minus the estimates of the runs still to come (and never less than its
@@ -32,6 +33,7 @@ CALIBRATION_REPLICAS = 2
 CALIBRATION_SECONDS = 0.25
 MIN_RUN_SECONDS = 1e-4  # an estimate below a timer's resolution is not trusted to be smaller
 LOG_EVERY = 5.0  # off a terminal, a progress line every 5 s
+SAFETY = 1.25  # a batch is planned to need at most budget/1.25 by the estimate: the rest absorbs its error
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,8 @@ class Plan:
 
 @dataclass
 class Batch:
-    """Results of a batch: ``runs[convention][k]`` is replica k's ExactRun, None (or beyond the
-    list) if not run; ``replicas`` is R.
+    """Results of a batch: ``runs[convention]`` maps replica k to its ExactRun (the replicas of
+    R = ``replicas`` missing from it were not run).
     """
 
     runs: dict
@@ -138,12 +140,14 @@ def calibrate(run_one, conventions, replicas: int, steps: int):
 
 def replicas_that_fit(plan: Plan, conventions, replicas: int, budget: float, done: dict) -> int:
     """The largest R' ≤ R whose runs left (every convention, replicas < R') fit the budget by the estimate."""
+    per_replica = sum(plan.per_run[c] for c in conventions)
     cost = 0.0
-    for k in range(replicas):
+    for k in range(min(replicas, CALIBRATION_REPLICAS)):  # the replicas the calibration may have run
         cost += sum(plan.per_run[c] for c in conventions if (c, k) not in done)
         if cost > budget:
             return k
-    return replicas
+    more = int((budget - cost) // per_replica)  # every later replica costs per_replica
+    return min(replicas, CALIBRATION_REPLICAS + more) if replicas > CALIBRATION_REPLICAS else replicas
 
 
 def run_batch(run_one, conventions, replicas: int, budget: float, done: dict, plan: Plan, planned=None):
@@ -170,25 +174,28 @@ def run_batch(run_one, conventions, replicas: int, budget: float, done: dict, pl
     planned = replicas if planned is None else planned
     start = time.monotonic()
     deadline = start + budget
-    todo = [(c, k) for k in range(planned) for c in conventions if (c, k) not in done]
-    kept = max([planned] + [k + 1 for _, k in done])  # replicas beyond are "not run"
-    runs = {c: [done.get((c, k)) for k in range(kept)] for c in conventions}
-    bar = Progress(len(todo), None, label="exact runs", log_every=LOG_EVERY)
+    runs = {c: {k: run for (d, k), run in sorted(done.items()) if d == c} for c in conventions}
+    # Runs still to start per convention, and what the estimate says they need.
+    waiting = {c: planned - sum(k < planned for k in runs[c]) for c in conventions}
+    reserve = sum(plan.per_run[c] * n for c, n in waiting.items())
+    bar = Progress(sum(waiting.values()), None, label="exact runs", log_every=LOG_EVERY)
+    order = ((c, k) for k in range(planned) for c in conventions if k not in runs[c])
     try:
-        for i, (convention, k) in enumerate(todo):
+        for started, (convention, k) in enumerate(order, 1):
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0:  # the budget is spent: the rest are "not run"
                 break
-            still = [plan.per_run[c] for c, _ in todo[i:]]
-            share = left * still[0] / sum(still)
-            runs[convention][k] = run_one(convention, k, max(left - sum(still[1:]), share))
-            bar.update(i + 1)
+            mine = plan.per_run[convention]
+            reserve -= mine
+            cap = max(left - reserve, left * mine / (mine + reserve))  # the slack, or a fair share
+            runs[convention][k] = run_one(convention, k, cap)
+            bar.update(started)
     finally:
         bar.close()
-    flat = [r for c in conventions for r in runs[c]]
+    flat = [r for c in conventions for r in runs[c].values()]
     truncations = {
-        "seconds": sum(r is not None and r.stopped_by == "seconds" for r in flat),
-        "bits": sum(r is not None and r.stopped_by == "bits" for r in flat),
-        "not_run": len(conventions) * replicas - sum(r is not None for r in flat),
+        "seconds": sum(r.stopped_by == "seconds" for r in flat),
+        "bits": sum(r.stopped_by == "bits" for r in flat),
+        "not_run": len(conventions) * replicas - len(flat),
     }
     return Batch(runs, replicas, plan, time.monotonic() - start, truncations)

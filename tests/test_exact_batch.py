@@ -28,7 +28,7 @@ def _fake(seconds, outcome="held", stopped_by=None, steps_run=100):
 
 
 def _started(batch):
-    return {c: sum(r is not None for r in runs) for c, runs in batch.runs.items()}
+    return {c: len(runs) for c, runs in batch.runs.items()}
 
 
 def _fair(batch):
@@ -56,7 +56,7 @@ def test_round_robin_shares_the_budget_and_counts_truncations():
     assert 0 < planned < 20 and _fair(batch), _started(batch)
     assert batch.truncated and batch.truncations["not_run"] > 0 and "not run" in batch.describe_truncation()
     # negative control: the schedule before (convention by convention) starves 'fast'
-    starved = exact_batch.Batch({"slow": [object()] * 7, "fast": []}, 20, plan)
+    starved = exact_batch.Batch({"slow": dict.fromkeys(range(7)), "fast": {}}, 20, plan)
     assert not _fair(starved)
 
 
@@ -83,6 +83,7 @@ def test_replicas_that_fit():
     assert exact_batch.replicas_that_fit(plan, ("a", "b"), 10, 9.0, {}) == 2
     assert exact_batch.replicas_that_fit(plan, ("a", "b"), 10, 9.0, {("b", 0): None, ("b", 1): None}) == 3
     assert exact_batch.replicas_that_fit(plan, ("a", "b"), 10, 1e9, {}) == 10
+    assert exact_batch.replicas_that_fit(plan, ("a", "b"), 10**30, 9.0, {}) == 2  # no loop over R
 
 
 class _Clock:
