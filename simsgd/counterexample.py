@@ -86,9 +86,9 @@ JSON summary (--json, or counterexample.json with --out), per method:
   locked_runs, locked_fraction,   runs still locked at T, their share and Wilson 95% interval
   locked_ci95
   median_escape_step              median, over the runs that left the lock, of the first t at
-                                  which run was no longer locked (X_t − X_0 left span(B) or
-                                  ||∇f(X_t)||² left its initial value); t = 1 for the runs
-                                  whose ξ_0 was not all +1; null if no run left
+                                  which the run was no longer locked (X_t − X_0 left span(B) or
+                                  ||∇f(X_t)||² left its initial value); null if no run left
+                                  (1 in the README run: most runs leave at the first step)
   degenerate_qr_replica_steps     replica-steps (of R·T) whose P_t was degenerate, and their
   degenerate_qr_replica_step_fraction  share
   diverged_runs, diverged_fraction, first_diverged_step
