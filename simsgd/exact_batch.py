@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 
 from ._progress import Progress
 
-__all__ = ["Plan", "Batch", "calibrate", "run_batch", "CALIBRATION_REPLICAS", "CALIBRATION_SECONDS"]
+__all__ = [
+    "Plan",
+    "Batch",
+    "calibrate",
+    "replicas_that_fit",
+    "run_batch",
+    "CALIBRATION_REPLICAS",
+    "CALIBRATION_SECONDS",
+    "SAFETY",
+]
 
 CALIBRATION_REPLICAS = 2
 CALIBRATION_SECONDS = 0.25
