@@ -35,8 +35,19 @@ import numpy as np
 
 import simsgd
 from benchmarks.plain_loop import run_replica
-from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run
-from simsgd.engine import RECORD_FIELDS
+from simsgd._checks import check_memory
+from simsgd.cli import (
+    Parser,
+    UsageError,
+    check_out_dir,
+    given_options,
+    integer,
+    output_set,
+    parse_with_quick,
+    run,
+    usage_errors,
+)
+from simsgd.engine import RECORD_FIELDS, memory_estimate
 from simsgd.output import atomic_write_json, atomic_write_text
 
 SETTINGS = dict(method="powersgd+", nodes=4, rank=1, restart_period=10, lr=0.005, momentum=0.9, seed=0)
@@ -250,18 +261,30 @@ def table(result) -> str:
     return "\n".join(lines) + "\n"
 
 
+QUICK = {"replicas": [1000, 10_000], "steps": [200, 20]}
+
+
 def main(argv=None):
     parser = Parser(prog="python -m benchmarks.bench_engine", description=__doc__.splitlines()[0])
-    parser.add_argument("--replicas", type=int, nargs="+", default=[1000, 100_000])
+    parser.add_argument(
+        "--replicas",
+        type=integer("--replicas", 1),
+        nargs="+",
+        default=[1000, 100_000],
+        help="R of each row (default 1000 100000; 1000 10000 with --quick)",
+    )
     parser.add_argument(
         "--steps",
-        type=int,
+        type=integer("--steps", 1),
         nargs="+",
         default=[10_000, 200],
-        help="T for each --replicas (compiled runs take steps 0..τ−1 eagerly: keep T ≫ τ)",
+        help="T for each --replicas (default 10000 200; 200 20 with --quick; compiled runs take "
+        "steps 0..τ−1 eagerly: keep T ≫ τ)",
     )
-    parser.add_argument("--loop-replicas", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; each engine's best is reported")
+    parser.add_argument("--loop-replicas", type=integer("--loop-replicas", 1), default=20)
+    parser.add_argument(
+        "--repeat", type=integer("--repeat", 1), default=3, help="rounds; each engine's best is reported"
+    )
     parser.add_argument("--baseline-commit", default=None, help="also time the NumPy engine of this commit")
     parser.add_argument(
         "--engines",
@@ -276,19 +299,25 @@ def main(argv=None):
         help="trace fields the engines record: all (default), none, or a comma list of "
         + ", ".join(RECORD_FIELDS),
     )
-    parser.add_argument("--quick", action="store_true", help="R = 1000, 10⁴ with T = 200, 20")
+    parser.add_argument(
+        "--quick", action="store_true", help="defaults R = 1000, 10⁴ with T = 200, 20; given options win"
+    )
     parser.add_argument("--out", default=None, help="folder for bench_engine.json and bench_engine.md")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.replicas, args.steps = [1000, 10_000], [200, 20]
+    args = parse_with_quick(parser, argv, QUICK)
     if len(args.replicas) != len(args.steps):
-        raise UsageError("argument --steps: give one T per --replicas")
-    for name, values in (("--replicas", args.replicas), ("--steps", args.steps)):
-        if min(values) < 1:
-            raise UsageError(f"argument {name}: must be ≥ 1, got {min(values)}")
-    for name, value in (("--loop-replicas", args.loop_replicas), ("--repeat", args.repeat)):
-        if value < 1:
-            raise UsageError(f"argument {name}: must be ≥ 1, got {value}")
+        given = given_options(parser, argv)
+        source = "" if "steps" in given else (" (the --quick default)" if args.quick else " (the default)")
+        raise UsageError(
+            f"argument --steps: give one T per --replicas value: {len(args.replicas)} R, "
+            f"{len(args.steps)} T{source}"
+        )
+    with usage_errors("--replicas"):  # each row's simulation, before the benchmark starts
+        for r, t in zip(args.replicas, args.steps):
+            check_memory(
+                f"--replicas {r} --steps {t}",
+                memory_estimate(r, t, SETTINGS["nodes"], SHAPE, SETTINGS["rank"]),
+                "fewer --replicas or --steps",
+            )
     record = {"all": None, "none": ()}.get(args.record, tuple(args.record.split(",")))
     for name in record or ():
         if name not in RECORD_FIELDS:

@@ -9,6 +9,9 @@ the studies, the examples) is written as ``main(argv) -> int`` and run through
 - exit 1: a failure at run time (any other exception), with nothing half-written;
 - exit 130: interrupted.
 
+``--quick`` changes defaults only (:func:`parse_with_quick`): an option the user gives wins
+and is checked by its argparse ``type`` like any other.
+
 Output is written as a set (:func:`output_set`): the files are made in a staging folder
 beside the target and moved in only when all of them were written, so a failure leaves
 the previous set as it was. :func:`check_out_dir` is called before the computation: it
@@ -42,6 +45,8 @@ __all__ = [
     "add_engine_arguments",
     "engine",
     "engine_flags",
+    "given_options",
+    "parse_with_quick",
 ]
 
 
@@ -54,6 +59,36 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):  # noqa: D102 - argparse's hook
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> frozenset:
+    """The ``dest`` of every option named in ``argv``, whatever its value (the default's too).
+
+    Parse ``argv`` with ``parser`` first: this parses it again into a namespace whose every
+    attribute is a sentinel that argparse leaves alone unless the option is given.
+    """
+    unset = object()
+    probe = argparse.Namespace(
+        **{a.dest: unset for a in parser._actions if a.default is not argparse.SUPPRESS}
+    )
+    parser.parse_args(argv, namespace=probe)
+    return frozenset(dest for dest, value in vars(probe).items() if value is not unset)
+
+
+def parse_with_quick(
+    parser: argparse.ArgumentParser, argv: list[str] | None, quick: dict
+) -> argparse.Namespace:
+    """Parse ``argv``; with ``--quick``, each option of ``quick`` (dest -> value) that ``argv``
+    does not give takes the quick value. An option given explicitly wins and has been
+    checked by its argparse ``type`` like any other.
+    """
+    args = parser.parse_args(argv)
+    if args.quick:
+        given = given_options(parser, argv)
+        for dest, value in quick.items():
+            if dest not in given:
+                setattr(args, dest, value)
+    return args
 
 
 def _argument_type(kind: str, check: Callable[[str, object], object], name: str):

@@ -21,13 +21,13 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
-from . import cli
+from . import cli, exact_batch
 from . import exact as exact_mod
 from ._checks import check_memory
-from ._progress import Progress
 from .engine import Diverged, memory_estimate
 from .lock import lock_summary, simulate_lock
 from .ops import array_ops
@@ -35,6 +35,7 @@ from .output import atomic_savefig, atomic_write_csv, atomic_write_json
 from .problems import Psi2x2
 from .problems.psi import MAX_NOISE_SCALE
 from .stats import mean_ci
+from .verdict import MIN_EVENTS, RESOLUTION_FACTOR, Interval, Names, Verdict, decide, grad_norm_sq_resolution
 
 __all__ = ["main", "build_parser", "METHODS"]
 
@@ -42,7 +43,7 @@ METHODS = ("powersgd", "powersgd+")
 FLOAT_DEFAULTS = {"steps": 1000, "replicas": 1000}
 EXACT_DEFAULTS = {"steps": 200, "replicas": 8}
 MAX_NODES = 1024
-EXACT_SECONDS_PER_RUN = 5.0
+MARGIN = 0.5  # "holds": E||∇f(X_T)||² ≥ ε₀/2 at 95% (simsgd.verdict, rule 5): ε₀ is attained, never exceeded
 FILES = ("counterexample.png", "counterexample_steps.csv", "counterexample.json")
 EXACT_CSV_HEADER = (
     "degenerate_qr",
@@ -72,6 +73,33 @@ def _sigma_text(sigma) -> str:
     return ",".join(f"{s:g}" for s in np.ravel(sigma))
 
 
+EPILOG = f"""\
+verdict (last line of the float table; "verdict" in the JSON): "holds", "fails" or
+"inconclusive: <reason>; would decide: <run>" (simsgd.verdict). It is drawn only from a run
+that can decide: R ≥ 30, an interval of non-zero width, R·2^-N ≥ 10 expected locked runs,
+ε₀ ≥ 2^10 × the float resolution of ||∇f||², no diverged run; "fails" when PowerSGD's 95%
+interval lies below ε₀; "holds" when it reaches ε₀, its lower end is ≥ ε₀·{1 - MARGIN:g} (ε₀ is
+attained by the construction, so it cannot be exceeded clearly), and PowerSGD+ ends below it.
+
+JSON summary (--json, or counterexample.json with --out), per method:
+  mean_grad_norm_sq_T, ci95       E||∇f(X_T)||² and its normal 95% interval (clipped at 0)
+  locked_runs, locked_fraction,   runs still locked at T, their share and Wilson 95% interval
+  locked_ci95
+  median_escape_step              median, over the runs that left the lock, of the first t at
+                                  which the run was no longer locked (X_t − X_0 left span(B) or
+                                  ||∇f(X_t)||² left its initial value); null if no run left
+                                  (1 in the README run: most runs leave at the first step)
+  degenerate_qr_replica_steps     replica-steps (of R·T) whose P_t was degenerate, and their
+  degenerate_qr_replica_step_fraction  share
+  diverged_runs, diverged_fraction, first_diverged_step
+
+--precision exact is a different experiment: PowerSGD only, ξ_0 ≡ 1 forced on every run,
+defaults T = {EXACT_DEFAULTS["steps"]}, R = {EXACT_DEFAULTS["replicas"]}, every QR(0) convention unless
+--degenerate-qr names one; it estimates its cost first and refuses a run over --max-seconds
+(or, with --allow-partial, runs what fits).
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m simsgd.counterexample``."""
     p = cli.Parser(
@@ -80,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         "∇F(X; ξ) = ∇f(X) + ξ(σB − ∇f(X)), ξ = ±1. Runs PowerSGD and PowerSGD+ side by "
         "side and compares E||∇f(X_T)||² and the fraction of locked runs with the "
         "proof's bounds ε₀ and 2^(−N).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--sigma",
@@ -166,9 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--degenerate-qr",
         choices=("previous", "native", "zero", "raise"),
         default="previous",
-        help="what QR(P_t) does when P_t = 0 (float runs; exact runs try all four): keep "
-        "P̃_{t-1} (default), LAPACK's unit vector, P̃ = 0 (PyTorch with ε > 0), or stop "
-        "(PyTorch with ε = 0 divides 0 by 0)",
+        help="what QR(P_t) does when P_t = 0: keep P̃_{t-1} (default), LAPACK's unit vector, "
+        "P̃ = 0 (PyTorch with ε > 0), or stop (PyTorch with ε = 0 divides 0 by 0); "
+        "--precision exact runs all four unless this names one",
     )
     p.add_argument(
         "--seed", type=cli.seed(), default=0, help="seed in [0, 2⁶⁴ − 1] of ξ, Q_{-1} and the random basis"
@@ -183,8 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-seconds",
         type=cli.real("--max-seconds", 0.0, low_open=True),
         default=600.0,
-        help="--precision exact: the time budget of all runs together (default 600); each run "
-        f"also stops after {EXACT_SECONDS_PER_RUN:g} s, and runs not started in time are counted 'not run'",
+        help="--precision exact: the time budget of all runs together, in seconds (default 600), "
+        "calibration included: a calibration of at most 2 s estimates the cost first, and a run "
+        "estimated over budget is refused (exit 2)",
+    )
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="--precision exact: run what fits in --max-seconds and accept runs cut short or not "
+        "run (a warning, exit 0); without it any truncation is a failure (exit 1, nothing written)",
     )
     cli.add_engine_arguments(p)
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
@@ -344,11 +381,64 @@ def run_float(args):
             "diverged_runs": int(diverged.sum()),
             "diverged_fraction": float(diverged.mean()),
             "first_diverged_step": int(watch.left_at[diverged].min()) if diverged.any() else None,
-            "degenerate_qr_steps": int(trace.degenerate_count.sum()),
-            "degenerate_qr_fraction": float(trace.degenerate_count.sum() / (args.replicas * args.steps)),
+            "degenerate_qr_replica_steps": int(trace.degenerate_count.sum()),
+            "degenerate_qr_replica_step_fraction": float(
+                trace.degenerate_count.sum() / (args.replicas * args.steps)
+            ),
             "seconds": round(time.monotonic() - start, 2),
         }
+    summary["verdict"] = theorem1_verdict(args, problem, summary).to_dict()
     return summary, curves
+
+
+def theorem1_verdict(args, problem, summary) -> Verdict:
+    """Theorem 1 on this run (E||∇f(X_T)||² ≥ ε₀ for PowerSGD), drawn only where the run can decide.
+
+    :func:`simsgd.verdict.decide` with PowerSGD+ as the control, the lock (probability 2^−N) as
+    the event that carries E||∇f(X_T)||², and ||∇f||²'s float resolution at the problem's
+    scale max(1, ||X_0||) (iterates far beyond it are the divergence rule's business; in the
+    aligned basis ∇f does not even depend on the entries that grow); a run with a diverged or
+    stopped method is inconclusive.
+    """
+    methods = summary["methods"]
+    off = [m for m, s in methods.items() if "stopped" in s or s["diverged_runs"]]
+    if off:
+        return Verdict(
+            "inconclusive",
+            f"{' and '.join(off)} diverged (|X_t| passed {range_limit(args.precision):.3g} = √(float max)/16 "
+            "or became non-finite)",
+            "a smaller --lr",
+        )
+    interval = {m: Interval(s["mean_grad_norm_sq_T"], *s["ci95"], args.replicas) for m, s in methods.items()}
+    scale = max(1.0, float(np.linalg.norm(problem.x0)))
+    resolution = grad_norm_sq_resolution(problem.L, scale, args.precision)
+    # ε₀ = ε₀(0)·2^−N and p = 2^−N: the largest N that rules 2 and 3 of simsgd.verdict allow.
+    n_events = int(np.floor(np.log2(args.replicas / MIN_EVENTS))) if args.replicas >= MIN_EVENTS else 0
+    eps0 = problem.epsilon0(0)
+    n_resolved = None
+    if eps0 > 0:
+        n_resolved = int(np.floor(np.log2(eps0 / (RESOLUTION_FACTOR * resolution))))
+        n_resolved -= eps0 * 2.0**-n_resolved < RESOLUTION_FACTOR * resolution  # log2's rounding at 2^k
+    return decide(
+        interval["powersgd"],
+        ">=",
+        summary["epsilon0"],
+        control=interval["powersgd+"],
+        margin=MARGIN,
+        resolution=resolution,
+        event_probability=summary["lock_bound"],
+        names=Names(
+            quantity="E||∇f(X_T)||²",
+            threshold="ε₀",
+            subject="PowerSGD",
+            control="PowerSGD+",
+            event="locked run",
+            replicas="--replicas",
+            remedy="more --steps or a larger --lr",
+            event_remedy=f"--N ≤ {n_events} at this R",
+            threshold_remedy="an --x0 with ε₀ > 0" if n_resolved is None else f"--N ≤ {n_resolved}",
+        ),
+    )
 
 
 def _config(args):
@@ -390,7 +480,7 @@ def _table_float(summary) -> str:
         "locked at T [95% CI]",
         "bound 2^-N",
         "ε₀",
-        "degenerate QR",
+        "degenerate QR replica-steps",
         "diverged",
     )
     rows = []
@@ -411,7 +501,8 @@ def _table_float(summary) -> str:
                 f"{s['locked_fraction']:.4f} [{s['locked_ci95'][0]:.4f}, {s['locked_ci95'][1]:.4f}]",
                 f"{summary['lock_bound']:.4f}",
                 f"{summary['epsilon0']:.4g}",
-                f"{s['degenerate_qr_steps']} ({100 * s['degenerate_qr_fraction']:.1f}% of steps)",
+                f"{s['degenerate_qr_replica_steps']} ({100 * s['degenerate_qr_replica_step_fraction']:.1f}% "
+                "of R·T)",
                 f"{s['diverged_fraction']:.4f}" + (f" from t = {first}" if first is not None else ""),
             )
         )
@@ -419,16 +510,15 @@ def _table_float(summary) -> str:
     line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
     out = [head, line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows]
     p = summary["methods"]["powersgd"]
-    if "stopped" in p or p["diverged_runs"]:
+    if "stopped" not in p:
+        out.append(f"PowerSGD locked at T: {p['locked_fraction']:.4f} vs 2^-N = {summary['lock_bound']:.4g}.")
+    verdict = Verdict(**summary["verdict"])
+    out.append(f"Verdict on Theorem 1 (E||∇f(X_T)||² ≥ ε₀ for PowerSGD) — {verdict.line()}")
+    if not np.any(cfg["sigma"]):
         out.append(
-            f"Diverged: |X_t| passed {range_limit(cfg['precision']):.3g} (√(float max)/16) or became "
-            "non-finite; η is too large for this problem, and no verdict on Theorem 1 is drawn."
-        )
-    else:
-        verdict = "holds" if p["ci95"][1] >= summary["epsilon0"] else "fails"
-        out.append(
-            f"PowerSGD: E||∇f(X_T)||² ≥ ε₀ {verdict} within the 95% CI here; "
-            f"locked fraction {p['locked_fraction']:.4f} vs 2^-N = {summary['lock_bound']:.4f}."
+            "σ = 0: on the lock event P_0 = σ·B·Q_{-1} = 0, so P̃_0 comes from the QR(0) convention "
+            "(LAPACK's e₁, which is C only in the aligned basis), not from the proof's P̃_0 = C, "
+            "which needs σ > 0."
         )
     if cfg["degenerate_qr"] == "native" and cfg["N"] % 2 == 0 and cfg["basis"] != "aligned":
         out.append(
@@ -519,64 +609,75 @@ def _plot(args, summary, curves, path):
 # ---------------------------------------------------------------- exact runs
 
 
-def run_exact_mode(args):
-    """PowerSGD in rational arithmetic from ξ_0 ≡ 1, every QR convention, R replicas.
+def run_exact_mode(args, conventions):
+    """PowerSGD in rational arithmetic from ξ_0 ≡ 1, each of ``conventions``, R replicas.
 
-    Bounded in time: each run stops after :data:`EXACT_SECONDS_PER_RUN` (outcome
-    ``"budget"``), and runs not started within ``args.max_seconds`` are counted ``"not run"``.
+    Calibrates first and refuses (:class:`simsgd.cli.UsageError`) a run estimated over
+    ``--max-seconds`` unless ``--allow-partial``, which runs the replicas that fit
+    (:mod:`simsgd.exact_batch`). Returns (summary, CSV rows, batch).
     """
-    summary = {"config": _config(args), "conventions": {}}
-    x0 = args.x0
-    rows = []
-    deadline = time.monotonic() + args.max_seconds
-    bar = Progress(len(exact_mod.EXACT_DEGENERATE_QR) * args.replicas, None, label="exact")
-    for c, convention in enumerate(exact_mod.EXACT_DEGENERATE_QR):
-        runs = []
-        for k in range(args.replicas):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            runs.append(
-                exact_mod.run_exact(
-                    [repr(float(v)) for v in args.sigma] if np.ndim(args.sigma) else repr(args.sigma),
-                    args.N,
-                    args.steps,
-                    x0=x0,
-                    lr=repr(args.lr),
-                    momentum=repr(args.momentum),
-                    optimizer=args.optimizer,
-                    basis=args.basis,
-                    degenerate_qr=convention,
-                    seed=args.seed,
-                    replica=k,
-                    max_seconds=min(EXACT_SECONDS_PER_RUN, left),
-                )
+    sigma = [repr(float(v)) for v in args.sigma] if np.ndim(args.sigma) else repr(args.sigma)
+
+    def run_one(convention, k, seconds):
+        return exact_mod.run_exact(
+            sigma,
+            args.N,
+            args.steps,
+            x0=args.x0,
+            lr=repr(args.lr),
+            momentum=repr(args.momentum),
+            optimizer=args.optimizer,
+            basis=args.basis,
+            degenerate_qr=convention,
+            seed=args.seed,
+            replica=k,
+            max_seconds=seconds,
+        )
+
+    done, plan = exact_batch.calibrate(run_one, conventions, args.replicas, args.steps)
+    left = args.max_seconds - plan.calibration_seconds
+    planned = args.replicas
+    if plan.seconds * exact_batch.SAFETY > left:
+        if not args.allow_partial:
+            raise cli.UsageError(
+                f"argument --max-seconds: the exact run needs {plan.describe()}; with a "
+                f"{exact_batch.SAFETY - 1:.0%} margin for the estimate's error, more than --max-seconds "
+                f"{args.max_seconds:g}; raise it, lower --replicas or --steps, or add --allow-partial "
+                "to run the replicas that fit"
             )
-            bar.update(c * args.replicas + k + 1)
-        if not runs:
-            summary["conventions"][convention] = {
-                **dict.fromkeys(("held", "broken", "undefined", "budget", "degenerate_steps"), 0),
-                **dict.fromkeys(("steps_checked", "frozen_runs"), 0),
-                "not_run": args.replicas,
-                "first_break_steps": [],
-                "broken_invariants": [],
-                "target_grad_norm_sq": "-",
-            }
-            continue
+        # At least one replica of every convention, each cut to its share of the budget.
+        fit = exact_batch.replicas_that_fit(plan, conventions, args.replicas, left / exact_batch.SAFETY, done)
+        planned = max(1, fit)
+    batch = exact_batch.run_batch(run_one, conventions, args.replicas, left, done, plan, planned)
+    summary = {
+        "config": {**_config(args), "degenerate_qr": list(conventions), "allow_partial": args.allow_partial},
+        "experiment": EXACT_EXPERIMENT,
+        "estimate": {
+            "seconds": plan.seconds,
+            "seconds_per_run": plan.per_run,
+            "calibration_runs": plan.calibration_runs,
+            "calibration_seconds": round(plan.calibration_seconds, 3),
+        },
+        "planned_replicas": planned,
+        "truncations": batch.truncations,
+        "conventions": {},
+    }
+    rows = []
+    for convention, results in batch.runs.items():
+        runs = list(results.values())
         outcomes = [r.outcome for r in runs]
-        breaks = [r.broken_at for r in runs if r.broken_at is not None]
         summary["conventions"][convention] = {
             "held": outcomes.count("held"),
             "broken": outcomes.count("broken"),
             "undefined": outcomes.count("undefined"),
             "budget": outcomes.count("budget"),
             "not_run": args.replicas - len(runs),
-            "first_break_steps": breaks,
+            "first_break_steps": [r.broken_at for r in runs if r.broken_at is not None],
             "broken_invariants": sorted({r.broken_invariant for r in runs if r.broken_invariant}),
             "degenerate_steps": sum(len(r.degenerate_steps) for r in runs),
             "steps_checked": sum(r.steps_run for r in runs),
             "frozen_runs": sum(r.frozen_from is not None for r in runs),
-            "target_grad_norm_sq": str(runs[0].target),
+            "target_grad_norm_sq": str(runs[0].target) if runs else "-",
         }
         rows += [
             [
@@ -591,18 +692,42 @@ def run_exact_mode(args):
                 r.max_bits,
                 round(r.seconds, 3),
             ]
-            for k, r in enumerate(runs)
+            for k, r in results.items()
         ]
-    return summary, rows
+    return summary, rows, batch
+
+
+EXACT_EXPERIMENT = (
+    "A different experiment from the float run: PowerSGD only (PowerSGD+'s SVD needs square roots), "
+    "rank 1, in rational arithmetic, every run started on Claim 1's lock event ξ_0 ≡ 1 (forced; the "
+    "float run meets it with probability 2^-N), checking Claim 1's invariants after every step; "
+    f"defaults T = {EXACT_DEFAULTS['steps']}, R = {EXACT_DEFAULTS['replicas']} (float: "
+    f"{FLOAT_DEFAULTS['steps']}, {FLOAT_DEFAULTS['replicas']})."
+)
+EXACT_COLUMNS = (
+    "Columns count runs: held = every invariant held for all T steps; broken = one broke (first "
+    "break at t, which invariant); undefined = P_t = 0 under 'raise' (0/0); budget = stopped by the "
+    "time or size bound before T; not run = not started within --max-seconds; degenerate steps = "
+    "steps with P_t = 0 / steps checked."
+)
 
 
 def _table_exact(summary) -> str:
     cfg = summary["config"]
-    target = next(iter(summary["conventions"].values()))["target_grad_norm_sq"]
+    target = next(
+        (
+            s["target_grad_norm_sq"]
+            for s in summary["conventions"].values()
+            if s["target_grad_norm_sq"] != "-"
+        ),
+        "-",
+    )
     out = [
-        f"Claim 1 in exact arithmetic: PowerSGD, ξ_0 ≡ 1 forced, σ = {_sigma_text(cfg['sigma'])}, "
-        f"N = {cfg['N']}, T = {cfg['steps']}, R = {cfg['replicas']}, {cfg['optimizer']}, "
-        f"basis = {cfg['basis']}",
+        f"Claim 1 in exact arithmetic. {summary['experiment']}",
+        f"σ = {_sigma_text(cfg['sigma'])}, N = {cfg['N']}, T = {cfg['steps']}, R = {cfg['replicas']}, "
+        f"{cfg['optimizer']} η = {cfg['lr']:g}"
+        + (f" μ = {cfg['momentum']:g}" if cfg["optimizer"] == "msgd" else "")
+        + f", basis = {cfg['basis']}, QR(0): {', '.join(cfg['degenerate_qr'])}",
         f"invariants: P̃_t ∝ C, Q_t ∈ span(C), e_t ∈ span(A), m_t ∈ span(B), X_t − X_0 ∈ span(B), "
         f"||∇f(X_t)||² = 4ψ'(⟨A, X_0⟩)² = {target}",
     ]
@@ -636,31 +761,43 @@ def _table_exact(summary) -> str:
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
     out += [line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows]
-    out.append(
-        "PowerSGD+ is not run exactly: its SVD step needs square roots. 'zero' freezes X "
-        "(Q = 0 from then on), so Theorem 1's conclusion holds trivially there."
-    )
+    out.append(EXACT_COLUMNS)
+    if "zero" in cfg["degenerate_qr"]:
+        out.append("'zero' freezes X (Q = 0 from then on), so Theorem 1's conclusion holds trivially there.")
     return "\n".join(out)
 
 
 # ---------------------------------------------------------------- main
 
 
+class Truncated(RuntimeError):
+    """An exact run cut short by its budget, without ``--allow-partial``."""
+
+
 def main(argv=None) -> int:
     """The command line; see :func:`build_parser`. Run it through :func:`simsgd.cli.run`."""
-    args = _check_args(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = _check_args(parser.parse_args(argv))
     context = cli.engine(args)
     if args.out is not None:
         cli.check_out_dir(args.out, names=FILES)
     start = time.monotonic()
     if args.precision == "exact":
-        summary, rows = run_exact_mode(args)
+        given = "degenerate_qr" in cli.given_options(parser, argv)
+        conventions = (args.degenerate_qr,) if given else exact_mod.EXACT_DEGENERATE_QR
+        summary, rows, batch = run_exact_mode(args, conventions)
         table = _table_exact(summary)
     else:
         with context:
             summary, curves = run_float(args)
         table = _table_float(summary)
     summary["seconds"] = round(time.monotonic() - start, 2)
+    print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else table)
+    if args.precision == "exact" and batch.truncated:
+        what = f"partial result: {batch.describe_truncation()}; estimated {batch.plan.describe()}"
+        if not args.allow_partial:
+            raise Truncated(f"{what}; nothing written (raise --max-seconds, or --allow-partial accepts it)")
+        warnings.warn(what, stacklevel=1)
     if args.out is not None:
         with cli.output_set(args.out) as stage:
             if args.precision == "exact":
@@ -671,7 +808,6 @@ def main(argv=None) -> int:
             files["json"] = os.path.join(args.out, FILES[2])
             summary["files"] = files
             atomic_write_json(os.path.join(stage, FILES[2]), summary)
-    print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else table)
     return 0
 
 

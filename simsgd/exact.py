@@ -258,10 +258,12 @@ class ExactRun:
         Largest numerator/denominator bit length met in the state.
     seconds : float
     xi : list of tuple of int
-        ξ_t^{(i)} used at each step.
+        ξ_t^{(i)} used at each step run.
     x : 4-tuple of Fraction or None
         The last X reached (row-major; None for Adam, whose X is irrational).
     note : str
+    stopped_by : {"seconds", "bits"} or None
+        For outcome ``"budget"``: which bound stopped the run before ``steps``.
     """
 
     outcome: str
@@ -278,6 +280,7 @@ class ExactRun:
     xi: list = field(default_factory=list)
     x: tuple | None = None
     note: str = ""
+    stopped_by: str | None = None
 
     def summary(self) -> dict:
         """JSON-ready dict (Fractions as strings)."""
@@ -294,6 +297,7 @@ class ExactRun:
             "max_bits": self.max_bits,
             "seconds": round(self.seconds, 3),
             "note": self.note,
+            "stopped_by": self.stopped_by,
         }
 
 
@@ -313,20 +317,24 @@ def _noise_scales(noise_scale, nodes):
 
 
 def _noise(xi, seed, replica, nodes, steps, lock_start):
-    """ξ_t^{(i)} ∈ {−1, 1}: given, or from the engine's counter-based streams (same seed,
-    replica and node ids as :func:`simsgd.simulate`, so float and exact runs share ξ).
+    """A function t -> ξ_t^{(i)} ∈ {−1, 1}: given, or drawn when asked (a run that stops early
+    draws no more) from the engine's counter-based streams (same seed, replica and node ids
+    as :func:`simsgd.simulate`, so float and exact runs share ξ).
     """
     if xi is not None:
         xi = np.asarray(xi)
         if xi.shape != (steps, nodes) or not np.all(np.isin(xi, (-1, 1))):
             raise ValueError(f"xi must be an array of ±1 of shape (steps, nodes) = ({steps}, {nodes})")
         rows = [tuple(int(v) for v in row) for row in xi]
+        draw = rows.__getitem__
     else:
         streams = NodeStreams(seed, [replica], np.arange(nodes))
-        rows = [tuple(int(v) for v in streams.at(t).rademacher()[0]) for t in range(steps)]
-    if lock_start:
-        rows[0] = (1,) * nodes
-    return rows
+        draw = lambda t: tuple(int(v) for v in streams.at(t).rademacher()[0])  # noqa: E731
+
+    def at(t):
+        return (1,) * nodes if lock_start and t == 0 else draw(t)
+
+    return at
 
 
 @dataclass(frozen=True)
@@ -561,7 +569,7 @@ def run_exact(
         None,
         None,
         target=target,
-        xi=noise,
+        xi=[],
         grad_norm_sq=[_inner(problem.grad(x0), problem.grad(x0))],
     )
     start = time.monotonic()
@@ -575,7 +583,8 @@ def run_exact(
         return run
 
     for t in range(steps):
-        step = exact_step(problem, state, noise[t], eta(t), options)
+        run.xi.append(noise(t))
+        step = exact_step(problem, state, run.xi[-1], eta(t), options)
         if step.degenerate:
             run.degenerate_steps.append(t)
         if step.undefined:
@@ -609,6 +618,7 @@ def run_exact(
             return finish("broken", note)
         run.max_bits = max(run.max_bits, _bits(state.x + state.m + state.v + state.q + state.errors[0]))
         if run.max_bits >= max_bits or time.monotonic() - start > max_seconds:
+            run.stopped_by = "bits" if run.max_bits >= max_bits else "seconds"
             return finish(
                 "budget",
                 f"stopped after {t + 1} steps: {run.max_bits} bits, {time.monotonic() - start:.1f} s",

@@ -139,8 +139,9 @@ def lock_summary(trace, locked) -> dict:
     -------
     dict
         ``mean_grad_norm_sq_T``, ``ci95`` (normal interval clipped at 0: ||∇f||² ≥ 0),
-        ``locked_runs``, ``locked_fraction``, ``locked_ci95`` (Wilson), ``median_escape_step``
-        (None when no run escaped).
+        ``locked_runs``, ``locked_fraction``, ``locked_ci95`` (Wilson), ``median_escape_step``:
+        the median, over the runs that left the lock, of the first t at which a run was no
+        longer locked (:func:`escape_steps`), None when no run left.
     """
     final = trace.grad_norm_sq[:, -1]
     mean, half = mean_ci(final)

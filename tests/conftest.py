@@ -1,8 +1,11 @@
 import inspect
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # "ci" is fast enough for 2 cores and derandomized, so a CI failure reproduces locally without the
 # example database; run `HYPOTHESIS_PROFILE=deep pytest` for a thorough (random) search.
@@ -54,3 +57,28 @@ def protocol_mismatches(cls, protocol):
 @pytest.fixture
 def interface_mismatches():
     return protocol_mismatches
+
+
+def out_snapshot(root: Path) -> dict:
+    """Every file and folder under ``root/out`` with its size and modification time.
+
+    Stricter than ``git status --ignored out/``, which shows only ``!! out/`` however its
+    files change: a test that rewrites ``out/bounds/REPORT.md`` changes this snapshot.
+    """
+    snapshot = {}
+    for folder, dirs, files in os.walk(root / "out"):
+        for name in dirs + files:
+            path = Path(folder, name)
+            stat = path.lstat()
+            snapshot[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns)
+    return snapshot
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_out_untouched():
+    """Tests write under their tmp folders only: the checkout's ``out/`` is as it was after the run."""
+    before = out_snapshot(ROOT)
+    yield
+    after = out_snapshot(ROOT)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"the test suite changed the checkout's out/: {changed[:10]}"

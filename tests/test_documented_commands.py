@@ -1,8 +1,9 @@
 """The README's quick commands leave the committed files alone (issue 13, item 1).
 
-Each command runs as a user would, from the repository root, and ``git status --porcelain``
-must be the same afterwards: quick modes write under the ignored ``out/`` or the ``--out``
-they are given, never over committed results.
+Each command runs as a user would, from a working directory (a tmp folder standing in for the
+repository root, so that the checkout's own ``out/`` is left alone), and ``git status
+--porcelain`` of the checkout must be the same afterwards: quick modes write under ``out/`` of
+the working directory or the ``--out`` they are given, never over committed results.
 """
 
 from __future__ import annotations
@@ -42,14 +43,20 @@ def _env():
 
 
 @pytest.mark.parametrize("argv, seconds", COMMANDS, ids=[" ".join(c[0][:2]) for c in COMMANDS])
-def test_documented_command_leaves_committed_files_alone(argv, seconds):
+def test_documented_command_leaves_committed_files_alone(argv, seconds, tmp_path):
     before = _git_status()
     done = subprocess.run(
-        [sys.executable, "-m", *argv], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=seconds
+        [sys.executable, "-m", *argv],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=seconds,
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert _git_status() == before
+    assert {p.name for p in tmp_path.iterdir()} <= {"out"}  # whatever it wrote is under out/
 
 
 def test_out_is_ignored_and_defaults_point_there():

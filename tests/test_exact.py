@@ -1,5 +1,6 @@
 """Claim 1 (Appendix A) in exact rational arithmetic: simsgd.exact."""
 
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -138,6 +139,18 @@ def test_matches_the_float_engine_in_the_aligned_basis():
 def test_budget_stops_the_run():
     run = run_exact(5, 4, 1000, max_bits=64)
     assert run.outcome == "budget" and 0 < run.steps_run < 1000 and "bits" in run.note
+    assert run.stopped_by == "bits"
+
+
+def test_time_bound_counts_the_noise_and_draws_only_what_is_used():
+    # T = 10⁶ steps: drawing every ξ_t up front took about 0.2 s per 1000 steps before the
+    # first step, outside the time bound; now a run stopped after 0.2 s returns within it.
+    start = time.monotonic()
+    run = run_exact(5, 4, 10**6, basis="aligned", max_seconds=0.2)
+    assert time.monotonic() - start < 1.0
+    assert run.outcome == "budget" and run.stopped_by == "seconds" and len(run.xi) == run.steps_run
+    done = run_exact(5, 4, 30, basis="aligned")  # control: a run that ends is not "stopped"
+    assert done.outcome == "held" and done.stopped_by is None and len(done.xi) == 30
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import contextlib
 import io
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -287,8 +288,9 @@ CLIS = [
         },
         files=("counterexample_steps.csv", "counterexample.json"),  # and the PNG unless --no-plot
         fixed=("--steps", "3", "--replicas", "4"),
-        flags=("--json", "--no-plot"),
-        failures=("DegenerateQRError",),  # --degenerate-qr raise: stop at P_t = 0, as documented
+        flags=("--json", "--no-plot", "--allow-partial"),
+        # --degenerate-qr raise stops at P_t = 0; an exact run cut short fails unless --allow-partial
+        failures=("DegenerateQRError", "Truncated"),
     ),
     Cli(
         "figures",
@@ -500,6 +502,17 @@ def check_contract(status, stderr, before, after, files, used_out, failures=()):
     return problems
 
 
+@contextlib.contextmanager
+def _working_directory(path):
+    """Run in ``path``: the CLIs' default ``--out`` (``out/…``) is relative to it."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def _load(entry: Cli):
     for module in entry.requires:
         pytest.importorskip(module)
@@ -528,7 +541,7 @@ def test_cli_contract_under_fuzzing(entry, monkeypatch):
         junk=st.lists(_TEXT, max_size=1),
     )
     def check(chosen, values, flags, out_case, junk):
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, _working_directory(tmp):  # default --out: tmp/out/…
             root = Path(tmp)
             argv = list(entry.fixed)
             for name in chosen:
@@ -675,3 +688,234 @@ def test_a_failed_run_leaves_no_files(tmp_path):
     status, _, stderr = run_in_process(main, argv)
     assert status == 1 and "DegenerateQRError" in stderr
     assert list(out.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["new"]
+
+
+# ---------------------------------------------------------------- issue 23: verdicts, --quick, exact budgets
+
+
+def undecidable_verdict_problems(summary) -> list:
+    """Why the counterexample's verdict should not have been drawn from this run (empty: fine).
+
+    An oracle independent of simsgd.verdict's code, from the JSON summary alone: a decided
+    verdict needs R ≥ 30, R·2^-N ≥ 10, a PowerSGD interval of non-zero width, ε₀ at least
+    2^10·(L·u·√2)² (the resolution at ||X|| = √2, a lower bound of what the CLI uses), and no
+    diverged run; "holds" also PowerSGD+ below PowerSGD and PowerSGD's lower end ≥ ε₀/2;
+    "fails" PowerSGD's upper end below ε₀.
+    """
+    import numpy as np
+
+    kind = summary["verdict"]["kind"]
+    if kind == "inconclusive":
+        return []
+    cfg, methods, eps0 = summary["config"], summary["methods"], summary["epsilon0"]
+    plain, plus = methods["powersgd"], methods["powersgd+"]
+    u = float(np.finfo(np.dtype(cfg["precision"])).eps)
+    problems = [
+        text
+        for text, bad in (
+            ("R < 30", cfg["replicas"] < 30),
+            ("R·2^-N < 10", cfg["replicas"] * 2.0 ** -cfg["N"] < 10),
+            ("diverged", any("stopped" in m or m["diverged_runs"] for m in methods.values())),
+            ("zero-width interval", "ci95" in plain and plain["ci95"][0] == plain["ci95"][1]),
+            ("ε₀ below the resolution", eps0 < 2**10 * (8 * u * 2**0.5) ** 2),
+        )
+        if bad
+    ]
+    if problems:
+        return problems
+    low, high = plain["ci95"]
+    if kind == "holds" and not (plus["ci95"][1] < low and low >= eps0 / 2 and high >= eps0):
+        problems.append("holds without separation or margin")
+    if kind == "fails" and not high < eps0:
+        problems.append("fails without a significant violation")
+    return problems
+
+
+def test_the_verdict_oracle_can_fail():
+    # What the CLI printed before issue 23 for --replicas 1 --steps 100: "fails" from [0.00927, 0.00927].
+    row = dict(mean_grad_norm_sq_T=0.00927, ci95=[0.00927, 0.00927], diverged_runs=0)
+    config = dict(replicas=1, N=4, precision="float64")
+    old = dict(
+        verdict=dict(kind="fails"), config=config, methods={"powersgd": row, "powersgd+": row}, epsilon0=1.0
+    )
+    assert "R < 30" in undecidable_verdict_problems(old)
+    same = dict(mean_grad_norm_sq_T=16.0, ci95=[15.0, 17.0], diverged_runs=0)  # T = 1: both at 16
+    config = dict(replicas=1000, N=4, precision="float64")
+    old = dict(
+        verdict=dict(kind="holds"), config=config, methods={"powersgd": same, "powersgd+": same}, epsilon0=1.0
+    )
+    assert undecidable_verdict_problems(old) == ["holds without separation or margin"]
+    old["verdict"]["kind"] = "inconclusive"
+    assert undecidable_verdict_problems(old) == []  # control
+
+
+@given(
+    replicas=st.integers(1, 60),
+    steps=st.integers(1, 40),
+    nodes=st.sampled_from(["1", "2", "3", "4", "6", "1024"]),
+    sigma=st.sampled_from(["0", "5", "5,10", "1e150"]),
+    basis=st.sampled_from(["aligned", "paper", "random"]),
+    lr=st.sampled_from(["5e-4", "0.05", "0.5"]),
+    precision=st.sampled_from(["float64", "float32"]),
+)
+def test_counterexample_never_decides_from_a_run_that_cannot(
+    replicas, steps, nodes, sigma, basis, lr, precision
+):
+    import json
+
+    from simsgd.counterexample import main
+
+    if sigma == "5,10":
+        nodes = "2"
+    argv = ["--replicas", str(replicas), "--steps", str(steps), "--N", nodes, "--sigma", sigma]
+    argv += ["--basis", basis, "--lr", lr, "--precision", precision, "--json"]
+    status, out, err = run_in_process(main, argv)
+    if status == 2:  # refused up front (σ = 1e150 in float32, a large η): nothing decided
+        assert err.count("\n") == 1, err
+        return
+    assert status == 0, (argv, err)
+    summary = json.loads(out)
+    assert not undecidable_verdict_problems(summary), (argv, summary["verdict"])
+
+
+def _seen_sizes(monkeypatch, module, name):
+    seen = []
+
+    def stop(*args, **kwargs):
+        seen.append(args)
+        raise KeyboardInterrupt  # the sizes are known: stop before any work
+
+    monkeypatch.setattr(module, name, stop)
+    return seen
+
+
+def _expected(text):
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
+def test_escape_quick_never_overrides_an_explicit_value(monkeypatch):
+    from counterexamples.escape import escape_study as study
+
+    seen = _seen_sizes(monkeypatch, study, "first_balanced_step")
+
+    @given(steps=small_int() | st.none(), replicas=small_int() | st.none())
+    def check(steps, replicas):
+        seen.clear()
+        with tempfile.TemporaryDirectory() as tmp:
+            argv = ["--quick", "--out", tmp]
+            argv += [] if steps is None else ["--steps", steps]
+            argv += [] if replicas is None else ["--replicas", replicas]
+            status, _, err = run_in_process(study.main, argv)
+        given_ = (("--steps", steps), ("--replicas", replicas))
+        bad = [n for n, v in given_ if v is not None and _expected(v) is None]
+        if bad:
+            assert status == 2 and err.count("\n") == 1 and f"argument {bad[0]}" in err and not seen, (
+                argv,
+                err,
+            )
+            return
+        if status == 2:  # sizes past the memory limit
+            assert "memory" in err and not seen
+            return
+        want_steps = 100 if steps is None else _expected(steps)
+        want_replicas = 20 if replicas is None else _expected(replicas)
+        assert status == 130 and seen[0][1:3] == (want_steps, want_replicas), (argv, seen)
+
+    check()
+
+
+def test_bench_engine_quick_never_overrides_an_explicit_value(monkeypatch):
+    pytest.importorskip("torch")
+    from benchmarks import bench_engine
+
+    monkeypatch.setattr(bench_engine, "copy_bandwidth", lambda: 1e9)
+    seen = _seen_sizes(monkeypatch, bench_engine, "measure")
+
+    @given(replicas=small_int() | st.none(), steps=small_int() | st.none())
+    def check(replicas, steps):
+        seen.clear()
+        argv = ["--quick", "--engines", "numpy"]
+        argv += [] if replicas is None else ["--replicas", replicas]
+        argv += [] if steps is None else ["--steps", steps]
+        status, _, err = run_in_process(bench_engine.main, argv)
+        given_ = (("--replicas", replicas), ("--steps", steps))
+        bad = [n for n, v in given_ if v is not None and _expected(v) is None]
+        if bad:  # argparse reads the options in order: the first bad one is named
+            assert status == 2 and err.count("\n") == 1 and f"argument {bad[0]}" in err and not seen, (
+                argv,
+                err,
+            )
+            return
+        want_r = [1000, 10_000] if replicas is None else [_expected(replicas)]
+        want_t = [200, 20] if steps is None else [_expected(steps)]
+        if len(want_r) != len(want_t):
+            assert status == 2 and "argument --steps" in err and "one T per --replicas" in err
+            return
+        if status == 2:
+            assert "memory" in err and not seen
+            return
+        assert status == 130 and seen[0][:2] == (want_r[0], want_t[0]), (argv, seen)
+
+    check()
+
+
+def _timed_exact(seconds_per_step):
+    """run_exact that takes ``steps × seconds_per_step`` (stopping at its max_seconds, as the real one)."""
+    from types import SimpleNamespace
+
+    def run_exact(sigma, nodes, steps, *, max_seconds, **kwargs):
+        wanted = steps * seconds_per_step
+        time.sleep(min(wanted, max_seconds))
+        cut = wanted > max_seconds
+        done = int(steps * min(1.0, max_seconds / wanted)) if wanted else steps
+        return SimpleNamespace(
+            outcome="budget" if cut else "held",
+            stopped_by="seconds" if cut else None,
+            steps_run=max(1, done),
+            broken_at=None,
+            broken_invariant=None,
+            degenerate_steps=[],
+            frozen_from=None,
+            target="16",
+            max_bits=1,
+            seconds=min(wanted, max_seconds),
+        )
+
+    return run_exact
+
+
+def test_exact_mode_answers_within_its_budget(monkeypatch):
+    import json
+
+    from simsgd import counterexample, exact_batch
+
+    monkeypatch.setattr(exact_batch, "CALIBRATION_SECONDS", 0.02)
+    monkeypatch.setattr(counterexample.exact_mod, "run_exact", _timed_exact(1e-7))
+
+    @given(
+        replicas=st.integers(1, 10**12),
+        steps=st.integers(1, 10**5),
+        budget=st.floats(0.01, 2.0),
+        partial=st.booleans(),
+    )
+    def check(replicas, steps, budget, partial):
+        argv = ["--precision", "exact", "--replicas", str(replicas), "--steps", str(steps), "--json"]
+        argv += ["--max-seconds", repr(budget)] + (["--allow-partial"] if partial else [])
+        start = time.monotonic()
+        status, out, err = run_in_process(counterexample.main, argv)
+        assert time.monotonic() - start < budget + 1.0, argv  # calibration ≤ 8 × 0.02 s, and slack
+        if status == 2:
+            assert not partial and "--max-seconds" in err and "needs about" in err, (argv, err)
+            return
+        assert status in (0, 1) and err.count("\n") <= 1, (argv, err)
+        truncated = any(json.loads(out)["truncations"].values())
+        if status == 1:
+            assert not partial and "Truncated" in err
+        elif truncated:
+            assert partial and "warning: partial result" in err
+
+    check()

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from simsgd._checks import check_memory
-from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run, usage_errors
+from simsgd.cli import Parser, check_out_dir, integer, output_set, parse_with_quick, run, usage_errors
 from simsgd.engine import memory_estimate
 from simsgd.lock import escape_steps, simulate_lock
 from simsgd.output import atomic_savefig, atomic_write_json, atomic_write_text
@@ -98,17 +98,26 @@ def measure(basis, qr, convention, sigma, nodes, steps, replicas, balanced):
 def build_parser():
     p = Parser(prog="python -m counterexamples.escape", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=os.path.join("out", "escape"), help="output folder (default out/escape)")
-    p.add_argument("--quick", action="store_true", help="T = 100, R = 20: a few seconds")
-    p.add_argument("--steps", type=int, default=400, help="T ≥ 1 (default 400)")
-    p.add_argument("--replicas", type=int, default=100, help="R ≥ 1 (default 100)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="defaults T = 100, R = 20 (a few seconds); --steps/--replicas win",
+    )
+    p.add_argument(
+        "--steps", type=integer("--steps", 1), default=400, help="T ≥ 1 (default 400; 100 with --quick)"
+    )
+    p.add_argument(
+        "--replicas", type=integer("--replicas", 1), default=100, help="R ≥ 1 (default 100; 20 with --quick)"
+    )
     return p
 
 
+QUICK = {"steps": 100, "replicas": 20}
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    steps, replicas = (100, 20) if args.quick else (args.steps, args.replicas)
-    if steps < 1 or replicas < 1:
-        raise UsageError("argument --steps/--replicas: must be integers ≥ 1")
+    args = parse_with_quick(build_parser(), argv, QUICK)
+    steps, replicas = args.steps, args.replicas
     with usage_errors():  # the largest run of the grid (N = 8), before any is started
         check_memory(
             f"--steps {steps} --replicas {replicas}",
