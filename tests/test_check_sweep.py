@@ -74,7 +74,7 @@ def test_nan_or_inf_constants_are_refused_naming_them():
     )
     with pytest.raises(ValueError, match="omega_sq"):
         check.check_theorem4(
-            PSI, nodes=1, lr=1e-3, steps=10, replicas=4, constants=c._replace(omega_sq=math.inf)
+            PSI, nodes=1, lr=1e-3, steps=10, replicas=4, constants=dataclasses.replace(c, omega_sq=math.inf)
         )
 
 
