@@ -44,7 +44,9 @@ def test_docs_and_readme_are_rendered_from_the_ledger():
         "docs/claims.md is out of date: python -m claims --render"
     )
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert render.render_readme_block(ENTRIES) in readme, "README's findings are out of date: python -m claims --render"
+    assert render.render_readme_block(ENTRIES) in readme, (
+        "README's findings are out of date: python -m claims --render"
+    )
     findings = readme.split(render.BEGIN)[1].split(render.END)[0]
     assert findings.count("\n- **") == sum(bool(e.readme) for e in ENTRIES)  # no finding without an entry
 
