@@ -159,7 +159,7 @@ def _child(config):
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from simsgd.distributed.hook import PowerSGDPlusState, powersgd_plus_hook
-    from simsgd.examples.lm import ByteLM, read_corpus, windows
+    from simsgd.examples.bytelm import ByteLM, read_corpus, windows
 
     torch.set_num_threads(1)
     rank, world = config["rank"], config["world"]
@@ -334,7 +334,7 @@ def steps_to_target(lm_csv, labels):
     ``labels``, so every one reaches it) and the first evaluated step at which each label's
     mean over seeds is at or below it.
     """
-    from simsgd.examples.lm import label
+    from simsgd.examples.lm_analysis import label
 
     curves = {}
     with open(lm_csv, newline="") as f:
