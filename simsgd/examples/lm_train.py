@@ -86,7 +86,8 @@ def _train(method, rank, tau, seed, data, args):
     """One run: [(step, validation loss, floats sent, training seconds)], its CPU seconds, numel."""
     train, (val_inputs, val_targets) = data
     torch.manual_seed(seed)
-    model = DDP(ByteLM(args.width, args.layers, args.heads, args.context))
+    # The causal mask is a constant buffer: no need to broadcast it every step.
+    model = DDP(ByteLM(args.width, args.layers, args.heads, args.context), broadcast_buffers=False)
     numel = sum(p.numel() for p in model.parameters())
     state = _state(method, rank, tau, args)
     if state is not None:
@@ -128,4 +129,12 @@ def worker(args):
     torch.set_num_threads(1)
     train, validation, _ = read_corpus(args.cap)
     val = windows(validation, args.val_windows, args.context, torch.Generator().manual_seed(VALIDATION_SEED))
-    return [(key, *_train(*key, (train, val), args)) for key in runs(args)]
+    keys, out, start = runs(args), [], time.perf_counter()
+    for k, key in enumerate(keys, 1):
+        out.append((key, *_train(*key, (train, val), args)))
+        if dist.get_rank() == 0 and not args.quick:  # progress on stdout, with an estimate of the rest
+            spent = time.perf_counter() - start
+            left = spent / k * (len(keys) - k) / 60
+            print(f"[lm] run {k}/{len(keys)} ({key[0]} r={key[1]} τ={key[2]} seed {key[3]}) done at "
+                  f"{spent / 60:.1f} min; about {left:.0f} min left", flush=True)  # fmt: skip
+    return out
