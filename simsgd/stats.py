@@ -436,6 +436,18 @@ def _t_quantile(p: float, df: float) -> float:
     return 0.5 * (low + high)
 
 
+def _pairs_needed(n, sd, gap, alpha, most=10**7):
+    """The least k > n with t_{1−α, k−1}·sd/√k < gap (None beyond ``most``)."""
+    fits = lambda k: student_t_quantile(1.0 - alpha, k - 1) * sd / math.sqrt(k) < gap
+    if not fits(most):
+        return None
+    low, high = n, most  # fits(high) holds; fits(low) does not (the run was undecided)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if fits(mid) else (mid, high)
+    return high
+
+
 @dataclass(frozen=True)
 class Equivalence:
     """The outcome of :func:`tost`.
@@ -460,8 +472,9 @@ class Equivalence:
         outside [−m, m] (the difference exceeds the margin at level α); ``"undecided"``:
         it straddles ±m.
     needed : int or None
-        For ``"undecided"``: about how many differences would decide it, if the mean and the
-        standard deviation stayed as measured (None when decided, or when no count would).
+        For ``"undecided"``: how many differences would decide it if their mean and standard
+        deviation stayed as measured (the least n whose interval would clear ±m; None when
+        decided, or when no count up to 10⁷ would).
     """
 
     mean: float
@@ -538,5 +551,5 @@ def tost(diffs, margin: float, alpha: float = 0.05) -> Equivalence:
     needed = None
     gap = abs(abs(mean) - m)
     if verdict == "undecided" and gap > 0 and sd > 0:
-        needed = max(n + 1, math.ceil((t * sd / gap) ** 2))
+        needed = _pairs_needed(n, sd, gap, alpha)
     return Equivalence(mean, lower, upper, m, alpha, n, float(p_value), verdict, needed)

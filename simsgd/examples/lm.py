@@ -219,21 +219,43 @@ def main(argv=None) -> int:
 
 
 def _analyse(out, args):
-    """Rewrite the tables and ``lm.png`` from ``out``/lm.csv (no training)."""
+    """Rewrite the tables and ``lm.png`` from ``out``/lm.csv (no training).
+
+    The table's header describes the run recorded in ``out``/provenance.json when there is one.
+    A ``lm.csv`` written before the seconds column existed is read with the seconds unknown.
+    """
     path = os.path.join(out, "lm.csv")
     if not os.path.isfile(path):
         raise UsageError(f"argument --analyse: no lm.csv in {out!r}")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames != HEADER:
+        if reader.fieldnames not in (HEADER, HEADER[:-1]):
             raise UsageError(f"argument --analyse: {path!r} has columns {reader.fieldnames}, not {HEADER}")
-        rows = [tuple(r[h] for h in HEADER) for r in reader]
+        rows = [tuple(r.get(h, "nan") for h in HEADER) for r in reader]
+    recorded = _recorded_options(out)
+    if recorded:
+        args = argparse.Namespace(**{**vars(args), "schedule": "constant", **recorded})
     later = [r for r in rows if int(r[4]) > 0]
     numel = int(later[0][6]) // int(later[0][4]) if later and later[0][0] == "all-reduce" else 0
     tables = _write(out, rows, args, numel, None)
     print("\n".join(tables.values()), end="")
     print(f"wrote the tables and lm.png into {out} from its lm.csv")
     return 0
+
+
+def _recorded_options(out):
+    """The options of the run recorded in ``out``/provenance.json ({} if none can be read)."""
+    import json
+
+    try:
+        with open(os.path.join(out, "provenance.json")) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    options = record.get("settings") or record.get("options") or {}
+    return {
+        k: v for k, v in options.items() if k in ("world_size", "steps", "lr", "schedule", "batch", "context")
+    }
 
 
 if __name__ == "__main__":

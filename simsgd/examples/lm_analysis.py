@@ -68,6 +68,8 @@ def _t_interval(values):
 
 
 def _pm(mean, half, digits=4):
+    if math.isnan(mean):
+        return "–"
     return f"{mean:.{digits}f}" + ("" if math.isnan(half) else f" ± {half:.{digits}f}")
 
 
@@ -126,7 +128,7 @@ def final_table(curves, header, tolerance):
         lines.append(
             f"| {label(*key)} | {len(finals)} | {_pm(*_t_interval(finals))} | "
             f"[{min(finals):.4f}, {max(finals):.4f}] | {flat[key][0]:+.4f} | {floats:,.0f} | {ratio} | "
-            f"{seconds:.1f} |"
+            f"{'–' if math.isnan(seconds) else f'{seconds:.1f}'} |"
         )
     return "\n".join(lines) + "\n"
 
