@@ -96,6 +96,8 @@ class ComputeModel:
     def __init__(self, record):
         shapes = record["shapes"]
         self.device = record.get("device_name", "?")
+        load = record.get("load_average")
+        self.load = f"load average {load[0]:.1f} when measured" if load else "load not recorded"
         self.rank = next(iter(shapes.values()))["rank"]
         single = {(v["m"], v["n"]): v for v in shapes.values() if v.get("layers", 1) == 1}
         stack = next(v for v in shapes.values() if v.get("layers", 1) > 1)

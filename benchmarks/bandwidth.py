@@ -75,6 +75,11 @@ def _parser():
     add("--quick", action="store_true", help="other defaults: N = 2, 100 Mbit/s, τ = 3, 5 repeats")
     add("--lm-csv", help="lm.csv of simsgd.examples.lm, for the time to a target loss")
     add("--out", default="out/bandwidth")
+    add(
+        "--analyse",
+        action="store_true",
+        help="only rewrite bandwidth.md and .png from --out's bandwidth.json",
+    )
     return parser
 
 
@@ -222,12 +227,12 @@ def _report(measured, args, load, netem, crossovers):
         f"Latency: {latency}.",
     ]
     for nodes in sorted(measured):
-        probe = [measured[nodes][b]["latency_probe_seconds"] for b in sorted(measured[nodes])]
+        probe = [
+            f"{f'{b} Mbit/s' if b else 'unshaped'} {1e6 * measured[nodes][b]['latency_probe_seconds']:.0f} µs"
+            for b in sorted(measured[nodes], key=lambda b: (b == 0, b))
+        ]
         lines += ["", f"### N = {nodes}", "", *_cell_table(measured, args, nodes), ""]
-        lines.append(
-            "One-float all-reduce (latency probe), median per bandwidth: "
-            + ", ".join(f"{1e6 * p:.0f} µs" for p in probe) + "."
-        )  # fmt: skip
+        lines.append("One-float all-reduce (latency probe), median: " + ", ".join(probe) + ".")
         lines += [
             "",
             "| method | crossover with the all-reduce (median step times; 95% bootstrap interval) |",
@@ -317,6 +322,8 @@ def _plot(measured, path):
 def main(argv=None) -> int:
     args = _parse(argv)
     out = check_out_dir(args.out, names=NAMES)
+    if args.analyse:
+        return _analyse(out)
     reason = why_not()
     if reason is not None:
         print(f"python -m benchmarks.bandwidth: skipped: {reason}", file=sys.stderr)
@@ -363,6 +370,25 @@ def main(argv=None) -> int:
     with output_set(out) as stage:
         atomic_write_text(os.path.join(stage, "bandwidth.md"), table)
         atomic_write_json(os.path.join(stage, "bandwidth.json"), record)
+        _plot(measured, os.path.join(stage, "bandwidth.png"))
+    print(table, end="")
+    return 0
+
+
+def _analyse(out):
+    """Rewrite ``bandwidth.md`` and ``bandwidth.png`` from ``out``/bandwidth.json (no measuring)."""
+    path = os.path.join(out, "bandwidth.json")
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        measured = {int(n): {int(b): v for b, v in cells.items()} for n, cells in record["measured"].items()}
+        args = argparse.Namespace(**record["settings"])
+    except (OSError, ValueError, KeyError) as err:
+        raise UsageError(f"argument --analyse: cannot read a bandwidth.json in {out!r} ({err})") from None
+    crossovers = {n: _crossovers(measured, n) for n in measured}
+    table = _report(measured, args, record["load"], record["netem"], crossovers)
+    with output_set(out) as stage:
+        atomic_write_text(os.path.join(stage, "bandwidth.md"), table)
         _plot(measured, os.path.join(stage, "bandwidth.png"))
     print(table, end="")
     return 0

@@ -105,8 +105,9 @@ def _validation_table(rows, comm, compute, bandwidth):
         f"{1e6 * comm['alpha']:.0f} µs per hop (the one-float probe gives {1e6 * min(probe):.0f}–"
         f"{1e6 * max(probe):.0f} µs), η = {comm['eta']:.2f}, unshaped veth ≈ "
         f"{comm['unshaped_mbit']:,.0f} Mbit/s. "
-        f"Compute per matrix from {compute.device} (one thread). Messages and bytes derived from the "
-        f"layer shapes {'equal' if ok else '**differ from**'} those the hook recorded in every cell.",
+        f"Compute per matrix from {compute.device} (one thread; {compute.load}). Messages and bytes "
+        f"derived from the layer shapes {'equal' if ok else '**differ from**'} those the hook recorded "
+        "in every cell.",
         "",
         "Residual = model / measured − 1 of the median ms per step. Median |residual| (worst): "
         + "; ".join(f"{q} {100 * a:.0f}% ({100 * b:.0f}%)" for q, (a, b) in summary.items()) + ".",
@@ -160,8 +161,8 @@ def _tables(pred, assumed, comm, compute):
     lines = [
         f"**Model, not measurement.** α = {1e6 * comm['alpha']:.0f} µs per hop and η = "
         f"{min(comm['eta'], 1.0):.2f} as fitted on this machine's gloo over veth; compression compute "
-        f"from {compute.device}, one thread (GPU: not measured); float32 gradients; forward/backward "
-        "excluded (equal for all methods); no overlap of communication with backward.",
+        f"from {compute.device}, one thread ({compute.load}; GPU: not measured); float32 gradients; "
+        "forward/backward excluded (equal for all methods); no overlap of communication with backward.",
         "",
         "Break-even link rate (Gbit/s per node): the method's step is shorter than the all-reduce's "
         "(same algorithm) below it; *always*: at every rate; *never*: at no rate.",

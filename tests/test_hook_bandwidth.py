@@ -94,8 +94,12 @@ def test_a_busy_machine_is_refused_before_any_namespace(offline, tmp_path, capsy
     assert _NoNetwork.made == 0 and not list(tmp_path.iterdir())
     # --allow-loaded runs and marks every output.
     assert run(bandwidth.main, ["--quick", "--allow-loaded", "--out", str(tmp_path)], prog="bw") == 0
-    assert "loaded before the run" in (tmp_path / "bandwidth.md").read_text()
+    table = (tmp_path / "bandwidth.md").read_text()
+    assert "loaded before the run" in table
     assert json.loads((tmp_path / "bandwidth.json").read_text())["status"] == "loaded"
+    (tmp_path / "bandwidth.md").unlink()  # --analyse rewrites the same table from the JSON alone
+    assert run(bandwidth.main, ["--analyse", "--out", str(tmp_path)], prog="bw") == 0
+    assert (tmp_path / "bandwidth.md").read_text() == table
     # Negative control: a quiet machine is not marked.
     offline.setattr(bandwidth, "busy_cores", lambda seconds: 0.05)
     assert run(bandwidth.main, ["--quick", "--out", str(tmp_path)], prog="bw") == 0
