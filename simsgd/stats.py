@@ -409,39 +409,50 @@ def student_t_quantile(p: float, df: float) -> float:
     Returns
     -------
     float
-        Accurate to about 1e-10 (bisection on :func:`student_t_cdf`).
+        Accurate to about 1e-10 (Newton's method on :func:`student_t_cdf`, bracketed).
     """
     return _t_quantile(
         check_real("p", p, 0.0, 1.0, low_open=True, high_open=True), check_real("df", df, 0.0, low_open=True)
     )
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=4096)
 def _t_quantile(p: float, df: float) -> float:
     if p == 0.5:
         return 0.0
     if p < 0.5:
         return -_t_quantile(1.0 - p, df)
+    # Newton's method on the cdf from the normal quantile, inside a bracket kept by bisection.
+    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    pdf = lambda t: math.exp(log_norm - (df + 1) / 2 * math.log1p(t * t / df))
     low, high = 0.0, 1.0
     while student_t_cdf(high, df) < p:
         low, high = high, 2.0 * high
-    for _ in range(200):
-        mid = 0.5 * (low + high)
-        if student_t_cdf(mid, df) < p:
-            low = mid
+    t = min(max(NormalDist().inv_cdf(p), low), high)
+    for _ in range(100):
+        error = student_t_cdf(t, df) - p
+        if error < 0:
+            low = t
         else:
-            high = mid
-        if high - low <= 1e-12 * max(1.0, high):
-            break
-    return 0.5 * (low + high)
+            high = t
+        step = error / pdf(t)
+        t_new = t - step
+        if not low < t_new < high:  # Newton left the bracket: bisect instead
+            t_new = 0.5 * (low + high)
+        if abs(t_new - t) <= 1e-13 * max(1.0, abs(t)) or high - low <= 1e-13 * max(1.0, high):
+            return t_new
+        t = t_new
+    return t
 
 
 def _pairs_needed(n, sd, gap, alpha, most=10**7):
     """The least k > n with t_{1−α, k−1}·sd/√k < gap (None beyond ``most``)."""
     fits = lambda k: student_t_quantile(1.0 - alpha, k - 1) * sd / math.sqrt(k) < gap
-    if not fits(most):
-        return None
-    low, high = n, most  # fits(high) holds; fits(low) does not (the run was undecided)
+    low, high = n, 2 * n  # fits(low) is False: the run was undecided
+    while not fits(high):  # doubling, then bisection: few distinct quantiles
+        if high >= most:
+            return None
+        low, high = high, min(2 * high, most)
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (low, mid) if fits(mid) else (mid, high)
