@@ -245,20 +245,27 @@ def _no_network(monkeypatch):
         def __exit__(self, *exc):
             return False
 
-        def shape(self, mbit):
+        def shape(self, mbit, delay_ms=0.0):
             pass
 
     def measure(net, methods, args, port):
-        return {m: {"seconds": 0.01 * (1 + k), "bytes": 1000.0 / (1 + k)} for k, m in enumerate(methods)}
+        cell = lambda k: {
+            "step": [0.01 * (1 + k)] * args.repeats, "compute": [0.005] * args.repeats,
+            "comm": [0.004] * args.repeats, "bytes": 1000.0 / (1 + k), "recorded_bytes": 1000.0 / (1 + k),
+            "messages": 1.0, "message_floats": [[250]],
+        }  # fmt: skip
+        return {"latency_probe_seconds": 1e-4, "methods": {m: cell(k) for k, m in enumerate(methods)}}
 
     def never(*args, **kwargs):
         raise RuntimeError("no namespaces or processes under the fuzz test")
 
     monkeypatch.setattr(bandwidth, "why_not", lambda: None)
+    monkeypatch.setattr(bandwidth, "why_no_netem", lambda: "no netem (fuzz)")
+    monkeypatch.setattr(bandwidth, "busy_cores", lambda seconds: 0.0)
     monkeypatch.setattr(bandwidth, "Network", Network)
     monkeypatch.setattr(bandwidth, "_measure", measure)
-    monkeypatch.setattr(bandwidth, "_ip", never)
-    monkeypatch.setattr(bandwidth, "_child", never)
+    monkeypatch.setattr(bandwidth, "_plot", lambda measured, path: Path(path).write_text("x"))
+    monkeypatch.setattr(bandwidth, "make_provenance", lambda command, **settings: {"command": command})
     monkeypatch.setattr(bandwidth.subprocess, "run", never)  # and no ip/tc at all, whatever path
     monkeypatch.setattr(bandwidth.subprocess, "Popen", never)
 
@@ -419,7 +426,7 @@ CLIS = [
             "--seeds": small_int(-1, 3),
             "--cap": small_int() | st.just("10000"),
         },
-        files=("lm.csv", "lm_table.md", "lm_paired.md", "provenance.json", "lm.png"),
+        files=("lm.csv", "lm_table.md", "lm_tost.md", "lm_target.md", "provenance.json", "lm.png"),
         flags=("--quick", "--analyse"),
         patch=_no_launch("simsgd.examples.lm"),
         failures=("no processes are launched",),
@@ -435,10 +442,13 @@ CLIS = [
             "--repeats": small_int(),
             "--timeout": small_int(),
             "--lm-csv": _TEXT,
+            "--delay-ms": real(0.0, 5.0),
+            "--max-busy": real(0.25, 0.0),
         },
-        files=("bandwidth.md", "bandwidth.json"),
-        flags=("--quick",),
+        files=("bandwidth.md", "bandwidth.json", "bandwidth.png"),
+        flags=("--quick", "--allow-loaded"),
         patch=_no_network,
+        failures=("cannot add --delay-ms",),  # this kernel has no netem: documented refusal
     ),
 ]
 
