@@ -1,7 +1,9 @@
 """Replay the ledger: run each claim's command (quick or full) and compare its verdict with the ledger's.
 
 Claims sharing a command share one run. Commands run as ``python -m …`` subprocesses from the
-repository root, ``jobs`` at a time; a claim decided by a test runs that test with pytest.
+repository root, ``jobs`` at a time; a claim decided by a test runs that test with pytest. A quick
+command with ``inputs`` starts from copies of those committed files in its folder: it re-derives
+the verdict from the committed raw data with today's code (for runs too long to repeat quickly).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -80,9 +83,17 @@ def replay(entries: list[Entry], out, *, quick=True, jobs=2, timeout=900) -> lis
         folder = out / f"run{len(plans)}"
         plans.setdefault(command, (_argv(command, folder), folder))
 
+    inputs = {}  # command -> committed files its run starts from (a re-analysis of committed raw data)
+    for entry in entries:
+        spec = entry.quick if quick else {}
+        if "command" in spec:
+            inputs.setdefault(spec["command"], set()).update(spec.get("inputs", ()))
+
     def execute(item):
         command, (argv, folder) = item
         folder.mkdir(parents=True, exist_ok=True)
+        for name in inputs.get(command, ()):
+            shutil.copy(ROOT / name, folder / Path(name).name)
         if "pytest" in argv and not (ROOT / "tests").is_dir():
             return command, (None, 0.0, "needs the repository's tests (not installed)")
         return command, _run(argv, timeout)

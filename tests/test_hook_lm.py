@@ -37,6 +37,9 @@ def test_quick_run_writes_a_complete_comparison(tmp_path, capsys):
     assert all(
         any(v in line for v in ("equivalent", "different", "undecided")) for line in tost.splitlines()[4:]
     )
+    claims = json.loads((tmp_path / "lm_claims.json").read_text())["claims"]
+    assert set(claims) == {"LM-plus", "LM-galore"}
+    assert all(c["verdict"] in ("holds", "holds in scope", "fails", "open") for c in claims.values())
     provenance = json.loads((tmp_path / "provenance.json").read_text())
     assert provenance["margin"] == lm.MARGIN and provenance["settings"]["quick"]
     assert provenance["load_average_1min"]["samples"] >= 2 and provenance["corpus"]["train"]["bytes"] > 0

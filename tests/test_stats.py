@@ -135,3 +135,30 @@ def test_tost_has_power_where_it_should_and_not_where_it_should_not():
     assert noisy.count("undecided") > 0.8 * 500
     far = [tost(0.03 + 0.004 * rng.standard_normal(10), margin=0.01).verdict for _ in range(500)]
     assert far.count("different") > 0.95 * 500
+
+
+def test_lm_claims_follow_the_tost_verdicts():
+    from simsgd.examples.lm_analysis import claims
+
+    def curves(shift, galore_shift):
+        base = {s: [(0, 2.0, 0, 0.0), (10, 1.5, 0, 1.0), (20, 1.4, 0, 2.0)] for s in range(6)}
+        noise = {s: 0.001 * (s - 2.5) for s in range(6)}
+
+        def moved(d):
+            return {
+                s: [(st, v + (d + noise[s] if st == 20 else 0), f, sec) for st, v, f, sec in c]
+                for s, c in base.items()
+            }
+
+        return {
+            ("PowerSGD", 4, 0): base,
+            ("PowerSGD+", 4, 10): moved(shift),
+            ("GaLore-style", 4, 100): moved(galore_shift),
+        }
+
+    same = claims(curves(0.0, 0.2), 0.01, 0.5)
+    assert same["LM-plus"]["verdict"] == "holds" and same["LM-galore"]["verdict"] == "holds"
+    apart = claims(curves(0.05, 0.0), 0.01, 0.5)  # the control: PowerSGD+ 0.05 worse, GaLore equal
+    assert apart["LM-plus"]["verdict"] == "fails" and apart["LM-galore"]["verdict"] == "open"
+    still_falling = claims(curves(0.0, 0.2), 0.01, 0.01)  # fell by 0.1 over the last fifth
+    assert still_falling["LM-plus"]["verdict"] == "holds in scope"

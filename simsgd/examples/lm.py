@@ -49,7 +49,7 @@ QUICK = dict(
     world_size=2, steps=20, ranks=[4], seeds=[0, 1, 2], cap=200_000, val_windows=16,
     taus=[10], galore_period=10,
 )  # fmt: skip
-NAMES = ("lm.csv", "lm_table.md", "lm_tost.md", "lm_target.md", "provenance.json", "lm.png")
+NAMES = ("lm.csv", "lm_table.md", "lm_tost.md", "lm_target.md", "lm_claims.json", "provenance.json", "lm.png")
 HEADER = ["method", "rank", "tau", "seed", "step", "validation_loss", "floats_per_node", "seconds"]
 # (option, low, high): every size is bounded before anything is launched.
 LIMITS = [
@@ -159,7 +159,7 @@ def _header(args, numel):
 
 def _write(out, rows, args, numel, provenance):
     from ..output import atomic_write_csv, atomic_write_json, atomic_write_text
-    from .lm_analysis import curves_from_rows, final_table, target_table, tost_table
+    from .lm_analysis import claims, curves_from_rows, final_table, target_table, tost_table
     from .lm_figure import plot
 
     curves = curves_from_rows(rows)
@@ -174,6 +174,9 @@ def _write(out, rows, args, numel, provenance):
             atomic_write_json(os.path.join(stage, "provenance.json"), provenance)
         for name, text in tables.items():
             atomic_write_text(os.path.join(stage, name), text)
+        atomic_write_json(
+            os.path.join(stage, "lm_claims.json"), {"claims": claims(curves, MARGIN, MARGIN / 2)}
+        )
         plot(curves, MARGIN, os.path.join(stage, "lm.png"))
     return tables
 

@@ -9,6 +9,8 @@
   written here, by the code, never by hand.
 * :func:`target_table`: steps, training seconds and floats each method needs to reach the
   target loss (:func:`target_loss`), per seed, with Student-t 95% intervals.
+* :func:`claims`: the two findings the claims ledger reads (``lm_claims.json``), from the same
+  verdicts.
 """
 
 import math
@@ -26,6 +28,7 @@ __all__ = [
     "tost_table",
     "target_loss",
     "target_table",
+    "claims",
     "FLAT_WINDOW",
     "FAMILY_ALPHA",
 ]
@@ -236,3 +239,66 @@ def target_table(curves, margin):
         floats = _pm(*_t_interval([p[2] / 1e6 for p in got]), 1)
         lines.append(f"| {label(*key)} | {len(got)}/{len(hits)} | {steps} | {seconds} | {floats} |")
     return "\n".join(lines) + "\n"
+
+
+def _verdict_of(results):
+    """The verdict of a set of comparisons: holds (all equivalent), fails (one different) or open."""
+    kinds = [r.verdict if r is not None else "undecided" for _, _, r, _ in results]
+    return (
+        "holds"
+        if kinds and all(k == "equivalent" for k in kinds)
+        else "fails"
+        if "different" in kinds
+        else "open"
+    )
+
+
+def claims(curves, margin, tolerance):
+    """The claims-ledger records of the comparison: "LM-plus" (PowerSGD+ trains as well as PowerSGD,
+    within ±``margin``) and "LM-galore" (the GaLore-style row, without error feedback, is worse).
+
+    A verdict drawn before the loss has flattened (:func:`flattening` with ``tolerance``) is
+    stated for the horizon trained ("holds in scope"), never for training to convergence.
+    """
+    results = tost_results(curves, margin)
+    flat = flattening(curves, tolerance)
+    pairs = len(next(iter(curves.values())))
+    steps = next(iter(next(iter(curves.values())).values()))[-1][0]
+    scope = dict(
+        model="byte-level transformer LM (simsgd.examples.bytelm)",
+        N="world size of the run",
+        seeds=pairs,
+        steps=steps,
+        margin=margin,
+        flattened=all(f for _, f in flat.values()),
+    )
+
+    def one(selected, worse=False):
+        verdict = _verdict_of(selected)
+        if worse:  # "worse by more than m": every comparison different with a positive mean
+            verdict = (
+                "holds"
+                if all(r is not None and r.verdict == "different" and r.mean > 0 for _, _, r, _ in selected)
+                else "open"
+            )
+        if verdict == "holds" and not scope["flattened"]:
+            verdict = "holds in scope"
+
+        def result(r):
+            return "no pairs" if r is None else f"{r.mean:+.4f} [{r.lower:+.4f}, {r.upper:+.4f}] {r.verdict}"
+
+        text = "; ".join(f"{label(*key)} − {name}: {result(r)}" for key, name, r, _ in selected)
+        return dict(
+            verdict=verdict,
+            statement=f"{pairs} paired seeds, {steps} steps, margin ±{margin:g} nats/byte: {text}",
+            value={label(*k): None if r is None else r.mean for k, _, r, _ in selected},
+            scope=scope,
+            control=dict(
+                input="a difference shifted past the margin",
+                result="TOST says different (tests/test_stats.py)",
+            ),
+        )
+
+    plus = [r for r in results if r[0][0] == "PowerSGD+" and r[1] == "PowerSGD"]
+    galore = [r for r in results if r[0][0] == "GaLore-style" and r[1] == "PowerSGD"]
+    return {"LM-plus": one(plus), "LM-galore": one(galore, worse=True)}
