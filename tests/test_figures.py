@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = (
     "figure1.png",
     "figure1.csv",
+    "figure1_claims.json",
     "sweep.csv",
     "pareto.png",
     "heatmap_tau_rank.png",
