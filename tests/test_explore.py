@@ -178,7 +178,7 @@ def test_the_figures_draw_the_view_and_the_map():
             lines[method].get_ydata(), np.maximum(curves.trace.grad_norm_sq.mean(axis=0), 1e-300)
         )
     off_scale = [t.get_text() for t in grad.texts]  # the vacuous bound is written, not drawn
-    assert any("Theorem 4 bound" in text and "vacuous" in text for text in off_scale)
+    assert any("Theorem 4's bound" in text and "vacuous" in text for text in off_scale)
     assert [tick.get_text() for tick in lock.get_xticklabels()] == list(view.curves)
     assert figures.png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
     smap = explorer.sweep_map(SMALL, "powersgd+", taus=(1, 7), ranks=(1, 2))

@@ -97,10 +97,10 @@ def _grad_panel(ax, view):
             color=color("powersgd+"),
             ms=5,
             capsize=3,
-            label=f"PowerSGD+ (1/T)Σ_t E‖∇f(X_t)‖²: {check.status}",
+            label=f"PowerSGD+ (1/T)Σ_t E‖∇f(X_t)‖², Theorem 4: {check.status}",
         )
         bottom, top = ax.get_ylim()  # the data's range: a far larger bound would flatten every curve
-        text = f"Theorem 4 bound on it{' (vacuous)' if check.vacuous else ''}: {check.bound:.3g}"
+        text = f"Theorem 4's bound on ◆{' (vacuous)' if check.vacuous else ''}: {check.bound:.3g}"
         if check.bound <= 10 * top:
             ax.axhline(check.bound, color=color("powersgd+"), ls="--", lw=1.2, label=text)
         else:

@@ -47,6 +47,9 @@ __all__ = [
     "SweepMap",
     "Explorer",
     "parse_numbers",
+    "TABLE_HEADER",
+    "table",
+    "statements",
     "summary",
 ]
 
@@ -64,9 +67,9 @@ CUSTOM = "custom"
 """The key of a problem object passed in Python (:class:`Explorer`'s ``problem``)."""
 
 RULES = {
-    "periodic": "every τ steps (t mod τ = 0, the paper's)",
+    "periodic": "periodic: t mod τ = 0",
     "geometric": "geometric: t = 0, τ, 2τ, 4τ, …",
-    "error-growth": "error growth: mean‖e‖² > 4 mean‖g‖² (τ unused)",
+    "error-growth": "error growth (τ unused)",
 }
 """When PowerSGD+ and GaLore restart (:mod:`simsgd.restarts`), by key, with a label."""
 
@@ -529,6 +532,11 @@ def _theory(problem, settings: Settings, curves: dict) -> Theory:
             out.notes.append(
                 "Theorem 1: r = 2 is full rank on the 2×2 ψ (no compression): ε₀ is not a bound here"
             )
+        if settings.nodes % 2 == 0 and not np.ndim(settings.sigma):
+            out.notes.append(
+                "Theorem 1 with even N and one σ meets P_t = 0 (a degenerate QR): the lock holds under "
+                "degenerate_qr='previous', the convention used here (docs/theorem1.md)"
+            )
         if inner.basis == "paper":
             out.notes.append(
                 "Theorem 1 is exact arithmetic: in the paper basis rounding breaks the lock "
@@ -589,27 +597,44 @@ def _theorem4(out: Theory, problem, settings: Settings, curves: Curves | None) -
         out.notes.append("Theorem 4: ω² is max_t E‖∇f(X_t)‖² of this run (the problem has no global ω²)")
 
 
-def summary(view: View) -> str:
-    """The view as text: a row per method (final E||∇f||² with its 95% interval, floats per step,
-    runs locked at T with the Wilson interval), then what the theory says, or why it says nothing.
+TABLE_HEADER = ("method", "final E‖∇f(X_T)‖² [95%]", "floats/step", "locked at T [Wilson 95%]")
+"""The columns of :func:`table`."""
+
+
+def table(view: View) -> list:
+    """A row of strings per method, in the columns of :data:`TABLE_HEADER`: the final E||∇f||²
+    with its normal 95% interval, floats one node sends per step, and the runs locked at T with
+    their Wilson interval ("–" where the problem has no lock).
     """
-    rows = [f"{'method':<16}{'final E‖∇f(X_T)‖² [95%]':<34}{'floats/step':>12}   locked at T [Wilson 95%]"]
+    rows = []
     for method, c in view.curves.items():
         mean, half = mean_ci(c.trace.grad_norm_sq[:, -1])
-        final = f"{mean:.4g} [{max(mean - half, 0.0):.3g}, {mean + half:.3g}]"
         lock = "–"
         if c.locked is not None:
             low, high = c.locked_interval
             lock = f"{c.locked}/{c.trace.replicas} [{low:.3g}, {high:.3g}]"
-        rows.append(f"{method:<16}{final:<34}{c.floats_per_step:>12.4g}   {lock}")
-    t = view.theory
+        final = f"{mean:.4g} [{max(mean - half, 0.0):.3g}, {mean + half:.3g}]"
+        rows.append((method, final, f"{c.floats_per_step:.4g}", lock))
+    return rows
+
+
+def statements(view: View) -> list:
+    """What the theory says at the view's settings, a line each, then why it is silent where it is."""
+    t, lines = view.theory, []
     if t.lock_probability is not None:
-        rows.append(f"Theorem 1's lock event (all ξ₀ = +1) has probability 2^−N = {t.lock_probability:.4g}")
+        lines.append(f"Theorem 1's lock event (all ξ₀ = +1) has probability 2^−N = {t.lock_probability:.4g}")
     if t.epsilon0 is not None:
-        rows.append(f"Theorem 1: PowerSGD's E‖∇f(X_t)‖² ≥ ε₀ = 4ψ'(2)²/2^N = {t.epsilon0:.4g}")
+        lines.append(f"Theorem 1: PowerSGD's E‖∇f(X_t)‖² ≥ ε₀ = 4ψ'(2)²/2^N = {t.epsilon0:.4g}")
     if t.theorem4 is not None:
-        rows.append(t.theorem4.line())
+        lines.append(t.theorem4.line())
         terms = ", ".join(f"{k} {v:.3g}" for k, v in t.theorem4.terms.items())
-        rows.append(f"Theorem 4's terms: {terms}; step size η ≤ (1 − μ)/(2L) = {t.step_limit:.3g}")
-    rows += t.notes
-    return "\n".join(rows)
+        lines.append(f"Theorem 4's terms: {terms}; step size η ≤ (1 − μ)/(2L) = {t.step_limit:.3g}")
+    return lines + t.notes
+
+
+def summary(view: View) -> str:
+    """The view as text: :func:`table` in aligned columns, then :func:`statements`."""
+    rows = [TABLE_HEADER, *table(view)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_HEADER))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines + statements(view))

@@ -26,7 +26,19 @@ from ..compressors import RESTART_KINDS
 from ..trace import Diverged
 from . import figures
 from .jobs import Jobs
-from .model import CUSTOM, PROBLEMS, RULES, Explorer, Settings, Stopped, parse_numbers, summary
+from .model import (
+    CUSTOM,
+    PROBLEMS,
+    RULES,
+    TABLE_HEADER,
+    Explorer,
+    Settings,
+    Stopped,
+    parse_numbers,
+    statements,
+    summary,
+    table,
+)
 
 __all__ = ["App", "Timing", "TAUS"]
 
@@ -58,6 +70,22 @@ class Timing:
     runs: int
     compute: float
     figure: float
+
+
+def _theory_html(view) -> str:
+    """The numbers beside the figure: :func:`~simsgd.explore.model.table` and the theory's lines."""
+    cell = "<td style='padding: 1px 14px 1px 0'>{}</td>"
+    head = "".join(
+        f"<th style='text-align: left; padding-right: 14px'>{html.escape(h)}</th>" for h in TABLE_HEADER
+    )
+    rows = "".join(
+        "<tr>" + "".join(cell.format(html.escape(c)) for c in row) + "</tr>" for row in table(view)
+    )
+    lines = "".join(f"<li>{html.escape(line)}</li>" for line in statements(view))
+    return (
+        f"<div style='font-size: 13px'><table><tr>{head}</tr>{rows}</table>"
+        f"<ul style='margin: 6px 0; padding-left: 18px'>{lines}</ul></div>"
+    )
 
 
 def _choices(values, value):
@@ -351,9 +379,7 @@ class App:
             return
         self.view, self.figure = view, figure
         self.image.value = data
-        self.theory.value = (
-            f"<pre style='font-size: 12px; line-height: 1.35'>{html.escape(summary(view))}</pre>"
-        )
+        self.theory.value = _theory_html(view)
         total = time.perf_counter() - requested
         timing = Timing(total, view.runs, view.seconds, time.perf_counter() - drawn)
         self.timings.append(timing)
