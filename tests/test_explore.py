@@ -10,11 +10,17 @@ import simsgd
 from simsgd import registry
 from simsgd.explore import figures
 from simsgd.explore.jobs import Jobs
-from simsgd.explore.model import _IGNORES, Explorer, Settings, Stopped, summary
+from simsgd.explore.model import _IGNORES, SHAPES, Explorer, Settings, Stopped, summary
 from simsgd.lock import locked_mask
 from simsgd.problems import GeneralCounterexample, HeterogeneousQuadratic, Psi2x2
 
 SMALL = Settings(steps=60, replicas=32, methods=("powersgd", "powersgd+", "full"))
+
+
+@pytest.fixture(scope="module")
+def shared():
+    """One explorer for the tests that only read what it shows (its cache saves their runs)."""
+    return Explorer()
 
 
 def direct(problem, settings, method):
@@ -81,8 +87,8 @@ def test_progress_reaches_the_total_and_stop_ends_a_run_caching_nothing():
     assert not any(explorer.cached(longer, m) for m in longer.methods)
 
 
-def test_theory_beside_the_measurement():
-    explorer = Explorer()
+def test_theory_beside_the_measurement(shared):
+    explorer = shared
     view = explorer.view(SMALL)
     t = view.theory
     assert t.epsilon0 == pytest.approx(16.0 / 2**4) and t.lock_probability == 2**-4
@@ -101,8 +107,8 @@ def test_theory_beside_the_measurement():
     assert random_restart.theorem4 is None and any("SVD restart" in n for n in random_restart.notes)
 
 
-def test_the_quadratic_and_a_problem_of_your_own():
-    explorer = Explorer()
+def test_the_quadratic_and_a_problem_of_your_own(shared):
+    explorer = shared
     quadratic = explorer.view(dataclasses.replace(SMALL, problem="quadratic", sigma=1.0, rank=2))
     assert quadratic.theory.epsilon0 is None and quadratic.theory.lock_probability is None
     assert quadratic.curves["powersgd"].locked is None
@@ -130,6 +136,13 @@ def test_the_quadratic_and_a_problem_of_your_own():
         Explorer().view(dataclasses.replace(SMALL, problem="custom"))
 
 
+def test_each_built_in_problem_has_the_shape_the_rank_range_is_read_from(shared):
+    explorer = shared
+    for name, shape in SHAPES.items():
+        assert explorer.problem(dataclasses.replace(SMALL, problem=name)).shape == shape
+        assert explorer.max_rank(name) == min(shape)
+
+
 def test_settings_out_of_range_are_refused_naming_them():
     with pytest.raises(ValueError, match="sigma lists one σ_i per node: 2 values for N = 4"):
         Settings(sigma=(5.0, 10.0)).checked()
@@ -151,8 +164,8 @@ def test_the_locked_fraction_is_the_lock_test_and_near_two_to_the_minus_n():
     assert view.curves["full"].locked == 0
 
 
-def test_a_map_cell_is_the_curves_run_at_its_tau_and_rank():
-    explorer = Explorer()
+def test_a_map_cell_is_the_curves_run_at_its_tau_and_rank(shared):
+    explorer = shared
     smap = explorer.sweep_map(SMALL, "powersgd+", taus=(1, 7), ranks=(1, 2))
     assert smap.final.shape == smap.floats.shape == (2, 2)
     for (i, j), value in np.ndenumerate(smap.final):
@@ -167,8 +180,8 @@ def test_a_map_cell_is_the_curves_run_at_its_tau_and_rank():
         )
 
 
-def test_the_figures_draw_the_view_and_the_map():
-    explorer = Explorer()
+def test_the_figures_draw_the_view_and_the_map(shared):
+    explorer = shared
     view = explorer.view(SMALL)
     fig = figures.curves_figure(view)
     grad, floats, lock = fig.axes
@@ -205,3 +218,15 @@ def test_jobs_keep_the_latest_of_a_kind_and_stop_the_running_one():
     jobs.submit("curves", lambda stop: 1 / 0)
     jobs.wait(10)
     assert "ZeroDivisionError" in jobs.errors[0]
+
+
+def test_without_ipywidgets_the_library_works_and_app_says_what_to_install(monkeypatch):
+    import sys
+
+    from simsgd import explore
+
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # as if it were not installed
+    monkeypatch.delitem(sys.modules, "simsgd.explore.widgets", raising=False)
+    with pytest.raises(ImportError, match=r'pip install "simsgd\[notebooks\]"'):
+        explore.app()
+    assert Explorer().view(dataclasses.replace(SMALL, steps=5, methods=("full",))).curves["full"].final > 0

@@ -131,3 +131,19 @@ def test_stop_ends_a_long_run_and_keeps_the_last_figure(explorer):
     a.stop_button.click()
     assert a.wait(30)
     assert a.status.value.startswith("Stopped") and a.image.value == shown and a.view.settings == settings
+
+
+def test_the_problem_selector_sets_the_rank_range_with_one_update(explorer):  # last: it leaves ψ at r = 2
+    a = explorer
+    updates = len(a.timings)
+    with a.hold():  # T = 50: the 8×8 runs cost more
+        a.controls["steps"].value = 50
+        a.controls["problem"].value = "general"
+    a.wait(60)
+    assert a.controls["rank"].max == 8 and a.map_ranks.value == "1, 2, 3, 4"
+    a.controls["rank"].value = 4
+    a.wait(60)
+    a.controls["problem"].value = "psi-aligned"  # r = 4 is out of ψ's range: clipped, not refused
+    a.wait(60)
+    assert (a.controls["rank"].value, a.controls["rank"].max) == (2, 2) and a.view.settings.rank == 2
+    assert len(a.timings) == updates + 3 and a.status.value.startswith("Updated in")

@@ -36,6 +36,7 @@ from ..trace import Trace
 
 __all__ = [
     "PROBLEMS",
+    "SHAPES",
     "CUSTOM",
     "RULES",
     "Settings",
@@ -62,6 +63,16 @@ PROBLEMS = {
     "quadratic": "heterogeneous quadratic 8×6",
 }
 """The built-in problems by key, with the label a selector shows."""
+
+SHAPES = {
+    "psi-paper": (2, 2),
+    "psi-aligned": (2, 2),
+    "psi-random": (2, 2),
+    "general": (8, 8),
+    "general-random": (8, 8),
+    "quadratic": (8, 6),
+}
+"""The shape (m, n) of X in each built-in problem."""
 
 CUSTOM = "custom"
 """The key of a problem object passed in Python (:class:`Explorer`'s ``problem``)."""
@@ -372,14 +383,21 @@ class Explorer:
                 made = Psi2x2(sigma, basis=name.removeprefix("psi-"))
             elif name.startswith("general"):
                 basis = "random" if name == "general-random" else "aligned"
-                made = GeneralCounterexample(8, 8, signal_rank=2, noise_scale=sigma, basis=basis)
+                made = GeneralCounterexample(*SHAPES[name], signal_rank=2, noise_scale=sigma, basis=basis)
             else:
-                made = HeterogeneousQuadratic(8, 6, nodes=settings.nodes, lowrank_noise=sigma, noise=0.1)
+                made = HeterogeneousQuadratic(
+                    *SHAPES[name], nodes=settings.nodes, lowrank_noise=sigma, noise=0.1
+                )
             self._problems[key] = Watched(made)
         return self._problems[key]
 
-    def max_rank(self, settings: Settings) -> int:
-        return min(self.problem(settings).shape)
+    def max_rank(self, problem: str) -> int:
+        """The largest rank r of the problem named ``problem`` (a key of :data:`PROBLEMS` or ``"custom"``)."""
+        if problem == CUSTOM:
+            if self.custom is None:
+                raise ValueError("problem 'custom' needs a problem object: Explorer(problem=...)")
+            return min(self.custom.shape)
+        return min(SHAPES[check_choice("problem", problem, tuple(PROBLEMS))])
 
     def _key(self, settings: Settings, method: str):
         ignored = _IGNORES.get(method, ()) if method in registry.BUILT_IN else ()

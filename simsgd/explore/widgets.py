@@ -139,7 +139,7 @@ class App:
         controls = {
             "problem": w.Dropdown(options=problems, value=s.problem, description="problem"),
             "tau": w.IntSlider(s.tau, min=1, max=max(200, s.tau), description="τ (restart period)"),
-            "rank": w.IntSlider(s.rank, min=1, max=self.explorer.max_rank(s), description="r (rank)"),
+            "rank": w.IntSlider(s.rank, min=1, max=self.explorer.max_rank(s.problem), description="r (rank)"),
             "nodes": w.IntSlider(s.nodes, min=1, max=max(16, s.nodes), description="N (nodes)"),
             "sigma": w.FloatSlider(
                 5.0 if np.ndim(s.sigma) else s.sigma, min=0.0, max=20.0, step=0.5, description="σ (noise)"
@@ -177,8 +177,9 @@ class App:
         }
         for name, box in self.methods.items():
             box.add_class(f"simsgd-method-{name}")
-        for control in (*controls.values(), *self.methods.values()):
-            control.observe(self._changed, names="value")
+        for name, control in (*controls.items(), *self.methods.items()):
+            if name not in ("problem", "sigma_nodes"):  # these two have their own observers, below
+                control.observe(self._changed, names="value")
         controls["problem"].observe(self._problem_changed, names="value")
         controls["sigma_nodes"].observe(self._sigma_nodes_changed, names="value")
         controls["sigma"].disabled = controls["sigma_nodes"].disabled = s.problem == CUSTOM
@@ -205,7 +206,7 @@ class App:
 
         self.map_method = w.Dropdown(options=registry.names(), value="powersgd+", description="method")
         self.map_taus = w.Text(", ".join(map(str, TAUS)), description="τ values")
-        self.map_ranks = w.Text(self._default_ranks(s), description="r values")
+        self.map_ranks = w.Text(self._default_ranks(s.problem), description="r values")
         self.map_run = w.Button(description="Run the τ × r map", button_style="primary", icon="play")
         self.map_run.on_click(lambda _: self.run_map())
         self.map_run.add_class("simsgd-map-run")
@@ -229,8 +230,8 @@ class App:
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
 
-    def _default_ranks(self, s: Settings) -> str:
-        return ", ".join(str(r) for r in range(1, min(4, self.explorer.max_rank(s)) + 1))
+    def _default_ranks(self, problem: str) -> str:
+        return ", ".join(str(r) for r in range(1, min(4, self.explorer.max_rank(problem)) + 1))
 
     # ---- settings and requests
 
@@ -273,25 +274,25 @@ class App:
             self.update()
 
     def _problem_changed(self, change) -> None:
+        """The rank's range follows the problem's shape (σ does not apply to a problem of your own)."""
         with self.hold():
-            s = self.settings()
-            custom = s.problem == CUSTOM
-            self.controls["sigma"].disabled = self.controls["sigma_nodes"].disabled = custom
-            try:
-                top = self.explorer.max_rank(s)
-            except ValueError:
-                return  # update() says what is wrong
+            self._dirty = True
+            problem = change["new"]
+            self.controls["sigma"].disabled = self.controls["sigma_nodes"].disabled = problem == CUSTOM
+            top = self.explorer.max_rank(problem)
             self.controls["rank"].value = min(self.controls["rank"].value, top)
             self.controls["rank"].max = top
-            self.map_ranks.value = self._default_ranks(s)
+            self.map_ranks.value = self._default_ranks(problem)
 
     def _sigma_nodes_changed(self, change) -> None:
-        try:
-            listed = parse_numbers(change["new"], "σ_i per node")
-        except ValueError:
-            return  # update() says what is wrong
-        if len(listed) >= 1:
-            with self.hold():
+        """A list of σ_i sets N to its length."""
+        with self.hold():
+            self._dirty = True
+            try:
+                listed = parse_numbers(change["new"], "σ_i per node")
+            except ValueError:
+                return  # the update at the end of hold() says what is wrong
+            if listed:
                 nodes = self.controls["nodes"]
                 nodes.max = max(nodes.max, len(listed))
                 nodes.value = len(listed)
