@@ -11,7 +11,7 @@ pytest.importorskip("ipywidgets")
 
 import simsgd  # noqa: E402
 from simsgd.explore import Settings, app  # noqa: E402
-from simsgd.problems import Psi2x2  # noqa: E402
+from simsgd.problems import GeneralCounterexample, Psi2x2  # noqa: E402
 
 START = Settings(steps=100, replicas=32, methods=("powersgd", "powersgd+"))
 
@@ -59,6 +59,15 @@ def set_and_check(a, control, value, changes):
         assert not np.array_equal(after[method], before[method]), f"{method} did not change with {control}"
         assert np.array_equal(after[method], expected(a, method))
     return after
+
+
+def test_a_problem_of_your_own_is_selected_with_its_rank_range():
+    own = GeneralCounterexample(4, 4, signal_rank=1, noise_scale=3.0)
+    a = app(problem=own, settings=Settings(problem="custom", steps=30, replicas=32, methods=("powersgd+",)))
+    assert ("your problem (GeneralCounterexample)", "custom") in a.controls["problem"].options
+    assert a.controls["rank"].max == 4 and a.controls["sigma"].disabled and a.image.value
+    trace = simsgd.simulate(own, method="powersgd+", steps=30, replicas=32, progress=False)
+    assert np.array_equal(plotted(a)["powersgd+"], trace.grad_norm_sq.mean(axis=0))
 
 
 def test_tau_rank_and_nodes_reach_the_plot_as_direct_simulate_runs(explorer):

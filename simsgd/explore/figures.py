@@ -12,10 +12,7 @@ import numpy as np
 from .. import registry
 from ..plotting import plot_mean_band
 
-__all__ = ["color", "curves_figure", "map_figure", "png", "AXES"]
-
-AXES = ("grad", "floats", "lock")
-"""The curves figure's panels, in order: E||∇f(X_t)||² against t, against floats sent, locked fraction."""
+__all__ = ["color", "curves_figure", "map_figure", "png"]
 
 _FLOOR = 1e-300  # plot_mean_band's: a log axis shows exact zeros there
 

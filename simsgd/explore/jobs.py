@@ -53,6 +53,7 @@ class Jobs:
 
     @property
     def busy(self) -> bool:
+        """Whether a job runs or waits."""
         with self._cond:
             return self._thread is not None
 

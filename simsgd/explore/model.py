@@ -260,6 +260,7 @@ class Curves:
 
     @property
     def floats_per_step(self) -> float:
+        """Floats one node sends per step, averaged over the T steps."""
         return float(self.trace.floats_sent.mean())
 
 
@@ -365,6 +366,7 @@ class Explorer:
         self.runs_made = 0  # simulate calls made (not served from the cache)
 
     def label(self, settings: Settings) -> str:
+        """The problem's name as the figures and the selector show it."""
         if settings.problem == CUSTOM:
             return f"your problem ({type(self.custom.problem).__name__})" if self.custom else "custom"
         return PROBLEMS[settings.problem]

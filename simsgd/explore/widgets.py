@@ -418,7 +418,8 @@ class App:
                 shade = image.norm(max(value, 1e-300))
                 button = w.Button(
                     description=f"{value:.3g}",
-                    tooltip=f"τ = {tau}, r = {rank}: final E‖∇f(X_T)‖² = {value:.4g}, "
+                    tooltip=f"τ = {tau}, r = {rank}: final E‖∇f(X_T)‖² = {value:.4g} "
+                    f"[{smap.final_low[i, j]:.3g}, {smap.final_high[i, j]:.3g}], "
                     f"{smap.floats[i, j]:.4g} floats/step. Click: load its curves.",
                     layout=w.Layout(width="88px"),
                 )
