@@ -10,7 +10,9 @@ import simsgd
 from simsgd import registry
 from simsgd.explore import figures
 from simsgd.explore.jobs import Jobs
-from simsgd.explore.model import _IGNORES, SHAPES, Explorer, Settings, Stopped, summary
+from simsgd.explore.model import Explorer, Stopped
+from simsgd.explore.overlay import summary
+from simsgd.explore.settings import IGNORED, SHAPES, Settings
 from simsgd.lock import locked_mask
 from simsgd.problems import GeneralCounterexample, HeterogeneousQuadratic, Psi2x2
 
@@ -55,17 +57,17 @@ def test_the_view_shows_direct_simulate_runs_and_reruns_only_what_a_change_touch
 CHANGES = {"rank": 2, "tau": 3, "rule": "geometric", "restart": "random"}
 
 
-@pytest.mark.parametrize("method", sorted(_IGNORES))
+@pytest.mark.parametrize("method", sorted(IGNORED))
 def test_each_setting_the_cache_key_leaves_out_changes_nothing(method):
     # a rank-2 signal in 4×4: every rank, τ, rule and restart kind matters to some method
     problem = GeneralCounterexample(4, 4, signal_rank=2, noise_scale=3.0)
     base = Settings(steps=25, replicas=4, nodes=3, rank=1, tau=5)
     reference = direct(problem, base, method)
-    for name in _IGNORES[method]:
+    for name in IGNORED[method]:
         changed = direct(problem, dataclasses.replace(base, **{name: CHANGES[name]}), method)
         assert np.array_equal(changed.grad_norm_sq, reference.grad_norm_sq), name
         assert np.array_equal(changed.floats_sent, reference.floats_sent), name
-    assert set(_IGNORES) == set(registry.BUILT_IN)
+    assert set(IGNORED) == set(registry.BUILT_IN)
 
 
 def test_the_key_keeps_what_matters_a_negative_control():

@@ -1,7 +1,8 @@
 """Explore τ and rank interactively: the notebook's library (``notebooks/explore_tau_rank.ipynb``).
 
-:mod:`simsgd.explore.model` computes (settings in, curves, locked fractions, the theory and a
-τ × r map out) and :mod:`simsgd.explore.figures` draws, neither importing ipywidgets;
+:mod:`simsgd.explore.model` computes (:mod:`~simsgd.explore.settings` in, curves, locked
+fractions, the theory of :mod:`~simsgd.explore.overlay` and a τ × r map out) and
+:mod:`simsgd.explore.figures` draws, none of them importing ipywidgets;
 :func:`app` builds the widgets (:mod:`simsgd.explore.widgets`, which needs the ``notebooks``
 extra)::
 
@@ -9,7 +10,8 @@ extra)::
     app()                       # or app(problem=your_problem)
 """
 
-from .model import CUSTOM, PROBLEMS, RULES, Explorer, Settings, Stopped, SweepMap, View
+from .model import Explorer, Stopped, SweepMap, View
+from .settings import CUSTOM, PROBLEMS, RULES, Settings
 
 __all__ = ["app", "Explorer", "Settings", "View", "SweepMap", "Stopped", "PROBLEMS", "RULES", "CUSTOM"]
 

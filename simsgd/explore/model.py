@@ -1,5 +1,6 @@
-"""What the τ and rank explorer computes, without any widget: :class:`Settings` in, a :class:`View`
-(curves, locked fractions, the theory beside them) or a :class:`SweepMap` (τ × r) out.
+"""What the τ and rank explorer computes, without any widget: a
+:class:`~simsgd.explore.settings.Settings` in, a :class:`View` (curves, locked fractions, the
+theory beside them: :mod:`simsgd.explore.overlay`) or a :class:`SweepMap` (τ × r) out.
 
 Runs are :func:`simsgd.simulate` calls on the NumPy engine (the fastest one for the small runs an
 interactive view makes: the torch backend costs more per step at R ≤ 10³), recording ||∇f(X_t)||²
@@ -12,91 +13,27 @@ changes no value.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from .. import check, registry, theory
-from .._checks import check_choice, check_int, check_real
-from ..compressors import RESTART_KINDS
+from .. import registry
+from .._checks import check_choice, check_int
 from ..engine import simulate
 from ..lock import locked_mask
 from ..problems import GeneralCounterexample, HeterogeneousQuadratic, Psi2x2
-from ..problems.psi import check_noise_scale
 from ..recorder import takes_grad
-from ..restarts import ErrorGrowth, Geometric
-from ..stats import mean_ci, wilson_interval
+from ..stats import wilson_interval
 from ..sweep import sweep
 from ..trace import Trace
+from .overlay import Theory, has_lock, theory_of
+from .settings import CUSTOM, IGNORED, PROBLEMS, SHAPES, Settings
 
-__all__ = [
-    "PROBLEMS",
-    "SHAPES",
-    "CUSTOM",
-    "RULES",
-    "Settings",
-    "Stopped",
-    "Watched",
-    "Curves",
-    "Theory",
-    "View",
-    "SweepMap",
-    "Explorer",
-    "parse_numbers",
-    "TABLE_HEADER",
-    "table",
-    "statements",
-    "summary",
-]
-
-PROBLEMS = {
-    "psi-paper": "ψ 2×2 (eq. 10), paper basis",
-    "psi-aligned": "ψ 2×2 (eq. 10), aligned basis",
-    "psi-random": "ψ 2×2 (eq. 10), random basis",
-    "general": "general counterexample 8×8, k = 2, aligned basis",
-    "general-random": "general counterexample 8×8, k = 2, random basis",
-    "quadratic": "heterogeneous quadratic 8×6",
-}
-"""The built-in problems by key, with the label a selector shows."""
-
-SHAPES = {
-    "psi-paper": (2, 2),
-    "psi-aligned": (2, 2),
-    "psi-random": (2, 2),
-    "general": (8, 8),
-    "general-random": (8, 8),
-    "quadratic": (8, 6),
-}
-"""The shape (m, n) of X in each built-in problem."""
-
-CUSTOM = "custom"
-"""The key of a problem object passed in Python (:class:`Explorer`'s ``problem``)."""
-
-RULES = {
-    "periodic": "periodic: t mod τ = 0",
-    "geometric": "geometric: t = 0, τ, 2τ, 4τ, …",
-    "error-growth": "error growth (τ unused)",
-}
-"""When PowerSGD+ and GaLore restart (:mod:`simsgd.restarts`), by key, with a label."""
-
-# For the built-in methods, the settings a run does not depend on (the cache key leaves them out;
-# tests/test_explore.py checks that each really changes nothing). A name you register depends on all.
-_IGNORES = {
-    "powersgd+": (),
-    "galore": ("restart",),
-    "powersgd": ("tau", "rule", "restart"),
-    "power-iteration": ("tau", "rule", "restart"),
-    "topk": ("tau", "rule", "restart"),
-    "randomk": ("tau", "rule", "restart"),
-    "qsgd": ("rank", "tau", "rule", "restart"),
-    "sign": ("rank", "tau", "rule", "restart"),
-    "full": ("rank", "tau", "rule", "restart"),
-}
+__all__ = ["Stopped", "Watched", "Curves", "View", "SweepMap", "Explorer"]
 
 
 class Stopped(Exception):
@@ -132,105 +69,6 @@ class Watched:
         return self.problem.stochastic_grads(x, nodes, rng)
 
 
-def parse_numbers(text: str, name: str, kind=float) -> tuple:
-    """Comma- or space-separated numbers ("5, 10" → (5.0, 10.0)); ValueError naming ``name``."""
-    parts = [p for p in text.replace(",", " ").split() if p]
-    try:
-        return tuple(kind(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"{name} must be numbers separated by commas, got {text!r}") from None
-
-
-@dataclass(frozen=True)
-class Settings:
-    """One point of the explorer: the problem, Algorithm 2's options and the methods shown.
-
-    Attributes
-    ----------
-    problem : str
-        A key of :data:`PROBLEMS`, or :data:`CUSTOM` for the problem passed to :class:`Explorer`.
-    tau, rank, nodes : int
-        τ ≥ 1, 1 ≤ r ≤ min(m, n), N ≥ 1.
-    sigma : float or tuple of float
-        σ (every node) or σ_i per node (then N must equal their number); the quadratic's
-        low-rank noise scale (one σ); unused by a custom problem.
-    lr, momentum : float
-        η and μ of MSGD (7c).
-    steps, replicas, seed : int
-        T, R and the seed of :func:`simsgd.simulate`.
-    methods : tuple of str
-        Registered method names (:func:`simsgd.registry.names`).
-    restart : str
-        PowerSGD+'s restart compressor, a key of :data:`simsgd.compressors.RESTART_KINDS`.
-    rule : str
-        When to restart, a key of :data:`RULES`.
-    """
-
-    problem: str = "psi-aligned"
-    tau: int = 10
-    rank: int = 1
-    nodes: int = 4
-    sigma: float | tuple = 5.0
-    lr: float = 1e-3
-    momentum: float = 0.9
-    steps: int = 200
-    replicas: int = 64
-    seed: int = 0
-    methods: tuple = ("powersgd", "powersgd+", "full")
-    restart: str = "svd"
-    rule: str = "periodic"
-
-    def checked(self) -> Settings:
-        """The settings with each checked (ValueError naming the first one out of range)."""
-        check_choice("problem", self.problem, (*PROBLEMS, CUSTOM))
-        check_int("tau", self.tau, 1)
-        check_int("rank", self.rank, 1)
-        nodes = check_int("nodes", self.nodes, 1)
-        sigma = self.sigma
-        if np.ndim(sigma):
-            sigma = tuple(check_noise_scale(list(sigma))[1].tolist())
-            if len(sigma) != nodes:
-                raise ValueError(f"sigma lists one σ_i per node: {len(sigma)} values for N = {nodes}")
-            if self.problem == "quadratic":
-                raise ValueError("sigma must be one number for the quadratic (its low-rank noise scale)")
-        else:
-            sigma = check_noise_scale(sigma)[0]
-        check_real("lr", self.lr, 0.0, low_open=True)
-        check_real("momentum", self.momentum, 0.0, 1.0, high_open=True)
-        check_int("steps", self.steps, 1)
-        check_int("replicas", self.replicas, 1)
-        check_int("seed", self.seed, 0)
-        if not self.methods:
-            raise ValueError("methods must name at least one method")
-        for method in self.methods:
-            check_choice("methods", method, registry.names())
-        check_choice("restart", self.restart, tuple(RESTART_KINDS))
-        check_choice("rule", self.rule, tuple(RULES))
-        return replace(self, sigma=sigma, methods=tuple(self.methods))
-
-    @property
-    def restart_period(self):
-        """τ as :func:`simsgd.simulate` takes it: an int (periodic) or a rule of :mod:`simsgd.restarts`."""
-        if self.rule == "geometric":
-            return Geometric(self.tau)
-        if self.rule == "error-growth":
-            return ErrorGrowth()
-        return self.tau
-
-    def simulate_options(self) -> dict:
-        """The options of :func:`simsgd.simulate` every method's run shares (MSGD)."""
-        return dict(
-            nodes=self.nodes,
-            optimizer="msgd",
-            lr=self.lr,
-            momentum=self.momentum,
-            steps=self.steps,
-            replicas=self.replicas,
-            seed=self.seed,
-            restart=self.restart,
-        )
-
-
 @dataclass
 class Curves:
     """One method's run at the view's settings.
@@ -262,31 +100,6 @@ class Curves:
     def floats_per_step(self) -> float:
         """Floats one node sends per step, averaged over the T steps."""
         return float(self.trace.floats_sent.mean())
-
-
-@dataclass
-class Theory:
-    """What the paper says at the view's settings, or why it says nothing.
-
-    Attributes
-    ----------
-    epsilon0 : float or None
-        Theorem 1's ε₀ = 4ψ'(2)²/2^N for PowerSGD, where the theorem applies.
-    lock_probability : float or None
-        2^−N, the probability of Theorem 1's lock event (all ξ₀^{(i)} = +1), on problems with a lock.
-    theorem4 : BoundCheck or None
-        Theorem 4 at these settings, against PowerSGD+'s measured (1/T) Σ_{t<T} E||∇f(X_t)||².
-    step_limit : float or None
-        Theorem 4's largest step size (1 − μ)/(2L), where the problem carries L.
-    notes : list of str
-        Why a statement is absent or what limits it, one line each.
-    """
-
-    epsilon0: float | None = None
-    lock_probability: float | None = None
-    theorem4: check.BoundCheck | None = None
-    step_limit: float | None = None
-    notes: list = field(default_factory=list)
 
 
 @dataclass
@@ -402,7 +215,7 @@ class Explorer:
         return min(SHAPES[check_choice("problem", problem, tuple(PROBLEMS))])
 
     def _key(self, settings: Settings, method: str):
-        ignored = _IGNORES.get(method, ()) if method in registry.BUILT_IN else ()
+        ignored = IGNORED.get(method, ()) if method in registry.BUILT_IN else ()
         values = {k: v for k, v in vars(settings).items() if k not in ("methods", *ignored)}
         if "tau" in values and settings.rule == "error-growth":
             del values["tau"]  # the rule does not use τ
@@ -478,7 +291,7 @@ class Explorer:
             curves[method] = _curves(problem, method, trace)
         if progress is not None:
             progress(total, total)
-        theory_ = _theory(problem, settings, curves)
+        theory_ = theory_of(problem, settings, curves)
         return View(settings, self.label(settings), curves, theory_, len(todo), time.perf_counter() - start)
 
     def sweep_map(
@@ -530,131 +343,7 @@ class Explorer:
 def _curves(problem, method, trace) -> Curves:
     floats = np.concatenate([[0.0], np.cumsum(trace.floats_sent)])
     curves = Curves(method, trace, floats)
-    if _has_lock(problem):
+    if has_lock(problem):
         k = int(locked_mask(problem, trace).sum())
         curves.locked, curves.locked_interval = k, wilson_interval(k, trace.replicas)
     return curves
-
-
-def _has_lock(problem) -> bool:
-    """Theorem 1's lock (X_t − X_0 ∈ span(B), ||∇f|| unchanged) is defined on the ψ problems."""
-    return isinstance(problem.problem, (Psi2x2, GeneralCounterexample))
-
-
-def _theory(problem, settings: Settings, curves: dict) -> Theory:
-    out = Theory()
-    inner, n = problem.problem, settings.nodes
-    if _has_lock(problem):
-        out.lock_probability = 2.0**-n
-    if isinstance(inner, Psi2x2):
-        out.epsilon0 = inner.epsilon0(0) * 2.0**-n  # ε₀(N) = ε₀(0)·2^−N: 2^N overflows at N = 1024
-        if settings.rank >= 2:
-            out.notes.append(
-                "Theorem 1: r = 2 is full rank on the 2×2 ψ (no compression): ε₀ is not a bound here"
-            )
-        if settings.nodes % 2 == 0 and not np.ndim(settings.sigma):
-            out.notes.append(
-                "Theorem 1 with even N and one σ meets P_t = 0 (a degenerate QR): the lock holds under "
-                "degenerate_qr='previous', the convention used here (docs/theorem1.md)"
-            )
-        if inner.basis == "paper":
-            out.notes.append(
-                "Theorem 1 is exact arithmetic: in the paper basis rounding breaks the lock "
-                "(docs/theorem1.md)"
-            )
-    else:
-        out.notes.append("Theorem 1 (ε₀) is stated for the 2×2 ψ problem: no ε₀ for this problem")
-    _theorem4(out, problem, settings, curves.get("powersgd+"))
-    return out
-
-
-def _theorem4(out: Theory, problem, settings: Settings, curves: Curves | None) -> None:
-    """Theorem 4 at ``settings`` against PowerSGD+'s run, or a note saying why not."""
-    L = getattr(problem, "L", None)
-    if L is not None and math.isfinite(L) and L > 0:
-        out.step_limit = (1.0 - settings.momentum) / (2.0 * L)
-    why = None
-    if curves is None:
-        why = "select PowerSGD+ to check it"
-    elif settings.rule != "periodic":
-        why = "it assumes a restart every τ steps (rule 'periodic')"
-    elif settings.restart != "svd":
-        why = f"its δ = r/min(m, n) is Lemma 2's for the SVD restart, not '{settings.restart}'"
-    elif out.step_limit is None:
-        why = "the problem carries no smoothness constant L"
-    elif settings.lr > out.step_limit:
-        why = (
-            f"η = {settings.lr:.3g} is outside its step-size condition "
-            f"η ≤ (1 − μ)/(2L) = {out.step_limit:.3g}: no bound"
-        )
-    if why is not None:
-        out.notes.append(f"Theorem 4: {why}")
-        return
-    trace, inner = curves.trace, problem.problem  # the problem's own name in what the check says
-    omega_sq = None
-    if getattr(inner, "omega_sq", None) is None:  # no global ω²: the run's visited region
-        omega_sq = theory.visited_omega_sq(trace.grad_norm_sq)
-    try:
-        out.theorem4 = check.check_theorem4(
-            inner,
-            nodes=settings.nodes,
-            rank=settings.rank,
-            restart_period=settings.tau,
-            momentum=settings.momentum,
-            lr=settings.lr,
-            steps=settings.steps,
-            seed=settings.seed,
-            omega_sq=omega_sq,
-            paired=False,
-            control=False,
-            trace=trace,
-            restart=settings.restart,
-        )
-    except ValueError as err:
-        out.notes.append(f"Theorem 4: {err}")
-        return
-    if omega_sq is not None:
-        out.notes.append("Theorem 4: ω² is max_t E‖∇f(X_t)‖² of this run (the problem has no global ω²)")
-
-
-TABLE_HEADER = ("method", "final E‖∇f(X_T)‖² [95%]", "floats/step", "locked at T [Wilson 95%]")
-"""The columns of :func:`table`."""
-
-
-def table(view: View) -> list:
-    """A row of strings per method, in the columns of :data:`TABLE_HEADER`: the final E||∇f||²
-    with its normal 95% interval, floats one node sends per step, and the runs locked at T with
-    their Wilson interval ("–" where the problem has no lock).
-    """
-    rows = []
-    for method, c in view.curves.items():
-        mean, half = mean_ci(c.trace.grad_norm_sq[:, -1])
-        lock = "–"
-        if c.locked is not None:
-            low, high = c.locked_interval
-            lock = f"{c.locked}/{c.trace.replicas} [{low:.3g}, {high:.3g}]"
-        final = f"{mean:.4g} [{max(mean - half, 0.0):.3g}, {mean + half:.3g}]"
-        rows.append((method, final, f"{c.floats_per_step:.4g}", lock))
-    return rows
-
-
-def statements(view: View) -> list:
-    """What the theory says at the view's settings, a line each, then why it is silent where it is."""
-    t, lines = view.theory, []
-    if t.lock_probability is not None:
-        lines.append(f"Theorem 1's lock event (all ξ₀ = +1) has probability 2^−N = {t.lock_probability:.4g}")
-    if t.epsilon0 is not None:
-        lines.append(f"Theorem 1: PowerSGD's E‖∇f(X_t)‖² ≥ ε₀ = 4ψ'(2)²/2^N = {t.epsilon0:.4g}")
-    if t.theorem4 is not None:
-        lines.append(t.theorem4.line())
-        terms = ", ".join(f"{k} {v:.3g}" for k, v in t.theorem4.terms.items())
-        lines.append(f"Theorem 4's terms: {terms}; step size η ≤ (1 − μ)/(2L) = {t.step_limit:.3g}")
-    return lines + t.notes
-
-
-def summary(view: View) -> str:
-    """The view as text: :func:`table` in aligned columns, then :func:`statements`."""
-    rows = [TABLE_HEADER, *table(view)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_HEADER))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(lines + statements(view))

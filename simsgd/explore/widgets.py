@@ -26,19 +26,9 @@ from ..compressors import RESTART_KINDS
 from ..trace import Diverged
 from . import figures
 from .jobs import Jobs
-from .model import (
-    CUSTOM,
-    PROBLEMS,
-    RULES,
-    TABLE_HEADER,
-    Explorer,
-    Settings,
-    Stopped,
-    parse_numbers,
-    statements,
-    summary,
-    table,
-)
+from .model import Explorer, Stopped
+from .overlay import TABLE_HEADER, statements, summary, table
+from .settings import CUSTOM, PROBLEMS, RULES, Settings, parse_numbers
 
 __all__ = ["App", "Timing", "TAUS"]
 
@@ -73,7 +63,7 @@ class Timing:
 
 
 def _theory_html(view) -> str:
-    """The numbers beside the figure: :func:`~simsgd.explore.model.table` and the theory's lines."""
+    """The numbers beside the figure: :func:`~simsgd.explore.overlay.table` and the theory's lines."""
     cell = "<td style='padding: 1px 14px 1px 0'>{}</td>"
     head = "".join(
         f"<th style='text-align: left; padding-right: 14px'>{html.escape(h)}</th>" for h in TABLE_HEADER
@@ -340,7 +330,7 @@ class App:
         return self.jobs.wait(timeout)
 
     def summary(self) -> str:
-        """The curves tab's numbers as text (:func:`simsgd.explore.model.summary`)."""
+        """The curves tab's numbers as text (:func:`simsgd.explore.overlay.summary`)."""
         return "" if self.view is None else summary(self.view)
 
     # ---- the background jobs
