@@ -57,6 +57,23 @@ def test_vacuous_and_inconclusive_are_reported_as_such():
     assert few.status == "inconclusive" and "replicas" in few.would_decide
 
 
+def test_theorem4_on_a_given_trace_equals_the_check_that_runs_it_and_refuses_other_settings():
+    row = dict(ROW, steps=300)
+    ran = check.check_theorem4(PSI, paired=False, control=False, **row)
+    same = simsgd.simulate(PSI, method="powersgd+", optimizer="msgd", progress=False, **row)
+    given = check.check_theorem4(PSI, paired=False, control=False, trace=same, **row)
+    assert given.measured == ran.measured and given.bound == ran.bound and given.status == ran.status
+    # R is the trace's: 40 replicas, not the 32 of the arguments (so the trace, not a rerun, is measured)
+    more = simsgd.simulate(
+        PSI, method="powersgd+", optimizer="msgd", progress=False, **dict(row, replicas=40)
+    )
+    wider = check.check_theorem4(PSI, paired=False, control=False, trace=more, **row)
+    assert wider.measured.n == 40 and wider.settings["R"] == 40
+    assert wider.measured.mean == pytest.approx(more.grad_norm_sq[:, :-1].mean())
+    with pytest.raises(ValueError, match="restart_period"):
+        check.check_theorem4(PSI, paired=False, control=False, trace=same, **dict(row, restart_period=3))
+
+
 def test_corollary1_and_lemma3():
     c = check.check_corollary1(PSI, nodes=1, restart_period=2, momentum=0.0, steps=3000, replicas=32)
     assert c.statement == "Corollary 1" and set(c.terms) == {"optimization", "noise", "compression"}
