@@ -227,7 +227,7 @@ def _constants(problem, constants, omega_sq):
     return c
 
 
-def _run_lhs(problem, method, steps, kw, alpha):
+def _run_lhs(problem, method, steps, kw):
     trace = simulate(problem, method=method, steps=steps, progress=False, **kw)
     return trace, np.cumsum(trace.grad_norm_sq[:, :steps], axis=1)
 
@@ -329,7 +329,7 @@ def check_theorem4(
         **options,
     )
     if trace is None:
-        _, sums = _run_lhs(problem, method, steps, kw, alpha)
+        _, sums = _run_lhs(problem, method, steps, kw)
     else:
         _check_trace(trace, dict(kw, method=method, steps=steps))
         replicas = kw["replicas"] = trace.replicas
@@ -338,10 +338,10 @@ def check_theorem4(
     measured = mean_bounds(lhs, alpha)
     excess = ctrl = None
     if paired:
-        _, base = _run_lhs(problem, "full", steps, kw, alpha)
+        _, base = _run_lhs(problem, "full", steps, kw)
         excess = mean_bounds(lhs - base[:, -1] / steps, alpha)
     if control:
-        _, plain = _run_lhs(problem, "powersgd", steps, kw, alpha)
+        _, plain = _run_lhs(problem, "powersgd", steps, kw)
         ctrl = mean_bounds(plain[:, -1] / steps, alpha)
     do_nothing = float(NUMPY.sqnorm(problem.grad(np.asarray(problem.x0, dtype=np.float64))))
     trivial = c.omega_sq

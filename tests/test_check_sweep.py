@@ -147,3 +147,10 @@ def test_sweep_cells_are_simulate_runs_and_are_cached(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="rank"):
         simsgd.sweep(problem, rank=2, **kw)
     assert table.to_structured()["final_grad_sq"].shape == (3,) and "| powersgd+ |" in table.to_markdown()
+
+
+def test_sweep_of_a_problem_that_does_not_pickle_runs_uncached_on_disk(tmp_path):
+    problem = Psi2x2(5.0)
+    problem.schedule = lambda t: t  # a lambda: the problem no longer pickles
+    table = simsgd.sweep(problem, methods=["powersgd"], cache_dir=tmp_path, nodes=4, steps=5, replicas=2)
+    assert len(table) == 1 and list(tmp_path.iterdir()) == []
