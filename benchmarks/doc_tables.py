@@ -19,7 +19,7 @@ from simsgd.cli import Parser, UsageError, run
 
 __all__ = ["main", "sync", "DOCS"]
 
-DOCS = ("docs/distributed.md", "docs/scale-model.md")
+DOCS = ("docs/distributed.md", "docs/scale-model.md", "docs/figures.md")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BLOCK = re.compile(r"(<!-- begin: (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- end: (?P=path) -->)", re.S)
 

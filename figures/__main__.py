@@ -24,6 +24,7 @@ FILES = (
     "figure1.png",
     "figure1.csv",
     "figure1_claims.json",
+    "figure1_table.md",
     "sweep.csv",
     "pareto.png",
     "heatmap_tau_rank.png",

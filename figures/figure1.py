@@ -33,7 +33,7 @@ import simsgd  # noqa: E402
 from simsgd.cli import Parser, check_out_dir, integer, parse_with_quick  # noqa: E402
 from simsgd.cli import run as run_cli  # noqa: E402
 from simsgd.lock import at_initial_grad  # noqa: E402
-from simsgd.output import atomic_savefig, atomic_write_csv, atomic_write_json  # noqa: E402
+from simsgd.output import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text  # noqa: E402
 from simsgd.plotting import plot_mean_band  # noqa: E402
 from simsgd.problems import GeneralCounterexample  # noqa: E402
 from simsgd.stats import mean_band, wilson_interval  # noqa: E402
@@ -157,9 +157,29 @@ def claims(traces, setting: Figure1Setting) -> dict:
     return {"Fig1": record}
 
 
+def _table(traces, setting) -> str:
+    """Markdown: each curve's final mean loss with its 95% bootstrap band, and PowerSGD's stuck runs."""
+    lines = [
+        f"Mean f(X_T) − f* at T = {setting.steps} over R = {setting.replicas} runs [95% bootstrap band]; "
+        "stuck: runs whose ||∇f(X_T)||² still equals ||∇f(X_0)||² [Wilson 95%].",
+        "",
+        "| basis | optimiser | " + " | ".join(label for _, label, _ in METHODS) + " | PowerSGD stuck |",
+        "|---|---|" + "---|" * len(METHODS) + "---|",
+    ]
+    for basis in BASES:
+        for opt, _ in OPTIMIZERS:
+            cells = []
+            for method, _, _ in METHODS:
+                mean, lower, upper = mean_band(traces[basis, opt, method].loss[:, -1:])
+                cells.append(f"{mean[0]:.3g} [{lower[0]:.2g}, {upper[0]:.2g}]")
+            k, r, (lo, hi) = stuck_fraction(traces[basis, opt, "powersgd"])
+            lines.append(f"| {basis} | {opt} | " + " | ".join(cells) + f" | {k}/{r} [{lo:.3f}, {hi:.3f}] |")
+    return "\n".join(lines) + "\n"
+
+
 def make(out_dir, setting: Figure1Setting = Figure1Setting()):
-    """Run, then write ``figure1.png``, ``figure1.csv`` and ``figure1_claims.json`` into ``out_dir``;
-    return the paths.
+    """Run, then write ``figure1.png``, ``figure1.csv``, ``figure1_claims.json`` and ``figure1_table.md``
+    into ``out_dir``; return the paths.
     """
     traces = run(setting)
     fig, axes = plt.subplots(2, 2, figsize=(9, 7), sharey=True, sharex=True, constrained_layout=True)
@@ -217,9 +237,10 @@ def make(out_dir, setting: Figure1Setting = Figure1Setting()):
     atomic_write_csv(
         csv, ("basis", "optimizer", "method", "t", "mean_loss", "lower95", "upper95", "replicas"), rows
     )
-    record = out_dir / "figure1_claims.json"
+    record, table = out_dir / "figure1_claims.json", out_dir / "figure1_table.md"
     atomic_write_json(record, {"claims": claims(traces, setting)})
-    return [png, csv, record]
+    atomic_write_text(table, _table(traces, setting))
+    return [png, csv, record, table]
 
 
 def main(argv=None) -> int:
