@@ -17,6 +17,7 @@ import numpy as np
 from .algorithm import Config
 from .engine import simulate
 from .ops import array_ops
+from .recorder import takes_grad
 from .stats import mean_ci, wilson_interval
 
 __all__ = [
@@ -89,22 +90,26 @@ class _Watch:
     iterate without a second copy of the engine loop.
     """
 
-    def __init__(self, problem, x0, steps, replicas, dtype):
+    def __init__(self, problem, x0, steps, replicas, dtype, inner):
         self._problem, self._x0, self._dtype = problem, x0, dtype
+        self._forward_grad = takes_grad(problem)
         self.in_span = np.ones((replicas, steps + 1), dtype=bool)
-        self.inner = [None] * (steps + 1)
+        self.inner = [None] * (steps + 1) if inner else None
 
     def __getattr__(self, name):
         return getattr(self._problem, name)
 
     def see(self, x, t):
         self.in_span[:, t] = _in_span_b(self._problem, x, self._x0, self._dtype)
-        inner = self._problem._inner(x)
-        self.inner[t] = np.asarray(array_ops(inner).asnumpy(inner), dtype=np.float64)
+        if self.inner is not None:
+            inner = self._problem._inner(x)
+            self.inner[t] = np.asarray(array_ops(inner).asnumpy(inner), dtype=np.float64)
 
     def stochastic_grads(self, x, nodes, rng, grad=None):
         self.see(x, rng.step)
-        return self._problem.stochastic_grads(x, nodes, rng, grad=grad)
+        if self._forward_grad:  # ∇f(X_t) the recorder computed anyway: the oracle need not again
+            return self._problem.stochastic_grads(x, nodes, rng, grad=grad)
+        return self._problem.stochastic_grads(x, nodes, rng)
 
 
 class _Probe:
@@ -146,53 +151,60 @@ class Observation(NamedTuple):
         X_t − X_0 ∈ span(B) and ||∇f(X_t)||² = ||∇f(X_0)||² (to :func:`lock_tolerance`).
     in_span : (R, T+1) bool
         X_t − X_0 ∈ span(B) alone (the iterate has not moved along A).
-    inner : (R, T+1) or (R, T+1, k)
+    inner : (R, T+1) or (R, T+1, k) or None
         ⟨A, X_t⟩ (ψ's argument less the problem's shift; one per A_j for the general
-        counterexample).
+        counterexample). None without ``details``.
     bases : (R, T, m, r) or None
-        P̃_t, the basis step t used (None for a compressor without one, e.g. ``"full"``).
-    degenerate : (R, T) bool
+        P̃_t, the basis step t used (None for a compressor without one, e.g. ``"full"``, and
+        without ``details``).
+    degenerate : (R, T) bool or None
         Steps whose P was degenerate relative to its inputs (the QR(0) convention applied).
-    restart : (R, T) bool
+    restart : (R, T) bool or None
         Steps at which the compressor restarted (PowerSGD+'s restart compressor).
     """
 
     trace: object
     locked: np.ndarray
     in_span: np.ndarray
-    inner: np.ndarray
+    inner: np.ndarray | None
     bases: np.ndarray | None
-    degenerate: np.ndarray
-    restart: np.ndarray
+    degenerate: np.ndarray | None
+    restart: np.ndarray | None
 
 
-def observe(problem, *, steps, replicas, dtype="float64", method="powersgd", **options) -> Observation:
+def observe(
+    problem, *, steps, replicas, dtype="float64", method="powersgd+", details=True, **options
+) -> Observation:
     """:func:`simsgd.simulate` that also records, for every t, the lock coordinates of X_t and
-    the compressor's P̃_t, degeneracy and restarts.
+    (with ``details``) ⟨A, X_t⟩ and the compressor's P̃_t, degeneracy and restarts.
 
     Parameters
     ----------
     problem : Psi2x2 or GeneralCounterexample
     steps, replicas, dtype, method, **options
         As :func:`simsgd.simulate` (``x0`` is not accepted: set it on the problem).
+    details : bool
+        Record ⟨A, X_t⟩ (``problem._inner``) and wrap the compressor to record P̃_t (R·T·m·r
+        more floats); False runs the compressor itself and records only the lock.
 
     Returns
     -------
     Observation
     """
     x0 = np.asarray(problem.x0, dtype=np.float64)
-    watch = _Watch(problem, x0, steps, replicas, dtype)
-    probe = _Probe(Config.from_options({**options, "method": method}).compressor)
-    trace = simulate(watch, method=probe, steps=steps, replicas=replicas, dtype=dtype, **options)
+    watch = _Watch(problem, x0, steps, replicas, dtype, inner=details)
+    probe = _Probe(Config.from_options({**options, "method": method}).compressor) if details else None
+    trace = simulate(watch, method=probe or method, steps=steps, replicas=replicas, dtype=dtype, **options)
     watch.see(trace.x, steps)
     locked = watch.in_span & at_initial_grad(trace.grad_norm_sq, dtype)
-    bases = None if probe.bases[0] is None else np.stack(probe.bases, axis=1)
+    if probe is None:
+        return Observation(trace, locked, watch.in_span, None, None, None, None)
     return Observation(
         trace,
         locked,
         watch.in_span,
         np.stack(watch.inner, axis=1),
-        bases,
+        None if probe.bases[0] is None else np.stack(probe.bases, axis=1),
         np.stack(probe.degenerate, axis=1),
         np.stack(probe.restart, axis=1),
     )
@@ -213,7 +225,7 @@ def simulate_lock(problem, *, steps, replicas, dtype="float64", **options):
     locked : (R, T+1) bool
         X_t − X_0 ∈ span(B) and ||∇f(X_t)||² = ||∇f(X_0)||² (to :func:`lock_tolerance`).
     """
-    seen = observe(problem, steps=steps, replicas=replicas, dtype=dtype, **options)
+    seen = observe(problem, steps=steps, replicas=replicas, dtype=dtype, details=False, **options)
     return seen.trace, seen.locked
 
 

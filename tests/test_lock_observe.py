@@ -47,6 +47,7 @@ def test_adamw_keeps_the_shifted_lock_and_follows_the_closed_form():
         problem = Psi2x2(5.0, basis="aligned", lock_start=True, shift=shift)
         runs[shift] = observe(
             problem,
+            method="powersgd",
             optimizer="adamw",
             weight_decay=decay,
             lr=lr,
@@ -63,6 +64,7 @@ def test_adamw_keeps_the_shifted_lock_and_follows_the_closed_form():
 
 
 def test_observe_records_the_locked_basis_and_matches_simulate_lock():
+    """``details`` add records, never change the run: simulate_lock (no probe) gives the same trace."""
     problem = Psi2x2(5.0, basis="aligned", lock_start=True)
     seen = observe(problem, method="powersgd", steps=60, replicas=8, **RUN)
     noise, signal = lock_spaces(problem)
