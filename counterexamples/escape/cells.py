@@ -11,7 +11,10 @@ not escaped):
 ``subspace`` P̃_t holds less than 3/4 of the noise space (|sin ∠(P̃_t, C)| > 1/2 for r = 1).
 
 Per cell also the share of steps whose P was flagged degenerate (the QR(0) convention
-applied) and max_t ||ē_t||² (ē the node-averaged error memory).
+applied) and max_t ||ē_t||² (ē the node-averaged error memory) over the whole run, and its maximum and
+mean over three windows, [0, T/10], (T/10, T/2] and (T/2, T]: inside the lock ē grows like t
+(the untransmitted gradient piles up); after an escape a bounded ē keeps the last window's
+mean near the middle one's.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def measure(basis, sigma, nodes, steps, replicas, *, rank=1, seed=0, precision="
     if precision == "bfloat16":
         escapes["span"] = None
     errors = seen.trace.error_norm_sq
+    cuts = (0, steps // 10 + 1, steps // 2 + 1, steps + 1)
     return {
         "basis": basis,
         "sigma": sigma,
@@ -111,5 +115,11 @@ def measure(basis, sigma, nodes, steps, replicas, *, rank=1, seed=0, precision="
         **{name: None if escapes[name] is None else summary(escapes[name]) for name in CRITERIA},
         "flagged_share": float(seen.degenerate.mean()),
         "max_error_norm_sq": float(errors.max()),
-        "max_error_norm_sq_first_tenth": float(errors[:, : steps // 10 + 1].max()),
+        "max_error_norm_sq_first_tenth": float(errors[:, : cuts[1]].max()),
+        "max_error_norm_sq_windows": [
+            float(errors[:, a:b].max()) if b > a else None for a, b in zip(cuts[:-1], cuts[1:])
+        ],
+        "mean_error_norm_sq_windows": [
+            float(errors[:, a:b].mean()) if b > a else None for a, b in zip(cuts[:-1], cuts[1:])
+        ],
     }

@@ -76,8 +76,9 @@ def _error_growth(cells):
             "sigma": c["sigma"],
             "T": c["steps"],
             "max_error_norm_sq": c["max_error_norm_sq"],
-            "max_over_first_tenth": c["max_error_norm_sq_first_tenth"],
-            "ratio": c["max_error_norm_sq"] / c["max_error_norm_sq_first_tenth"],
+            "max_by_window_0_T/10_T/2_T": c["max_error_norm_sq_windows"],
+            "mean_by_window_0_T/10_T/2_T": c["mean_error_norm_sq_windows"],
+            "last_over_middle": c["mean_error_norm_sq_windows"][2] / c["mean_error_norm_sq_windows"][1],
         }
         for c in _select(cells, part="error")
     ]
@@ -169,9 +170,11 @@ def escape_claim(cells, settings, base, replicas, quick_note=None) -> dict:
         f"build's LAPACK and sgemm keep it ({f32['lapack']['escaped_x1e-3']}/{f32['lapack']['runs']}, "
         f"{f32['blas']['escaped_x1e-3']}/{f32['blas']['runs']} escaped); in general position (random basis) "
         f"every run escapes, later for larger σ (N = 1: {random.get(1)}), also at r = 2, 4 on the 12×10 "
-        f"counterexample (N = 3, σ = 5: r → median {ranks}); and max_t ||ē_t||² over "
-        f"{errors[0]['T'] if errors else 0} steps is at most "
-        f"{max((e['ratio'] for e in errors), default=float('nan')):.3g}× its maximum over the first tenth."
+        f"counterexample (N = 3, σ = 5: r → median {ranks}); ē is bounded in general position over the "
+        f"horizon tried: the mean of ||ē_t||² over the last half of {errors[0]['T'] if errors else 0} steps "
+        f"is {min((e['last_over_middle'] for e in errors), default=float('nan')):.3g}–"
+        f"{max((e['last_over_middle'] for e in errors), default=float('nan')):.3g}× its mean over "
+        "(T/10, T/2] (inside the lock it grows like t²)."
     )
     control_rows = _select(
         cells,

@@ -68,7 +68,7 @@ def table(symmetry, cells, long, short, replicas):
         f"Every cell (T = {long} for runs that may keep the lock, {short} otherwise). Criteria: span = "
         "X_t − X_0 ∉ span(B) or ||∇f||² changed (2¹⁰ eps); x1e-3 / x1e-1 = max|⟨A_j, X_t − X_0⟩| above "
         "1e-3 / 1e-1; subspace = P̃_t holds < 3/4 of the noise space. max‖ē‖²: over all t, and over "
-        "the first tenth of the run.",
+        "the first tenth of the run (the 'error' part's windows are in escape.json).",
         "",
         "| part | implementation | precision | basis | N | r | σ | T | span | x1e-3 | x1e-1 | subspace "
         "| flagged | max‖ē‖² (first tenth) |",
