@@ -126,11 +126,13 @@ def _cheap_bounds_search(monkeypatch):
     monkeypatch.setattr(search, "search", fake)
 
 
-def _fake_escape_cell(basis, sigma, nodes, steps, replicas, *, rank=1, precision="float64", **options):
+def _fake_escape_cell(
+    basis, sigma, nodes, steps, replicas, *, rank=1, shape=(2, 2), precision="float64", **options
+):
     """What :func:`counterexamples.escape.cells.measure` returns, without a run."""
     from counterexamples.escape.cells import CRITERIA
 
-    _as_simulate(steps, replicas, nodes)
+    _as_simulate(steps, replicas, nodes, shape)
     row = dict(
         basis=basis, sigma=sigma, nodes=nodes, rank=rank, steps=steps, replicas=replicas, precision=precision
     )

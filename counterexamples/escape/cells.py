@@ -32,11 +32,11 @@ LR, MU = 5e-4, 0.9
 CRITERIA = ("span", "x1e-3", "x1e-1", "subspace")
 
 
-def problem_for(basis, sigma, rank=1):
-    """ψ (rank 1) or the 12×10 general counterexample with k = ``rank``, lock forced."""
-    if rank == 1:
+def problem_for(basis, sigma, rank=1, shape=(2, 2)):
+    """ψ (2×2, rank 1), or the general counterexample of ``shape`` with k = ``rank``, lock forced."""
+    if shape == (2, 2) and rank == 1:
         return Psi2x2(sigma, basis=basis, lock_start=True)
-    return GeneralCounterexample(12, 10, signal_rank=rank, noise_scale=sigma, basis=basis, lock_start=True)
+    return GeneralCounterexample(*shape, signal_rank=rank, noise_scale=sigma, basis=basis, lock_start=True)
 
 
 def _escapes(seen, problem):
@@ -61,7 +61,20 @@ def summary(steps):
     }
 
 
-def measure(basis, sigma, nodes, steps, replicas, *, rank=1, seed=0, precision="float64", lr=LR, **options):
+def measure(
+    basis,
+    sigma,
+    nodes,
+    steps,
+    replicas,
+    *,
+    rank=1,
+    shape=(2, 2),
+    seed=0,
+    precision="float64",
+    lr=LR,
+    **options,
+):
     """One cell: the escape summary under each criterion, the flagged share and max ||ē||².
 
     Parameters
@@ -72,12 +85,14 @@ def measure(basis, sigma, nodes, steps, replicas, *, rank=1, seed=0, precision="
         bfloat16 runs on the ``"torch-bf16"`` backend (:mod:`.implementations`); its ``span``
         criterion is None (X's own rounding leaves span(B) at once).
     rank : int
-        1: ψ; k > 1: the 12×10 general counterexample with signal rank k, compressed at r = k.
+        Signal rank k of the problem, compressed at r = k.
+    shape : (m, n)
+        (2, 2) with k = 1: ψ; else the general counterexample of this shape.
     **options
         More :func:`simsgd.simulate` options: ``orthogonalization``, ``degenerate_qr``,
         ``backend`` (``"numpy-blas"``, ``"torch-bf16"``), ...
     """
-    problem = problem_for(basis, sigma, rank)
+    problem = problem_for(basis, sigma, rank, shape)
     if precision == "bfloat16":
         options = {**options, "backend": BF16}
     seen = observe(
@@ -105,6 +120,7 @@ def measure(basis, sigma, nodes, steps, replicas, *, rank=1, seed=0, precision="
         "sigma": sigma,
         "nodes": nodes,
         "rank": rank,
+        "shape": list(shape),
         "steps": steps,
         "replicas": replicas,
         "seed": seed,

@@ -11,7 +11,8 @@ Parts (PowerSGD + MSGD μ = 0.9, η = 5e-4, seed 0; cells in :mod:`.cells`, impl
    N = 1..5 and σ = 1, 5, 25, 125 in float64, and three of them in float32.
 3. ``random`` / ``aligned``: a random rotation (general position) and the aligned basis (exact
    zeros), the project's default implementation.
-4. ``rank``: the 12×10 general counterexample with signal rank k = r ∈ {1, 2, 4}, random basis.
+4. ``rank``: the 12×10 general counterexample with signal rank k = r ∈ {1, 2, 4}, random basis
+   (k = 2 in the aligned basis: the control).
 5. ``bfloat16``: every array in bfloat16 (torch backend), paper and random basis.
 6. ``error``: is ē bounded in general position? max_t ||ē_t||² over T and over its first tenth.
 7. The claim "F-escape" (:mod:`.claims`) with its sensitivity rows.
@@ -144,11 +145,22 @@ def grid(long, short, replicas, quick):
                     steps=short,
                     replicas=replicas,
                     rank=rank,
+                    shape=(12, 10),
                 )
             )
     if not quick:
         cells.append(
-            _cell("rank", "default", basis="aligned", sigma=5, nodes=3, steps=long, replicas=replicas, rank=2)
+            _cell(
+                "rank",
+                "default",
+                basis="aligned",
+                sigma=5,
+                nodes=3,
+                steps=long,
+                replicas=replicas,
+                rank=2,
+                shape=(12, 10),
+            )
         )
     if implementations.has_torch():
         for basis in ("paper", "random"):
