@@ -212,11 +212,12 @@ def _sweep_table(rows, control):
         "'freed' = ⟨A, X⟩ moved by t = τ + 1 (first move: median step); "
         "'picked A' = P̃_τ mostly along A; 'converged' = ||∇f(X_T)||² ≤ 1e-3·16 (Wilson 95%); "
         "g = 1 − s_{t+τ}/s_t per A-picking restart with |s_t| < 1 (s = ⟨A, X⟩; g > 2 overshoots), "
-        "median [quartiles], share > 2, and the linearised 8ητ/(1 − μ).",
+        "median [quartiles], share > 2, and the linearised 8ητ/(1 − μ); 'off axes' = share of steps whose "
+        "P̃ lies along neither A nor B.",
         "",
         "| restart | η | T | R | freed | picked A (restarts) | converged | < 1e-6 | E‖∇f(X_T)‖² [95% band] "
-        "| ⟨A, X_T⟩ 10/50/90% | g median [IQR] | g > 2 | 8ητ/(1−μ) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ⟨A, X_T⟩ 10/50/90% | g median [IQR] | g > 2 | 8ητ/(1−μ) | off axes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in [*rows, *control]:
         lo, hi = r["final_band95"]
@@ -237,7 +238,8 @@ def _sweep_table(rows, control):
             f"{r['converged']}/{r['replicas']} "
             f"[{clo:.2f}, {chi:.2f}] | {r['below_1e-6']:.2f} | "
             f"{r['final_grad_norm_sq']:.3g} [{lo:.3g}, {hi:.3g}] | {q[0]:.3g} / {q[1]:.3g} / {q[2]:.3g} | "
-            f"{g} | {amp} | {gain.get('predicted', float('nan')):.3g} |"
+            f"{g} | {amp} | {gain.get('predicted', float('nan')):.3g} | "
+            f"{r.get('off_axes', float('nan')):.3f} |"
         )
     return "\n".join(lines)
 

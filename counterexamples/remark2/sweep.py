@@ -78,7 +78,9 @@ def cell(kind, options, lr, steps, replicas, *, sigma=5.0, seed=0, dtype="float6
         all restarts t ≥ τ), ``converged`` (||∇f(X_T)||² ≤ 1e-3·16, Wilson), ``below_1e-6``,
         E||∇f(X_T)||² with its 95% band, the 10/50/90% quantiles of ⟨A, X_T⟩, and ``gain``:
         the median and quartiles of g, the share of bursts with g > 2 (amplifying), and the
-        linearised prediction 8ητ/(1 − μ).
+        linearised prediction 8ητ/(1 − μ); ``off_axes``: the share of steps whose P̃_t lies
+        along neither A nor B (its A-share strictly between 1e-12 and 1 − 1e-12; exactly 0 for
+        an exact SVD in this basis, whose zeros stay exact).
     """
     problem = Psi2x2(sigma, basis="aligned", lock_start=True)
     seen = observe(
@@ -132,6 +134,7 @@ def cell(kind, options, lr, steps, replicas, *, sigma=5.0, seed=0, dtype="float6
         first_restart_picked_signal=float((signal[:, TAU] > 0.5).mean()),
         first_restart_signal_share=float(signal[:, TAU].mean()),
         restarts_picking_signal=float((restarts > 0.5).mean()),
+        off_axes=float(((signal > 1e-12) & (signal < 1 - 1e-12)).mean()),
         gain={
             "bursts": int(gains.size),
             "quartiles": _quantiles(gains, [0.25, 0.5, 0.75]) if gains.size else None,
