@@ -153,7 +153,9 @@ class TorchOps:
 
     @staticmethod
     def asnumpy(x):
-        return x.detach().cpu().numpy()
+        """``x`` as a NumPy array (bfloat16, which NumPy lacks, as float32: exact)."""
+        x = x.detach().cpu()
+        return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
 
     @staticmethod
     def node_layout(x):
