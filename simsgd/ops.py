@@ -413,10 +413,14 @@ NUMPY = NumpyOps()
 
 
 def array_ops(x):
-    """The ops (and array namespace) of ``x``: :data:`NUMPY`, or the torch engine's for a tensor.
+    """The ops (and array namespace) of ``x``: :data:`NUMPY`, the torch engine's for a tensor, or
+    those an array type names itself (an ``array_ops`` attribute, e.g. :class:`simsgd.lanes.Lanes`).
 
     Never imports torch for a NumPy array.
     """
+    own = getattr(x, "array_ops", None)
+    if own is not None:
+        return own
     if type(x).__module__.partition(".")[0] == "torch":
         from .torch_ops import TORCH  # a leaf: torch's kernels import nothing of the package
 

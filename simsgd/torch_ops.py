@@ -45,6 +45,10 @@ class TorchOps:
     ----------
     device : str or torch.device
         Where :meth:`from_numpy` puts arrays.
+    qr : {None, "householder", "cholesky"}
+        How :meth:`qr` orthogonalises: None picks by the tensor's device (CholeskyQR2 on CUDA,
+        Householder elsewhere); "cholesky" runs the CUDA kernel on any device (so that the CPU
+        tests exercise it); "householder" LAPACK's everywhere.
 
     Notes
     -----
@@ -58,8 +62,10 @@ class TorchOps:
 
     name = "torch"
 
-    def __init__(self, device="cpu"):
-        self.device = torch.device(device)
+    def __init__(self, device="cpu", qr=None):
+        if qr not in (None, "householder", "cholesky"):
+            raise ValueError(f"qr must be None, 'householder' or 'cholesky', got {qr!r}")
+        self.device, self.qr_kind = torch.device(device), qr
 
     @staticmethod
     def node_mean(x):
@@ -82,15 +88,16 @@ class TorchOps:
             out = out + a[..., :, j : j + 1] * b[..., j : j + 1, :]
         return out
 
-    @staticmethod
-    def qr(p):
+    def qr(self, p):
         """Householder QR. Returns ``(Q, diag(R))``.
 
         On CUDA batched ``linalg.qr`` runs matrix by matrix, so there it is CholeskyQR2
         (two Cholesky passes, orthogonal to rounding for the well-conditioned P of
-        Algorithm 1; a rank-deficient P gives a zero pivot and is caught as degenerate).
+        Algorithm 1; a rank-deficient P gives a zero pivot and is caught as degenerate);
+        ``qr="cholesky"`` takes that branch on any device.
         """
-        if p.device.type == "cuda":
+        kind = self.qr_kind or ("cholesky" if p.device.type == "cuda" else "householder")
+        if kind == "cholesky":
             return cholesky_qr2(p)
         q, r = torch.linalg.qr(p)
         return q, torch.diagonal(r, dim1=-2, dim2=-1)
