@@ -198,6 +198,8 @@ def _compiled(step: _Step, state, keys, t, lr, step_index, restart):
                 f"backend='lanes' with compile=True cannot compile a step of this run ({type(err).__name__}: "
                 f"{err}); use compile=False"
             ) from err
+        if out["spec"] != spec:  # _canonical keeps one structure: the next step takes these leaves
+            raise AssertionError(f"a step changed the state's structure: {spec} -> {out['spec']}")
         cache[key] = (fn, out["names"], out["spec"], _lane_bytes(graph))
     return cache[key]
 
@@ -232,12 +234,14 @@ def fused_loop(problem, run, lr, ops, streams, recorder, progress=None):
     _check(config)
     step = _Step(problem, run, recorder.record, streams, ops)
     keys = streams.replica_keys
-    device = keys.device
     x = ops.from_numpy(run.x)
     q = None if run.q is None else ops.from_numpy(run.q)
     grads_like = Lanes(x[..., None, :, :].entries.repeat(run.nodes, axis=0)) * 0
     state = algorithm.init(x, q, grads_like, config)
     bar = Progress(run.steps, progress, label="simulate")
+    t_in = torch.zeros((), dtype=torch.int64, device=keys.device)  # t and η_t: filled in each step
+    lr_in = torch.zeros((), dtype=x.dtype, device=keys.device)
+    graphs, leaves, spec = {}, None, None  # the state between compiled steps: its leaves only
     pending, first = [], 0
     for t in range(run.steps):
         restart = config.restart_at(t)
@@ -249,16 +253,22 @@ def fused_loop(problem, run, lr, ops, streams, recorder, progress=None):
         eta = resolve_lr(lr, t)
         if t == 0:  # the initial state (Q_{−1} only, no P̃): once, eagerly
             state, rows = step(state, keys, t, eta, t, ops)
+            leaves, spec = pytree.tree_flatten(state)
         else:
-            fn, names, spec, _ = _compiled(step, state, keys, _tensor(t, device), _lr(eta, x), t, restart)
-            outputs = fn(keys, _tensor(t, device), _lr(eta, x), *pytree.tree_leaves(state))
-            state = pytree.tree_unflatten(list(outputs[: spec.num_leaves]), spec)
-            rows = dict(zip(names, outputs[spec.num_leaves :]))
+            t_in.fill_(t)
+            lr_in.fill_(eta)
+            if restart not in graphs:
+                state = pytree.tree_unflatten(leaves, spec)
+                graphs[restart] = _compiled(step, state, keys, t_in, lr_in, t, restart)
+            fn, names = graphs[restart][:2]
+            outputs = fn(keys, t_in, lr_in, *leaves)
+            leaves, rows = outputs[: len(leaves)], dict(zip(names, outputs[len(leaves) :]))
         pending.append(rows)
         if len(pending) == RECORD_EVERY or t + 1 == run.steps:
             recorder.record_block(first, _stacked(pending), len(pending))
             pending, first = [], t + 1
         bar.update(t + 1)
+    state = pytree.tree_unflatten(list(leaves), spec)
     return recorder.trace(state.x, state.q, lr)
 
 
@@ -276,9 +286,3 @@ def _stacked(steps: list[dict]) -> dict:
     return out
 
 
-def _tensor(t, device):
-    return torch.tensor(t, dtype=torch.int64, device=device)
-
-
-def _lr(eta, x: Lanes):
-    return torch.tensor(eta, dtype=x.dtype, device=x.device)
