@@ -56,8 +56,13 @@ def floor_claim(ladders, scope, controls, variations, independent) -> dict:
             "ratios_at_smallest_eta": [r["ratios"][-1] for r in rows],
         }
     locked = controls["locked, aligned basis"]["ratio_at_smallest_eta"]
+    lead = {
+        "holds in scope": "Restarts lower the floor",
+        "fails": "Restarts raise the floor",
+        "inconclusive": "Whether restarts lower the floor is undecided",
+    }[main["verdict"]]
     statement = (
-        f"Restarts lower the floor: at η = η_max/{10**last:g} PowerSGD's stationary E||∇f||² is a median "
+        f"{lead}: at η = η_max/{10**last:g} PowerSGD's stationary E||∇f||² is a median "
         f"{_fmt(d.get('median'))}× PowerSGD+'s (95% CI {_fmt(d.get('median_ci95', [None])[0])}–"
         f"{_fmt(d.get('median_ci95', [None, None])[1])}; 10–90% {_fmt(d.get('p10_p90', [None])[0])}–"
         f"{_fmt(d.get('p10_p90', [None, None])[1])}) over {d['n']} random instances, {d.get('above_1', 0)} "
