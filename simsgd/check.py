@@ -227,9 +227,23 @@ def _constants(problem, constants, omega_sq):
     return c
 
 
-def _run_lhs(problem, method, steps, kw, alpha):
+def _run_lhs(problem, method, steps, kw):
     trace = simulate(problem, method=method, steps=steps, progress=False, **kw)
     return trace, np.cumsum(trace.grad_norm_sq[:, :steps], axis=1)
+
+
+def _check_trace(trace, settings):
+    """Refuse a trace whose config (the settings it keeps) differs from ``settings``, naming the setting."""
+    if trace.grad_norm_sq is None:
+        raise ValueError("trace must record grad_norm_sq (simulate(..., record=...))")
+    for name, value in settings.items():
+        if name not in trace.config or (name == "method" and not isinstance(value, str)):
+            continue
+        have = trace.config[name]
+        if name == "restart_period" and not isinstance(value, int):
+            value = repr(value)  # the config keeps a rule by its repr
+        if have != value:
+            raise ValueError(f"trace was run with {name}={have!r}, not {value!r}")
 
 
 def check_theorem4(
@@ -250,6 +264,7 @@ def check_theorem4(
     control=True,
     corrected=False,
     alpha=0.05,
+    trace=None,
     **options,
 ):
     """Theorem 4 for ``method`` (PowerSGD+ with MSGD) on ``problem``: (1/T) Σ_{t<T} E||∇f(X_t)||² ≤ bound.
@@ -272,12 +287,22 @@ def check_theorem4(
         Use the third term's constant with the erratum in (19) fixed.
     alpha : float
         One-sided level of each confidence bound.
+    trace : Trace, optional
+        A run of ``method`` already made at these settings (e.g. one a notebook plotted): its
+        ||∇f(X_t)||² is the left-hand side, and ``method`` is not run again (R is the trace's).
+        The settings its ``config`` keeps must equal these.
     **options
         Other options of :func:`simsgd.simulate` (``error_feedback``, ``dtype``, …).
 
     Returns
     -------
     BoundCheck
+
+    Raises
+    ------
+    ValueError
+        Outside the theorem's hypotheses (η > (1 − μ)/(2L), …), or a ``trace`` whose settings
+        differ from these, naming the setting.
     """
     steps = check_int("steps", steps, 1)
     c, notes = _constants(problem, constants, omega_sq), []
@@ -303,15 +328,20 @@ def check_theorem4(
         restart_period=restart_period,
         **options,
     )
-    _, sums = _run_lhs(problem, method, steps, kw, alpha)
+    if trace is None:
+        _, sums = _run_lhs(problem, method, steps, kw)
+    else:
+        _check_trace(trace, dict(kw, method=method, steps=steps))
+        replicas = kw["replicas"] = trace.replicas
+        sums = np.cumsum(trace.grad_norm_sq[:, :steps], axis=1)
     lhs = sums[:, -1] / steps
     measured = mean_bounds(lhs, alpha)
     excess = ctrl = None
     if paired:
-        _, base = _run_lhs(problem, "full", steps, kw, alpha)
+        _, base = _run_lhs(problem, "full", steps, kw)
         excess = mean_bounds(lhs - base[:, -1] / steps, alpha)
     if control:
-        _, plain = _run_lhs(problem, "powersgd", steps, kw, alpha)
+        _, plain = _run_lhs(problem, "powersgd", steps, kw)
         ctrl = mean_bounds(plain[:, -1] / steps, alpha)
     do_nothing = float(NUMPY.sqnorm(problem.grad(np.asarray(problem.x0, dtype=np.float64))))
     trivial = c.omega_sq
