@@ -59,7 +59,7 @@ def floor_claim(ladders, scope, controls, variations, independent) -> dict:
     lead = {
         "holds in scope": "Restarts lower the floor",
         "fails": "Restarts raise the floor",
-        "inconclusive": "Whether restarts lower the floor is undecided",
+        "open": "Whether restarts lower the floor is undecided",
     }[main["verdict"]]
     statement = (
         f"{lead}: at η = η_max/{10**last:g} PowerSGD's stationary E||∇f||² is a median "

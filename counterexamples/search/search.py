@@ -90,7 +90,7 @@ class Plan:
     convention_controls: bool
 
 
-FULL = Plan(40, 32, 30.0, 5, 2, 4, (0, 1), True)
+FULL = Plan(24, 32, 30.0, 4, 1, 4, (0, 1), True)
 QUICK = Plan(3, 16, 10.0, 0, 0, 1, (), False)
 
 

@@ -2,14 +2,14 @@
 
 * **F-floor** — restarts lower the floor: the median over instances of floor(PowerSGD)/floor(PowerSGD+)
   at the smallest η, with a 95% bootstrap interval over instances: "holds in scope" when the
-  interval lies above 1, "fails" when below, "inconclusive" otherwise.
+  interval lies above 1, "fails" when below, "open" otherwise.
 * **F-noconv** — no method's floor fails to shrink with η: "fails" when the shrink test
   (:mod:`~counterexamples.search.analysis`) says "does not shrink" for any method on any instance;
-  "inconclusive" when the controls did not pass or more than :data:`MAX_UNDECIDED` of the tests are
+  "open" when the controls did not pass or more than :data:`MAX_UNDECIDED` of the tests are
   undecided; "holds in scope" otherwise.
 * **F-search-best** — the most extreme instance's effect survives perturbation: "holds" when the
   ratio's interval at the smallest η lies above 1 in every row, "fails" when it lies below 1 on
-  fresh seeds, "inconclusive" otherwise.
+  fresh seeds, "open" otherwise.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ def floor_verdict(ladders, decade: int = -1) -> dict:
     """F-floor's rule on ``ladders`` (method -> [Floor]) at ``ladders[i][m][decade]``."""
     dist = distribution([ratio(lad["powersgd"][decade], lad["powersgd+"][decade]) for lad in ladders])
     if not dist["n"]:
-        return {"verdict": "inconclusive", "value": dist}
+        return {"verdict": "open", "value": dist}
     low, high = dist["median_ci95"]
-    verdict = "holds in scope" if low > 1 else "fails" if high < 1 else "inconclusive"
+    verdict = "holds in scope" if low > 1 else "fails" if high < 1 else "open"
     return {"verdict": verdict, "value": dist}
 
 
@@ -45,11 +45,11 @@ def noconv_verdict(ladders, controls_passed: bool = True, labels=None) -> dict:
     ]
     undecided = sum(c["undecided"] for c in counts.values())
     if not controls_passed:
-        verdict = "inconclusive"
+        verdict = "open"
     elif found:
         verdict = "fails"
     elif undecided > MAX_UNDECIDED * max(len(tests), 1):
-        verdict = "inconclusive"
+        verdict = "open"
     else:
         verdict = "holds in scope"
     value = {
@@ -79,6 +79,6 @@ def best_verdict(rows: dict, decade: int = -1) -> dict:
     elif fresh.get("ratio") is not None and fresh["ci95"][1] is not None and fresh["ci95"][1] < 1:
         verdict = "fails"
     else:
-        verdict = "inconclusive"
+        verdict = "open"
     shrinks = {name: {m: shrink(f)["verdict"] for m, f in lad.items()} for name, lad in rows.items()}
     return {"verdict": verdict, "value": {"ratio": ratios, "rows_above_1": len(above), "shrink": shrinks}}
