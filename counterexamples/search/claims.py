@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .analysis import SHRINK_SLOPE
 from .controls import aa_ratio
 from .verdicts import best_verdict, floor_verdict, noconv_verdict
 
@@ -94,6 +95,8 @@ def noconv_claim(ladders, labels, scope, controls, variations, independent) -> d
     """F-noconv: whether any method's floor fails to shrink with η in the searched space."""
     main = noconv_verdict(ladders, controls["passed"], labels)
     v = main["value"]
+    last = f"η_max/{10 ** max(scope['T']):g}"  # the smallest η of the ladder
+    needed = 10 ** (max(scope["T"]) * SHRINK_SLOPE)
     factors = v["shrink_factors"].get("powersgd", [])
     counts = "; ".join(
         f"{m}: " + ", ".join(f"{c} {verdict}" for verdict, c in row.items() if c)
@@ -103,16 +106,16 @@ def noconv_claim(ladders, labels, scope, controls, variations, independent) -> d
         hit = v["not_shrinking"][0]
         statement = (
             f"Non-convergence found: on instance {hit['instance']} {hit['method']}'s floor falls only "
-            f"{_fmt(hit.get('factor'))}× (needed {hit['needed']:.3g}×) from η_max to η_max/100 "
+            f"{_fmt(hit.get('factor'))}× (needed {hit['needed']:.3g}×) from η_max to {last} "
             f"({len(v['not_shrinking'])} such tests in all)."
         )
     else:
         statement = (
             f"No non-convergence found within {v['instances']} random instances of the family (× PowerSGD, "
-            f"PowerSGD+, MSGD): from η_max to η_max/100 PowerSGD's floor falls by a median "
+            f"PowerSGD+, MSGD): from η_max to {last} PowerSGD's floor falls by a median "
             f"{_fmt(float(np.median(factors)) if factors else None)}× where it reached a floor there "
-            "(smallest "
-            f"{_fmt(min(factors) if factors else None)}×; non-convergence would be < 10×) — {counts}"
+            f"(smallest {_fmt(min(factors) if factors else None)}×; non-convergence would be "
+            f"< {needed:.3g}×) — {counts}"
             + (
                 f"; so it fails this way on < {v['fraction_bound_95']:.2g} of the family (95%)."
                 if v["fraction_bound_95"]
@@ -154,13 +157,17 @@ def best_claim(label, instance, rows, scope, controls, variations, independent) 
         f"σ_i = {min(kw['sigmas']):.3g}–{max(kw['sigmas']):.3g}, κ = {kw['kink']:.2f}, {kw['noise']} noise"
     )
     statement = (
-        f"The most extreme instance ({label}: {desc}) has PowerSGD's floor at η_max/100 "
+        f"The most extreme instance ({label}: {desc}) has PowerSGD's floor at "
+        f"η_max/{10 ** max(scope['T']):g} "
         f"{_fmt(r['selection']['ratio'])}× PowerSGD+'s on the search's seeds, "
         f"{_fmt(r['fresh seeds']['ratio'])}× on fresh "
-        f"seeds, {_fmt(r['X0 perturbed']['ratio'])}× with X_0 moved by 1e-3·||X_0||, and "
-        f"{_fmt(min(rot) if rot else None)}–{_fmt(max(rot) if rot else None)}× over {len(rot)} "
-        "random rotations; "
-        f"the interval lies above 1 in {main['value']['rows_above_1']} of {len(r)} rows."
+        f"seeds, {_fmt(r['X0 perturbed']['ratio'])}× with X_0 moved by 1e-3·||X_0||"
+        + (
+            f", and {_fmt(min(rot))}–{_fmt(max(rot))}× over {len(rot)} random rotations; "
+            if rot
+            else " (no rotations run); "
+        )
+        + f"the interval lies above 1 in {main['value']['rows_above_1']} of {len(r)} rows."
     )
     aa = aa_ratio(rows["selection"]["powersgd"], rows["fresh seeds"]["powersgd"])
     locked = controls["locked, aligned basis"]["ratio_at_smallest_eta"]

@@ -59,10 +59,11 @@ def summary_lines(s: dict) -> list:
     lines += _table(
         ["k", "η/η_max", "T", "T·η", "median ratio", "10–90%", "above 1 / below 1 / censored", "n"], rows
     )
+    last = f"η_max/{10 ** int(max(s['scope']['T'], key=int)):g}"
     lines += [
         "",
-        "**Does each floor shrink with η?** (η_max → η_max/100; non-convergence: the 95% interval of the "
-        "factor below 10 with a stationary run at η_max/100)",
+        f"**Does each floor shrink with η?** (η_max → {last}; non-convergence: the 95% interval of the "
+        f"factor below {10 ** (int(max(s['scope']['T'], key=int)) / 2):g} with a stationary run at {last})",
         "",
     ]
     rows = []

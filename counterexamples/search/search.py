@@ -78,6 +78,8 @@ class Plan:
         Decades of the independent ψ setting rerun here.
     convention_controls : bool
         Also run the lock controls at N = 4 under both QR(0) conventions.
+    decades : tuple of int
+        The k of η_k = η_max·10^{−k}: 0, 1, 2 (η_max/100 the smallest); --quick stops at η_max/10.
     """
 
     instances: int
@@ -88,10 +90,11 @@ class Plan:
     rotations: int
     psi_decades: tuple
     convention_controls: bool
+    decades: tuple = (0, 1, 2)
 
 
 FULL = Plan(24, 32, 30.0, 4, 1, 4, (0, 1), True)
-QUICK = Plan(3, 16, 10.0, 0, 0, 1, (), False)
+QUICK = Plan(3, 32, 30.0, 0, 0, 0, (), False, (0, 1))
 
 
 def _scope(plan, settings, instances, seed) -> dict:
@@ -184,7 +187,7 @@ def _independent_entries(theirs, path, distribution, best, psi) -> dict:
 
 def study(plan: Plan, seed: int, independent_path: str) -> dict:
     """Run the whole study (see the module docstring) and return its JSON summary (no provenance)."""
-    settings = Settings(plan.replicas, plan.span)
+    settings = Settings(plan.replicas, plan.span, plan.decades)
     instances = []
     for i in range(plan.instances):
         t = time.monotonic()
@@ -291,7 +294,11 @@ def _quick_notes(summary: dict) -> None:
     except (OSError, ValueError):
         committed = {}
     for cid, claim in summary["claims"].items():
-        note = "--quick: 3 instances, R = 16, span 10; sensitivity rows not replayed"
+        note = (
+            f"--quick: {QUICK.instances} instances, R = {QUICK.replicas}, span {QUICK.span:g}, η down to "
+            f"η_max/{10 ** max(QUICK.decades):g} only, {QUICK.rotations} rotations; the sensitivity rows, "
+            "the N = 4 controls and the ψ comparison are not replayed"
+        )
         full = committed.get(cid, {}).get("verdict")
         if full is not None and full != claim["verdict"]:
             note += f"; its verdict ({claim['verdict']}) differs from the committed full run's ({full})"
