@@ -35,7 +35,16 @@ from .output import atomic_savefig, atomic_write_csv, atomic_write_json
 from .problems import Psi2x2
 from .problems.psi import MAX_NOISE_SCALE
 from .stats import mean_ci
-from .verdict import MIN_EVENTS, RESOLUTION_FACTOR, Interval, Names, Verdict, decide, grad_norm_sq_resolution
+from .verdict import (
+    MIN_EVENTS,
+    RESOLUTION_FACTOR,
+    Interval,
+    Names,
+    Verdict,
+    before_run,
+    decide,
+    grad_norm_sq_resolution,
+)
 
 __all__ = ["main", "build_parser", "METHODS"]
 
@@ -80,6 +89,8 @@ that can decide: R ≥ 30, an interval of non-zero width, R·2^-N ≥ 10 expecte
 ε₀ ≥ 2^10 × the float resolution of ||∇f||², no diverged run; "fails" when PowerSGD's 95%
 interval lies below ε₀; "holds" when it reaches ε₀, its lower end is ≥ ε₀·{1 - MARGIN:g} (ε₀ is
 attained by the construction, so it cannot be exceeded clearly), and PowerSGD+ ends below it.
+When R, N or ε₀ alone already rule a decision out, a "note:" line on stderr says so before
+the first step (e.g. --N 1024), and the run goes on for its measurements.
 
 JSON summary (--json, or counterexample.json with --out), per method:
   mean_grad_norm_sq_T, ci95       E||∇f(X_T)||² and its normal 95% interval (clipped at 0)
@@ -335,6 +346,11 @@ def run_float(args):
         "initial_grad_norm_sq": float(np.sum(problem.grad(problem.x0) ** 2)),
         "methods": {},
     }
+    early = before_run(args.replicas, summary["epsilon0"], **_verdict_rules(args, problem))
+    if early is not None:  # say so now, not after minutes of computing (--N 1024)
+        print(
+            f"note: whatever the run gives, the verdict will be {early.line()}", file=sys.stderr, flush=True
+        )
     curves = {}
     limit = range_limit(args.precision)
     for method in METHODS:
@@ -394,11 +410,9 @@ def run_float(args):
 def theorem1_verdict(args, problem, summary) -> Verdict:
     """Theorem 1 on this run (E||∇f(X_T)||² ≥ ε₀ for PowerSGD), drawn only where the run can decide.
 
-    :func:`simsgd.verdict.decide` with PowerSGD+ as the control, the lock (probability 2^−N) as
-    the event that carries E||∇f(X_T)||², and ||∇f||²'s float resolution at the problem's
-    scale max(1, ||X_0||) (iterates far beyond it are the divergence rule's business; in the
-    aligned basis ∇f does not even depend on the entries that grow); a run with a diverged or
-    stopped method is inconclusive.
+    :func:`simsgd.verdict.decide` with PowerSGD+ as the control and :func:`_verdict_rules`
+    (the lock as the event that carries E||∇f(X_T)||²); a run with a diverged or stopped
+    method is inconclusive.
     """
     methods = summary["methods"]
     off = [m for m, s in methods.items() if "stopped" in s or s["diverged_runs"]]
@@ -410,6 +424,16 @@ def theorem1_verdict(args, problem, summary) -> Verdict:
             "a smaller --lr",
         )
     interval = {m: Interval(s["mean_grad_norm_sq_T"], *s["ci95"], args.replicas) for m, s in methods.items()}
+    return decide(interval["powersgd"], ">=", summary["epsilon0"], control=interval["powersgd+"],
+                  margin=MARGIN, **_verdict_rules(args, problem))  # fmt: skip
+
+
+def _verdict_rules(args, problem) -> dict:
+    """The resolution, event probability and names of Theorem 1's verdict (rules 2-3 of
+    :mod:`simsgd.verdict`), known before any step: ||∇f||²'s float resolution at the problem's
+    scale max(1, ||X_0||) (iterates far beyond it are the divergence rule's business; in the
+    aligned basis ∇f does not even depend on the entries that grow) and the lock's 2^−N.
+    """
     scale = max(1.0, float(np.linalg.norm(problem.x0)))
     resolution = grad_norm_sq_resolution(problem.L, scale, args.precision)
     # ε₀ = ε₀(0)·2^−N and p = 2^−N: the largest N that rules 2 and 3 of simsgd.verdict allow.
@@ -419,14 +443,9 @@ def theorem1_verdict(args, problem, summary) -> Verdict:
     if eps0 > 0:
         n_resolved = int(np.floor(np.log2(eps0 / (RESOLUTION_FACTOR * resolution))))
         n_resolved -= eps0 * 2.0**-n_resolved < RESOLUTION_FACTOR * resolution  # log2's rounding at 2^k
-    return decide(
-        interval["powersgd"],
-        ">=",
-        summary["epsilon0"],
-        control=interval["powersgd+"],
-        margin=MARGIN,
+    return dict(
         resolution=resolution,
-        event_probability=summary["lock_bound"],
+        event_probability=2.0**-args.N,
         names=Names(
             quantity="E||∇f(X_T)||²",
             threshold="ε₀",

@@ -49,6 +49,7 @@ __all__ = [
     "Names",
     "Verdict",
     "decide",
+    "before_run",
     "grad_norm_sq_resolution",
     "MIN_REPLICAS",
     "MIN_EVENTS",
@@ -179,6 +180,61 @@ def _replicas_needed(est: Interval, distance: float) -> int:
     return math.ceil(est.n * (half / distance) ** 2)
 
 
+def _a_priori(replicas, threshold, resolution, event_probability, names):
+    """Rules 1-3 as far as they are known before a run: (problems, remedies, least R)."""
+    q, c = names.quantity, names.threshold
+    problems, remedies, least = [], [], 0
+    if replicas < MIN_REPLICAS:
+        problems.append(
+            f"R = {replicas} is below {MIN_REPLICAS} replicas, the fewest for a normal 95% interval"
+            + (" (R = 1 has no spread: its zero-width interval is no CI)" if replicas == 1 else "")
+        )
+        least = MIN_REPLICAS
+    if event_probability is not None and replicas * event_probability < MIN_EVENTS:
+        problems.append(
+            f"R·p = {replicas * event_probability:.2g} expected {names.event}s (p = {event_probability:.3g}) "
+            f"is below {MIN_EVENTS}: the sample can miss what carries {q}"
+        )
+        if event_probability * 2**63 > MIN_EVENTS:
+            least = max(least, math.ceil(MIN_EVENTS / event_probability))
+        else:
+            reach = (
+                f"R ≥ 10^{math.log10(MIN_EVENTS) - math.log10(event_probability):.0f}"
+                if event_probability
+                else "no R"
+            )
+            remedies.append(f"{names.event_remedy} ({reach} is out of reach)")
+    if abs(threshold) < RESOLUTION_FACTOR * resolution:
+        problems.append(
+            f"{c} = {threshold:.3g} is below 2^10 × the float resolution {resolution:.3g} of {q}: "
+            "rounding alone moves it by more than 0.1% of " + c
+        )
+        remedies.append(f"{names.threshold_remedy} ({c} ≥ {RESOLUTION_FACTOR * resolution:.3g})")
+    return problems, remedies, least
+
+
+def before_run(
+    replicas: int,
+    threshold: float,
+    *,
+    resolution: float = 0.0,
+    event_probability: float | None = None,
+    names: Names = Names(),
+) -> Verdict | None:
+    """The "inconclusive" verdict that rules 1-3 force before any step is run, or None.
+
+    A command calls it first so that a run that cannot decide says so at once, not after
+    computing (Theorem 1 at N = 1024: ε₀ = 8.9·10^−308 is below the float resolution).
+
+    Parameters are :func:`decide`'s, with the R the run will have.
+    """
+    problems, remedies, least = _a_priori(replicas, threshold, resolution, event_probability, names)
+    if not problems:
+        return None
+    wanted = ([f"R ≥ {least} ({names.replicas})"] if least > replicas else []) + remedies
+    return Verdict("inconclusive", "; ".join(problems), ", and ".join(dict.fromkeys(wanted)))
+
+
 def decide(
     subject,
     comparison: str,
@@ -225,44 +281,20 @@ def decide(
     # The interval's end nearer to violating the claim, and the farther one.
     near, far = (est.low, est.high) if sign > 0 else (est.high, est.low)
     q, c, op = names.quantity, names.threshold, comparison.replace(">=", "≥").replace("<=", "≤")
-    problems, remedies, replicas = [], [], [0]
+    replicas = [0]
 
     def need(n):
         replicas[0] = max(replicas[0], n)
 
     # Rules 1-3: without them neither "holds" nor "fails" can be drawn.
-    if est.n < MIN_REPLICAS:
-        problems.append(
-            f"R = {est.n} is below {MIN_REPLICAS} replicas, the fewest for a normal 95% interval"
-            + (" (R = 1 has no spread: its zero-width interval is no CI)" if est.n == 1 else "")
-        )
-        need(MIN_REPLICAS)
-    elif est.low == est.high:
+    problems, remedies, least = _a_priori(est.n, threshold, resolution, event_probability, names)
+    need(least)
+    if est.n >= MIN_REPLICAS and est.low == est.high:
         problems.append(
             f"all {est.n} values of {q} equal {est.mean:.4g}: a zero-width interval is no CI "
             "(the values have not spread)"
         )
         remedies.append(names.remedy)
-    if event_probability is not None and est.n * event_probability < MIN_EVENTS:
-        problems.append(
-            f"R·p = {est.n * event_probability:.2g} expected {names.event}s (p = {event_probability:.3g}) "
-            f"is below {MIN_EVENTS}: the sample can miss what carries {q}"
-        )
-        if event_probability * 2**63 > MIN_EVENTS:
-            need(math.ceil(MIN_EVENTS / event_probability))
-        else:
-            reach = (
-                f"R ≥ 10^{math.log10(MIN_EVENTS) - math.log10(event_probability):.0f}"
-                if event_probability
-                else "no R"
-            )
-            remedies.append(f"{names.event_remedy} ({reach} is out of reach)")
-    if abs(threshold) < RESOLUTION_FACTOR * resolution:
-        problems.append(
-            f"{c} = {threshold:.3g} is below 2^10 × the float resolution {resolution:.3g} of {q}: "
-            "rounding alone moves it by more than 0.1% of " + c
-        )
-        remedies.append(f"{names.threshold_remedy} ({c} ≥ {RESOLUTION_FACTOR * resolution:.3g})")
     valid = not problems
     if valid and sign * (far - threshold) < 0:
         side = "below" if sign > 0 else "above"

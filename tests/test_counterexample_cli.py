@@ -146,7 +146,8 @@ def test_divergence_is_reported_as_data(capsys):
     # η just inside the up-front limit: X_t passes √(max)/16 within a few steps (a result).
     assert run(main, ["--lr", "4e150", "--steps", "50", "--replicas", "20", "--json"]) == 0
     captured = capsys.readouterr()
-    assert captured.err == ""
+    # No overflow warning; only the up-front note that R = 20 cannot decide (simsgd.verdict).
+    assert captured.err.count("\n") == 1 and captured.err.startswith("note: ")
     for s in json.loads(captured.out)["methods"].values():
         assert s["diverged_fraction"] > 0 and s["first_diverged_step"] >= 1
         assert s["locked_fraction"] == 0  # a diverged run is never counted locked
@@ -157,8 +158,8 @@ def test_divergence_is_reported_as_data(capsys):
 
 
 def test_degenerate_qr_raise_is_one_line_exit_1(capsys):
-    assert run(main, ["--steps", "50", "--replicas", "20", "--degenerate-qr", "raise"]) == 1
-    err = capsys.readouterr().err
+    assert run(main, ["--steps", "50", "--replicas", "160", "--degenerate-qr", "raise"]) == 1
+    err = capsys.readouterr().err  # R = 160 can decide: no up-front note, only the error line
     assert err.count("\n") == 1 and "DegenerateQRError" in err
 
 
@@ -331,3 +332,15 @@ def test_counts_and_json_fields_are_named_for_what_they_count(capsys):
     assert run(main, ["--help"]) == 0
     help_text = capsys.readouterr().out
     assert "median_escape_step" in help_text and "replica-steps" in help_text and "inconclusive" in help_text
+
+
+def test_undecidable_run_says_so_before_computing(capsys):
+    # N = 1024: ε₀ = 8.9e-308 is below the float resolution, and R·2^−N ≪ 10 locked runs. The
+    # note comes before the first step; a run that could decide (N = 4, R = 160) prints none.
+    assert run(main, ["--N", "1024", "--steps", "2", "--replicas", "40", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("note: whatever the run gives, the verdict will be inconclusive")
+    assert "--N ≤ 90" in captured.err
+    assert json.loads(captured.out)["verdict"]["kind"] == "inconclusive"
+    assert run(main, ["--steps", "2", "--replicas", "160", "--json"]) == 0
+    assert capsys.readouterr().err == ""

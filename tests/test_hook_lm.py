@@ -155,3 +155,23 @@ def test_target_table_counts_runs_that_never_reach_the_target():
     assert "| 0/10 |" in line  # 0.05 worse at the end: never within PowerSGD's final + 0.01
     line = next(row for row in table.splitlines() if row.startswith("| PowerSGD r=4"))
     assert "| 10/10 | 100 ± 0 | 10.0 ± 0.0 | 0.1 ± 0.0 |" in line  # 0.02 above it one evaluation before
+
+
+def test_a_stopped_comparison_resumes_from_its_saved_runs(tmp_path):
+    runs_dir = tmp_path / "runs"
+    small = ["--quick", "--seeds", "0", "--galore-period", "0", "--steps", "10", "--runs-dir", str(runs_dir)]
+    assert run(lm.main, small + ["--out", str(tmp_path / "a")]) == 0
+    saved = {p.name: p.stat().st_mtime_ns for p in runs_dir.iterdir()}
+    assert len(saved) == 3 * 2  # all-reduce, PowerSGD, PowerSGD+ τ=10; one file per process
+    # A second call with one more seed trains only that seed and reads the others back.
+    assert run(lm.main, small + ["--seeds", "0", "1", "--out", str(tmp_path / "b")]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in runs_dir.iterdir() if p.name in saved} == saved
+    assert len(list(runs_dir.iterdir())) == 2 * 3 * 2
+    with open(tmp_path / "a" / "lm.csv") as f:
+        first = [r for r in csv.DictReader(f)]
+    with open(tmp_path / "b" / "lm.csv") as f:
+        again = [r for r in csv.DictReader(f) if r["seed"] == "0"]
+    assert again == first  # bit for bit, the seconds included (they are the saved run's)
+    # Another learning rate is another run: nothing is reused.
+    assert run(lm.main, small + ["--lr", "1e-3", "--out", str(tmp_path / "c")]) == 0
+    assert any(p.stat().st_mtime_ns != saved[p.name] for p in runs_dir.iterdir() if p.name in saved)

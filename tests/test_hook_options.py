@@ -372,6 +372,11 @@ def test_half_precision_buckets_are_the_float32_result_rounded_once(ranks):
         (dict(between_restarts="lazy"), "between_restarts"),
         (dict(between_restarts="fixed"), "restart_period"),
         (dict(between_restarts="fixed", restart_period=5, warm_start=False), "warm_start"),
+        (dict(matrix_approximation_rank=0), "matrix_approximation_rank"),
+        (dict(random_seed=2**32), "random_seed"),
+        (dict(orthogonalization_epsilon=float("nan")), "orthogonalization_epsilon"),
+        (dict(restart_period=0), "restart_period"),
+        (dict(restart_perod=10), "unknown option"),  # a misspelt option is named, never ignored
     ],
 )
 def test_bad_options_raise_at_construction(options, match):
@@ -384,3 +389,21 @@ def test_a_bucket_of_integers_is_refused_before_any_collective():
     bucket = FakeBucket(params, torch.zeros(16, dtype=torch.int64))
     with pytest.raises(ValueError, match="float16, bfloat16, float32 and float64"):
         powersgd_plus_hook(PowerSGDPlusState(None, start_powerSGD_iter=0), bucket)
+
+
+def test_options_given_as_one_record_or_by_keyword_are_the_same_state():
+    from simsgd.distributed import HookOptions
+
+    options = dict(matrix_approximation_rank=2, restart_period=10, start_powerSGD_iter=3)
+    by_keyword = PowerSGDPlusState(None, **options)
+    record = HookOptions(**options)
+    by_record = PowerSGDPlusState(None, record)
+    assert by_keyword.options == by_record.options == record
+    assert by_record.restart_period == 10 and by_record.matrix_approximation_rank == 2  # read as attributes
+    assert by_keyword.state_dict()["options"] == record.saved()
+    with pytest.raises(ValueError, match="not both"):
+        PowerSGDPlusState(None, record, restart_period=5)
+    with pytest.raises(AttributeError):
+        record.restart_period = 5  # frozen: a state's options cannot drift from what it saved
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        _ = by_record.nonsense

@@ -12,7 +12,7 @@ Needs torch (``pip install ".[torch]"``); ``import simsgd`` does not import it.
 """
 
 from .compressor_hook import CompressorHookState, hook_for
-from .hook import PowerSGDPlusState, powersgd_plus_hook
+from .hook import HookOptions, PowerSGDPlusState, powersgd_plus_hook
 from .launch import RankError, launch, under_torchrun
 from .ops import ReferenceOps, TorchOps
 from .runner import concat_traces, in_lanes, simulate_distributed, simulate_sharded
@@ -28,6 +28,7 @@ __all__ = [
     "TorchOps",
     "ReferenceOps",
     "PowerSGDPlusState",
+    "HookOptions",
     "powersgd_plus_hook",
     "hook_for",
     "CompressorHookState",

@@ -55,14 +55,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .._checks import check_choice, check_int, check_real
 from ..algorithm import is_restart
 from . import restart as _restart
 from ._bucket_memory import BucketMemory, compressed_matrices, split_bucket, unflatten
+from .hook_options import BETWEEN_RESTARTS, NONFINITE_POLICIES, RESTART_METHODS, HookOptions
 from .ledger import Ledger
 
 __all__ = [
     "PowerSGDPlusState",
+    "HookOptions",
     "powersgd_plus_hook",
     "NONFINITE_POLICIES",
     "RESTART_METHODS",
@@ -71,10 +72,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-NONFINITE_POLICIES = ("raise", "zero")
-RESTART_METHODS = _restart.RESTART_METHODS
-BETWEEN_RESTARTS = ("power", "fixed")
-COMPUTE_DTYPES = (None, torch.float32, torch.float64)
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -85,118 +82,40 @@ class PowerSGDPlusState(Ledger):
     ----------
     process_group : ProcessGroup or None
         None: the world.
-    matrix_approximation_rank : int ≥ 1
-        r; a matrix m×n is compressed with rank min(m, n, r).
-    start_powerSGD_iter : int ≥ 0
-        Plain all-reduce before this iteration. Unlike PyTorch's (≥ 2 with error feedback
-        or warm start), 0 and 1 are allowed: the memories follow DDP's bucket rebuild.
-    min_compression_rate : float ≥ 0
-        A matrix is compressed only if (m + n) r · rate < m n.
-    use_error_feedback, warm_start : bool
-    orthogonalization_epsilon : float ≥ 0
-        Added to column norms in Gram–Schmidt (rank ≤ 2); QR is used for rank > 2.
-    random_seed : int in [0, 2³² − 1]
-        Seeds the NumPy ``RandomState`` that draws one seed per random Q (as PyTorch).
-    batch_tensors_with_same_shape : bool
-    restart_period : int ≥ 1 or None
-        τ of PowerSGD+; None is plain PowerSGD.
-    nonfinite : {"raise", "zero"}
-        Policy for a NaN or infinite gradient (module docstring).
-    restart_method : {"svd", "randomized"}
-        How a restart finds P̃ (module docstring; the simulator's ``restart`` names).
-    restart_oversampling : int ≥ 0
-        p, extra columns of the randomized range finder (also used by the SVD fallback).
-    restart_power_steps : int ≥ 1
-        K, power steps of the randomized range finder (also used by the SVD fallback).
-    minimal_restart : bool
-        Compute a ``"svd"`` restart's Q locally from Δ̄ instead of all-reducing it. No effect
-        without ``restart_period``, so PyTorch parity is untouched.
-    compute_dtype : torch.float32, torch.float64 or None
-        Compression dtype; None: float32 for float16/bfloat16 buckets, else the bucket's.
-    between_restarts : {"power", "fixed"}
-        "power": PowerSGD+ (a power step every iteration); "fixed": P̃ kept between restarts
-        (GaLore-style; needs ``restart_period`` and ``warm_start``).
+    options : HookOptions, optional
+        The options as one record; or give them by keyword, as PyTorch's ``PowerSGDState``
+        takes them (``matrix_approximation_rank=…, start_powerSGD_iter=…``), not both. Every
+        option is checked on creation (:class:`~simsgd.distributed.hook_options.HookOptions`
+        lists them with their ranges) and reads as an attribute: ``state.restart_period``.
 
     Attributes
     ----------
+    options : HookOptions
     The counters of :class:`~simsgd.distributed.ledger.Ledger` (``iter``, ``floats_sent_last_step``,
     ``restarts``, …) and ``memory``, the error/P/Q memories (:class:`BucketMemory`).
     """
 
-    def __init__(
-        self,
-        process_group,
-        matrix_approximation_rank=1,
-        start_powerSGD_iter=1_000,
-        min_compression_rate=2,
-        use_error_feedback=True,
-        warm_start=True,
-        orthogonalization_epsilon=0,
-        random_seed=0,
-        batch_tensors_with_same_shape=False,
-        restart_period=None,
-        nonfinite="raise",
-        restart_method="svd",
-        restart_oversampling=4,
-        restart_power_steps=1,
-        minimal_restart=True,
-        compute_dtype=None,
-        between_restarts="power",
-    ):
+    def __init__(self, process_group, options: HookOptions = None, **kwargs):
+        if options is not None and kwargs:
+            raise ValueError(
+                f"give the options as a HookOptions or by keyword, not both (got {sorted(kwargs)})"
+            )
+        unknown = sorted(set(kwargs) - set(HookOptions.names()))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown}; the options are {', '.join(HookOptions.names())}")
         self.process_group = process_group
-        self.matrix_approximation_rank = check_int("matrix_approximation_rank", matrix_approximation_rank, 1)
-        self.start_powerSGD_iter = check_int("start_powerSGD_iter", start_powerSGD_iter, 0)
-        self.min_compression_rate = check_real("min_compression_rate", min_compression_rate, 0.0)
-        self.use_error_feedback = bool(use_error_feedback)
-        self.warm_start = bool(warm_start)
-        self.orthogonalization_epsilon = check_real(
-            "orthogonalization_epsilon", orthogonalization_epsilon, 0.0
-        )
-        self.random_seed = check_int("random_seed", random_seed, 0, 2**32 - 1)
-        self.batch_tensors_with_same_shape = bool(batch_tensors_with_same_shape)
-        self.restart_period = (
-            None if restart_period is None else check_int("restart_period", restart_period, 1)
-        )
-        self.nonfinite = check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
-        self.restart_method = check_choice("restart_method", restart_method, RESTART_METHODS)
-        self.restart_oversampling = check_int("restart_oversampling", restart_oversampling, 0)
-        self.restart_power_steps = check_int("restart_power_steps", restart_power_steps, 1)
-        self.minimal_restart = bool(minimal_restart)
-        if compute_dtype not in COMPUTE_DTYPES:
-            raise ValueError(
-                f"compute_dtype must be None, torch.float32 or torch.float64, got {compute_dtype!r}"
-            )
-        self.compute_dtype = compute_dtype
-        self.between_restarts = check_choice("between_restarts", between_restarts, BETWEEN_RESTARTS)
-        if self.between_restarts == "fixed" and (self.restart_period is None or not self.warm_start):
-            raise ValueError(
-                "between_restarts='fixed' needs restart_period (an int ≥ 1) and warm_start=True, "
-                f"got restart_period={self.restart_period!r}, warm_start={self.warm_start}"
-            )
+        self.options = options if options is not None else HookOptions(**kwargs)
         self.rng = np.random.RandomState(self.random_seed)
         self.generator = torch.Generator(device="cpu")
         saved = ("error",) + (("q",) if self.warm_start else ()) + (("p",) if self.fixed_basis else ())
         self.memory = BucketMemory(self._plan, saved)
         self.reset_ledger()
 
-    _OPTIONS = (
-        "matrix_approximation_rank",
-        "start_powerSGD_iter",
-        "min_compression_rate",
-        "use_error_feedback",
-        "warm_start",
-        "orthogonalization_epsilon",
-        "random_seed",
-        "batch_tensors_with_same_shape",
-        "restart_period",
-        "nonfinite",
-        "restart_method",
-        "restart_oversampling",
-        "restart_power_steps",
-        "minimal_restart",
-        "compute_dtype",
-        "between_restarts",
-    )
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: the options read as attributes (PyTorch's habit).
+        if name in HookOptions.names():
+            return getattr(self.__dict__["options"], name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def fixed_basis(self) -> bool:
@@ -232,16 +151,11 @@ class PowerSGDPlusState(Ledger):
         the bucket layout may differ.
         """
         return {
-            "options": self._options(),
+            "options": self.options.saved(),
             "counters": self.counters(),
             "rng": self.rng.get_state(),
             "memory": self.memory.state_dict(),
         }
-
-    def _options(self):
-        options = {k: getattr(self, k) for k in self._OPTIONS}
-        options["compute_dtype"] = str(self.compute_dtype)
-        return options
 
     def load_state_dict(self, state: dict, device=None) -> None:
         """Restore :meth:`state_dict`'s output into a new state, before its DDP's first step.
@@ -253,7 +167,7 @@ class PowerSGDPlusState(Ledger):
         ValueError
             The saved options differ from this state's.
         """
-        mine = self._options()
+        mine = self.options.saved()
         saved = state["options"]
         if any(saved.get(k) != v for k, v in mine.items()):
             diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}

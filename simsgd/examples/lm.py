@@ -24,7 +24,9 @@ Writes into ``--out`` (default ``out/lm``): ``lm.csv`` (every evaluation), ``lm_
 (final loss, flattening, floats), ``lm_tost.md`` (the verdicts), ``lm_target.md`` (steps,
 seconds and floats to a target loss), ``lm.png`` and ``provenance.json`` (command, commit,
 corpus, load average during the run, CPU seconds). ``--analyse`` rewrites the tables and
-the figure from an existing ``lm.csv``.
+the figure from an existing ``lm.csv``. ``--runs-dir DIR`` saves every finished run in DIR
+(with its load average) and reuses those saved with the same options, so that a stopped
+comparison resumes where it stopped.
 
     python -m simsgd.examples.lm --quick --out out/lm-quick     # ≤ 1 min, what the test runs
     nice python -m simsgd.examples.lm --out results/lm           # the committed comparison
@@ -91,6 +93,7 @@ def _parser():
     add("--quick", action="store_true", help="other defaults: N = 2, 20 steps, r = 4, 3 seeds (≈ 20 s)")
     add("--out", default="out/lm")
     add("--analyse", action="store_true", help="only rewrite the tables and lm.png from --out's lm.csv")
+    add("--runs-dir", help="save each finished run here; reuse those saved with the same options")
     return parser
 
 
@@ -194,6 +197,11 @@ def main(argv=None) -> int:
     from .bytelm import read_corpus
     from .lm_train import worker
 
+    if args.runs_dir:
+        try:
+            os.makedirs(args.runs_dir, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"argument --runs-dir: cannot create {args.runs_dir!r}: {err}") from None
     load, start = LoadSampler(period=10.0), time.perf_counter()
     results = launch_quietly(launch, worker, args.world_size, args, timeout=600, every=load)
     rank0 = results[0]

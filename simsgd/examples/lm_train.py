@@ -8,7 +8,9 @@ nodes' shares of a fixed set of held-out windows), the floats this node has sent
 training seconds so far (evaluations excluded).
 """
 
+import json
 import math
+import os
 import time
 
 import torch
@@ -112,6 +114,38 @@ def _train(method, rank, tau, seed, data, args):
     return curve, time.process_time() - cpu, numel
 
 
+# Options that change what one run computes; the others (--seeds, --taus, …) only select runs.
+RUN_OPTIONS = ("world_size", "steps", "eval_every", "batch", "context", "width", "layers", "heads", "lr",
+               "schedule", "start", "cap", "val_windows")  # fmt: skip
+
+
+def _saved_path(args, key):
+    method, rank, tau, seed = key
+    name = f"{method}_r{rank}_tau{tau}_seed{seed}_rank{dist.get_rank()}.json"
+    return os.path.join(args.runs_dir, name)
+
+
+def _load_run(args, key):
+    """The run ``key`` saved in ``--runs-dir`` by an earlier call with the same options, or None."""
+    try:
+        with open(_saved_path(args, key)) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if saved.get("options") != {k: getattr(args, k) for k in RUN_OPTIONS}:
+        return None
+    return [tuple(point) for point in saved["curve"]], saved["cpu_seconds"], saved["numel"]
+
+
+def _save_run(args, key, result):
+    from ..output import atomic_write_json
+
+    curve, cpu, numel = result
+    record = {"options": {k: getattr(args, k) for k in RUN_OPTIONS}, "key": list(key), "curve": curve,
+              "cpu_seconds": cpu, "numel": numel, "load_average_1min": os.getloadavg()[0]}  # fmt: skip
+    atomic_write_json(_saved_path(args, key), record)
+
+
 def worker(args):
     """Run every run of ``args`` on this process (call through ``launch``).
 
@@ -119,6 +153,10 @@ def worker(args):
     ----------
     args : argparse.Namespace
         The LM comparison's options.
+
+    With ``args.runs_dir``, every finished run is saved there (one file per run and process)
+    and a run saved by an earlier call with the same :data:`RUN_OPTIONS` is read back, not
+    trained again: a stopped comparison resumes where it stopped, bit for bit.
 
     Returns
     -------
@@ -131,7 +169,12 @@ def worker(args):
     val = windows(validation, args.val_windows, args.context, torch.Generator().manual_seed(VALIDATION_SEED))
     keys, out, start = runs(args), [], time.perf_counter()
     for k, key in enumerate(keys, 1):
-        out.append((key, *_train(*key, (train, val), args)))
+        result = _load_run(args, key) if args.runs_dir else None
+        if result is None:
+            result = _train(*key, (train, val), args)
+            if args.runs_dir:
+                _save_run(args, key, result)
+        out.append((key, *result))
         if dist.get_rank() == 0 and not args.quick:  # progress on stdout, with an estimate of the rest
             spent = time.perf_counter() - start
             left = spent / k * (len(keys) - k) / 60
