@@ -332,9 +332,11 @@ def main(argv=None) -> int:
     plan = QUICK if args.quick else FULL
     with context:
         start = time.monotonic()
+        record = study_record("counterexamples.search", argv, start)  # the commit the run starts from
         summary = study(plan, args.seed, args.independent)
     summary = {
-        **study_record("counterexamples.search", argv, start),
+        **record,
+        "seconds": round(time.monotonic() - start, 1),
         "load_average": os.getloadavg(),
         **summary,
     }
