@@ -107,26 +107,18 @@ class _Stop(Exception):
 
 def _studies():
     import bounds.__main__
-    import counterexamples.search.followup
     import counterexamples.search.search
     import figures.__main__
     import figures.figure1
 
-    search_dir = os.path.join(ROOT, "counterexamples", "search")
     return [
         (bounds.__main__, bounds.__main__, "run_all", ["--quick"]),
         (figures.__main__, figures.figure1, "make", ["--quick"]),
-        (counterexamples.search.search, counterexamples.search.search, "differential_evolution", ["--quick"]),
-        (
-            counterexamples.search.followup,
-            counterexamples.search.followup,
-            "_ratios",
-            ["--search", search_dir],
-        ),
+        (counterexamples.search.search, counterexamples.search.search, "study", ["--quick"]),
     ]
 
 
-@pytest.mark.parametrize("index", range(4), ids=["bounds", "figures", "search", "followup"])
+@pytest.mark.parametrize("index", range(3), ids=["bounds", "figures", "search"])
 def test_each_study_runs_its_simulations_on_the_chosen_engine(index, monkeypatch, tmp_path):
     cli_module, owner, name, argv = _studies()[index]
     seen = []

@@ -15,6 +15,8 @@ variance ≤ 4σ_max²k + 16k·κ² + ||H_i||², and ||∇f||² ≤ 16κ²k.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from simsgd.ops import array_ops
@@ -81,6 +83,25 @@ class SearchProblem:
         self.x0 = x0
         self.omega_sq = 16.0 * self.kink**2 * k
         self.variance = float(4 * self.sigmas.max() ** 2 * k + self.omega_sq + (self.H**2).sum((1, 2)).max())
+
+    def rotated(self, seed):
+        """The instance under X ↦ R_m X R_nᵀ (Haar-random R_m, R_n from ``seed``): A_j, B, H_i
+        and X_0 rotated together, so that f, the oracle's law and ||∇f(X_0)|| are unchanged.
+
+        Parameters
+        ----------
+        seed : int ≥ 0
+
+        Returns
+        -------
+        SearchProblem
+        """
+        rng = np.random.default_rng([seed, 2])
+        rm, rn = _haar(self.shape[0], rng), _haar(self.shape[1], rng)
+        out = copy.copy(self)
+        out.A, out.B = rm @ self.A @ rn.T, rm @ self.B @ rn.T
+        out.H, out.x0 = rm @ self.H @ rn.T, rm @ self.x0 @ rn.T
+        return out
 
     # The oracles are written against simsgd.ops.array_ops, so NumPy and torch run them alike.
     def _inner(self, x):
