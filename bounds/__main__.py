@@ -24,7 +24,7 @@ from .study import run_all
 
 def main(argv=None) -> int:
     parser = Parser(prog="python -m bounds", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one setting, small sweeps: under a minute")
+    parser.add_argument("--quick", action="store_true", help="small T and R, fewer sweeps: under a minute")
     parser.add_argument("--seed", type=seed(), default=0, help="seed of every run, in [0, 2⁶⁴ − 1]")
     parser.add_argument(
         "--out", default=os.path.join("out", "bounds"), help="folder for REPORT.md and report.json"
