@@ -174,3 +174,13 @@ def test_cli_failure_keeps_the_previous_report(tmp_path, capsys, monkeypatch):
     assert run(main, ["--quick", "--out", str(tmp_path)], prog="python -m bounds") == 1
     assert "ZeroDivisionError" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["REPORT.md"] and (tmp_path / "REPORT.md").read_text() == "old"
+
+
+def test_docs_claims_table_is_the_committed_reports():
+    """docs/bounds.md's claims table is generated (`python -m bounds.report`), never retyped."""
+    from bounds.report import claims_block
+
+    with open(os.path.join(ROOT, "bounds", "results", "report.json"), encoding="utf-8") as f:
+        record = json.load(f)
+    with open(os.path.join(ROOT, "docs", "bounds.md"), encoding="utf-8") as f:
+        assert claims_block(record) in f.read()
