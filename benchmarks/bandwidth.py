@@ -1,27 +1,29 @@
-"""Where compression pays: DDP step time on links of limited bandwidth (network namespaces + tbf).
+"""Where compression pays: DDP step time on shaped links, with spread, compute and communication apart.
 
-N gloo processes, each in its own network namespace, joined by veth pairs to a bridge in a
-hub namespace; each node's egress is shaped with a token bucket (``tc qdisc … tbf``) to each
-bandwidth of ``--mbit`` (0 = unshaped veth). Every process trains the byte-level LM of
-``simsgd.examples.lm`` (same model and data) with each method (plain all-reduce, PowerSGD,
-PowerSGD+ τ, GaLore-style τ, rank r) and the median step time over ``--repeats`` blocks of
-τ steps (one restart each; the methods' blocks interleaved) is recorded, with the bytes one
-node sent per step (the hook's count).
+N gloo processes, each in its own network namespace (:mod:`benchmarks._netns`), train the
+byte-level LM of :mod:`simsgd.examples.bytelm` with each method (plain all-reduce,
+PowerSGD, PowerSGD+ τ, GaLore-style τ; rank r) while each node's egress is shaped to each
+bandwidth of ``--mbit`` (tbf) and left unshaped. For every (N, bandwidth, method) cell
+``--repeats`` interleaved rounds time three blocks of τ steps each (one restart per block):
+the real step; the compute alone (the hook with its collectives skipped; for the
+all-reduce, DDP with a hook that returns the bucket as it is); the communication alone
+(the messages the step sends, recorded, replayed as bare all-reduces). Each block's time
+is the slowest node's. Cells report median and interquartile range; a method's crossover
+with the all-reduce comes from the medians (linear in 1/B between the two bandwidths
+where the sign of the difference changes) with a bootstrap interval, or "not resolved".
 
-Model beside it (α–β with one fitted constant): gloo's ring all-reduce sends
-V = 2(N − 1)/N · bytes per node, so T_m(B) = c_m + V_m / (η B), with c_m the step time
-measured unshaped and η (the fraction of the shaped rate the collectives reach) fitted by
-least squares over all shaped points. The crossover bandwidth below which method m beats
-the all-reduce is B* = (V_all-reduce − V_m) / (η (c_m − c_all-reduce)); it is also read off
-the measurements (the highest measured bandwidth at which m is faster).
+Load: before anything starts the benchmark watches the CPUs for 3 s; if other work uses
+more than ``--max-busy`` cores it refuses (exit 1), unless ``--allow-loaded``, which
+marks every output "loaded". Latency: ``--delay-ms`` adds a one-way delay with netem
+where the kernel has it (else the run refuses, saying so); this one has not, so the
+default runs add none (veth's own latency, measured by a one-float all-reduce probe).
 
-Isolation: the namespaces, links and addresses (10.213.7.0/24) are made by this benchmark
-and removed in ``finally`` (also on Ctrl-C or SIGTERM); processes talk only inside them.
-Needs root, ``ip`` and ``tc`` (iproute2) and the kernel's tbf qdisc; otherwise it exits
-with the reason. The kernel here has no ``netem``, so no latency is added (veth's own).
+Writes ``bandwidth.md`` (tables), ``bandwidth.json`` (every repeat, the load, provenance)
+and ``bandwidth.png`` into ``--out``. Needs root, ``ip`` and ``tc``; otherwise it says why
+and exits 0 without measuring.
 
-    python -m benchmarks.bandwidth --out benchmarks/results/bandwidth      # ≈ 10 min on 2 cores
-    python -m benchmarks.bandwidth --quick --out out/bandwidth             # ≈ 1 min
+    python -m benchmarks.bandwidth --quick --allow-loaded --out out/bandwidth     # ≈ 1 min
+    python -m benchmarks.bandwidth --out benchmarks/results/bandwidth            # quiet machine
 """
 
 import argparse
@@ -29,230 +31,85 @@ import contextlib
 import csv
 import json
 import os
-import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
 
-from simsgd._checks import check_int
+from simsgd._checks import check_int, check_real
 from simsgd.cli import Parser, UsageError, check_out_dir, output_set, run
+from simsgd.examples._load import LoadSampler, busy_cores, cores
 from simsgd.output import atomic_write_json, atomic_write_text
+from simsgd.output import provenance as make_provenance
 
-PREFIX = "simsgdbw"
-SUBNET = "10.213.7"
+from ._bw_analysis import crossover, spread
+from ._netns import Network, why_no_netem, why_not
+
 PORT = 29517
+NAMES = ("bandwidth.md", "bandwidth.json", "bandwidth.png")
+QUANTITIES = ("step", "compute", "comm")
+QUICK = dict(nodes=[2], mbit=[100], tau=3, repeats=5)
+MAX_NODES = 16  # one torch process per node (≈ 0.35 GB each)
 
 
-def _ip(*args):
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
-
-
-class Network:
-    """The benchmark's namespaces: ``{PREFIX}-hub`` (a bridge) and ``{PREFIX}-0 … -{N−1}``.
-
-    Use as a context manager; everything is removed on exit, whatever happened.
-    """
-
-    def __init__(self, nodes):
-        self.nodes = nodes
-        self.names = [f"{PREFIX}-{i}" for i in range(nodes)]
-        self.hub = f"{PREFIX}-hub"
-
-    def address(self, i):
-        return f"{SUBNET}.{i + 1}"
-
-    def __enter__(self):
-        try:
-            self._make()
-        except BaseException:
-            self.remove()
-            raise
-        return self
-
-    def _make(self):
-        self.remove()  # leftovers of a killed earlier run
-        _ip("netns", "add", self.hub)
-        _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
-        _ip("-n", self.hub, "link", "set", "br0", "up")
-        for i, name in enumerate(self.names):
-            _ip("netns", "add", name)
-            # Both ends are created inside our namespaces, never in the host's.
-            _ip(
-                "link",
-                "add",
-                "veth0",
-                "netns",
-                name,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                f"p{i}",
-                "netns",
-                self.hub,
-            )
-            _ip("-n", self.hub, "link", "set", f"p{i}", "master", "br0", "up")
-            _ip("-n", name, "addr", "add", f"{self.address(i)}/24", "dev", "veth0")
-            _ip("-n", name, "link", "set", "veth0", "up")
-            _ip("-n", name, "link", "set", "lo", "up")
-
-    def shape(self, mbit):
-        """Token-bucket each node's egress to ``mbit`` Mbit/s (0: remove the shaping)."""
-        for name in self.names:
-            if mbit:
-                burst = max(16_000, int(mbit * 1e6 / 8 / 1000))  # 1 ms at the rate
-                subprocess.run(
-                    ["tc", "-n", name, "qdisc", "replace", "dev", "veth0", "root", "tbf", "rate",
-                     f"{mbit}mbit", "burst", str(burst), "latency", "100ms"],
-                    check=True, capture_output=True, text=True, timeout=30,
-                )  # fmt: skip
-            else:
-                subprocess.run(
-                    ["tc", "-n", name, "qdisc", "del", "dev", "veth0", "root"],
-                    capture_output=True,
-                    timeout=30,
-                )
-
-    def remove(self):
-        """Delete our namespaces (their links and addresses go with them)."""
-        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout
-        present = {line.split()[0] for line in listed.splitlines() if line.strip()}
-        for name in [*self.names, self.hub]:
-            if name in present:
-                subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
-
-    def __exit__(self, *exc):
-        self.remove()
-        return False
-
-
-def why_not():
-    """None if namespaces can be made here, else the reason."""
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    for tool in ("ip", "tc"):
-        if shutil.which(tool) is None:
-            return f"needs '{tool}' (apt-get install iproute2)"
-    try:
-        with Network(1) as net:
-            net.shape(100)
-    except (subprocess.CalledProcessError, OSError) as err:
-        detail = getattr(err, "stderr", "") or str(err)
-        return f"cannot make namespaces or shape links here: {detail.strip()}"
-    return None
-
-
-# ---- one process per namespace ------------------------------------------------------------
-
-
-def _child(config):
-    """Run in namespace ``rank``: train each method, time it; rank 0 prints the results as JSON."""
-    import datetime
-
-    import torch
-    import torch.distributed as dist
-    from torch import nn
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    from simsgd.distributed.hook import PowerSGDPlusState, powersgd_plus_hook
-    from simsgd.examples.lm import ByteLM, read_corpus, windows
-
-    torch.set_num_threads(1)
-    rank, world = config["rank"], config["world"]
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://{SUBNET}.1:{config['port']}",
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=120),
+def _parser():
+    parser = Parser(prog="python -m benchmarks.bandwidth", description=__doc__.split("\n")[0])
+    add = parser.add_argument
+    add("--nodes", type=int, nargs="+", default=[2, 4], help=f"process counts N, each 2..{MAX_NODES}")
+    add(
+        "--mbit",
+        type=int,
+        nargs="+",
+        default=[1000, 300, 100, 30, 10],
+        help="shaped rates (unshaped is added)",
     )
-    train, _, _ = read_corpus(200_000)
-    generator = torch.Generator().manual_seed(rank)
-
-    def step(model, optimizer):
-        x, y = windows(train, 8, 64, generator)
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(x).reshape(-1, 256), y.reshape(-1)).backward()
-        optimizer.step()
-
-    runs = {}
-    for name, options in config["methods"].items():
-        torch.manual_seed(0)
-        model = DDP(ByteLM(64, 2, 4, 64))
-        state = None
-        if options is not None:
-            state = PowerSGDPlusState(None, start_powerSGD_iter=2, **options)
-            model.register_comm_hook(state, powersgd_plus_hook)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        for _ in range(4):  # past the warm-up, buckets rebuilt
-            step(model, optimizer)
-        runs[name] = (model, optimizer, state, state.bytes_sent_total if state else 0, [])
-    for _ in range(config["repeats"]):  # interleaved, so a change of load hits every method alike
-        for model, optimizer, _, _, times in runs.values():
-            dist.barrier()
-            start = time.perf_counter()
-            for _ in range(config["block"]):
-                step(model, optimizer)
-            times.append((time.perf_counter() - start) / config["block"])
-    steps = config["repeats"] * config["block"]
-    out = {}
-    for name, (model, _, state, sent, times) in runs.items():
-        numel = sum(p.numel() for p in model.parameters())
-        per_step = (state.bytes_sent_total - sent) / steps if state else 4 * numel
-        out[name] = {"seconds": statistics.median(times), "bytes": per_step}
-    if rank == 0:
-        print(json.dumps(out))
-    dist.destroy_process_group()
+    add("--rank", type=int, default=4)
+    add("--tau", type=int, default=10, help="PowerSGD+ and GaLore-style period; also the block length")
+    add("--repeats", type=int, default=7, help="rounds per cell (≥ 5 for a spread)")
+    add("--delay-ms", type=float, default=0.0, help="one-way delay per node (needs netem)")
+    add("--max-busy", type=float, default=0.25, help="cores other work may use before the run refuses")
+    add("--allow-loaded", action="store_true", help="run on a busy machine, marking the results 'loaded'")
+    add("--timeout", type=int, default=900, help="seconds per (N, bandwidth) launch")
+    add("--quick", action="store_true", help="other defaults: N = 2, 100 Mbit/s, τ = 3, 5 repeats")
+    add("--lm-csv", help="lm.csv of simsgd.examples.lm, for the time to a target loss")
+    add("--out", default="out/bandwidth")
+    add(
+        "--analyse",
+        action="store_true",
+        help="only rewrite bandwidth.md and .png from --out's bandwidth.json",
+    )
+    return parser
 
 
-def _measure(net, methods, args, port):
-    # Blocks of τ steps: each holds one restart, so times and bytes are averages over a period.
-    config = {
-        "world": net.nodes,
-        "port": port,
-        "methods": methods,
-        "repeats": args.repeats,
-        "block": args.tau,
-    }
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "veth0", "OMP_NUM_THREADS": "1"}
-    procs = []
+def _parse(argv):
+    parser = _parser()
+    quick = argparse.ArgumentParser(add_help=False)
+    quick.add_argument("--quick", action="store_true")
+    if quick.parse_known_args(argv)[0].quick:
+        parser.set_defaults(**QUICK)
+    args = parser.parse_args(argv)
     try:
-        for i, name in enumerate(net.names):
-            procs.append(
-                subprocess.Popen(
-                    [
-                        "ip",
-                        "netns",
-                        "exec",
-                        name,
-                        sys.executable,
-                        "-m",
-                        "benchmarks.bandwidth",
-                        "--child",
-                        json.dumps({**config, "rank": i}),
-                    ],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    env=env,
-                )  # fmt: skip
-            )
-        outputs = [p.communicate(timeout=args.timeout) for p in procs]
-    finally:
-        for p in procs:  # only the processes this call started
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for i, (p, (_, err)) in enumerate(zip(procs, outputs)):
-        if p.returncode != 0:
-            raise RuntimeError(
-                f"rank {i} failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}"
-            )
-    return json.loads(outputs[0][0].strip().splitlines()[-1])
+        for n in args.nodes:
+            check_int("--nodes", n, 2, MAX_NODES)
+        if len(set(args.nodes)) != len(args.nodes):
+            raise ValueError(f"--nodes must be distinct, got {args.nodes}")
+        for mbit in args.mbit:
+            check_int("--mbit", mbit, 1, 100_000)
+        if len(set(args.mbit)) != len(args.mbit):
+            raise ValueError(f"--mbit must be distinct, got {args.mbit}")
+        check_int("--rank", args.rank, 1, 64)
+        check_int("--tau", args.tau, 1, 1000)
+        check_int("--repeats", args.repeats, 1, 1000)
+        check_int("--timeout", args.timeout, 1, 86_400)
+        check_real("--delay-ms", args.delay_ms, 0.0, 10_000.0)
+        check_real("--max-busy", args.max_busy, 0.0, 1024.0)
+        if args.lm_csv and not os.path.isfile(args.lm_csv):
+            raise ValueError(f"--lm-csv must be an existing lm.csv, got {args.lm_csv!r}")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return args
 
 
 def _methods(args):
@@ -270,62 +127,121 @@ def _methods(args):
     }
 
 
-def fit(measured, nodes):
-    """The α–β model of the module docstring from {mbit: {method: {seconds, bytes}}}.
+def _measure(net, methods, args, port):
+    """Launch one child per namespace; rank 0's JSON (see :mod:`benchmarks._bw_child`)."""
+    config = {
+        "world": net.nodes, "port": port, "methods": methods, "repeats": args.repeats,
+        "block": args.tau, "timeout": args.timeout,
+    }  # fmt: skip
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "veth0", "OMP_NUM_THREADS": "1"}
+    procs = []
+    try:
+        for i, name in enumerate(net.names):
+            command = ["ip", "netns", "exec", name, sys.executable, "-m", "benchmarks._bw_child"]
+            procs.append(
+                subprocess.Popen(
+                    [*command, json.dumps({**config, "rank": i})],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # quiet on Ctrl-C
+                )  # fmt: skip
+            )
+        outputs = [p.communicate(timeout=args.timeout) for p in procs]
+    finally:
+        for p in procs:  # only the processes this call started
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for i, (p, (_, err)) in enumerate(zip(procs, outputs)):
+        if p.returncode != 0:
+            lines = err.strip().splitlines()
+            raise RuntimeError(f"rank {i} failed: {lines[-1] if lines else p.returncode}")
+    return json.loads(outputs[0][0].strip().splitlines()[-1])
 
-    Returns η, {method: c_m}, {method: V_m in bytes}, {method: modelled crossover in Mbit/s or None}.
-    """
-    base = measured[0]
-    c = {m: v["seconds"] for m, v in base.items()}
-    volume = {m: 2 * (nodes - 1) / nodes * v["bytes"] for m, v in base.items()}
-    xs, ys = [], []  # seconds − c_m = (V_m · 8 / (B·1e6)) / η
-    for mbit, methods in measured.items():
-        if mbit:
-            for m, v in methods.items():
-                xs.append(volume[m] * 8 / (mbit * 1e6))
-                ys.append(v["seconds"] - c[m])
-    xs, ys = np.array(xs), np.array(ys)
-    inv_eta = float(xs @ ys / (xs @ xs))
-    eta = 1 / inv_eta if inv_eta > 0 else float("nan")
-    crossover = {}
-    for m in c:
-        extra = c[m] - c["all-reduce"]
-        saved = volume["all-reduce"] - volume[m]
-        crossover[m] = None if m == "all-reduce" or extra <= 0 else saved * 8 / (eta * extra) / 1e6
-    return eta, c, volume, crossover
+
+def _load_before(args):
+    """The machine's state before any work: busy cores (3 s), load average, and the verdict."""
+    busy = busy_cores(3.0)
+    state = {"busy_cores": None if busy is None else round(busy, 2), "load_average": os.getloadavg()}
+    state["cores"] = cores()
+    loaded = busy is None or busy > args.max_busy
+    if loaded and not args.allow_loaded:
+        what = "could not be measured" if busy is None else f"{busy:.2f} cores were busy over 3 s"
+        raise RuntimeError(
+            f"refused: the machine is not quiet ({what}, more than --max-busy {args.max_busy:g}; "
+            f"load average {state['load_average'][0]:.2f} on {state['cores']} cores); rerun when it is, "
+            "or pass --allow-loaded to mark the results 'loaded'"
+        )
+    state["status"] = "loaded" if loaded else "quiet"
+    return state
 
 
-def _report(measured, args, eta, c, volume, crossover):
-    methods = list(measured[0])
-    bws = sorted(measured, key=lambda b: (b == 0, b))
+def _cell_table(measured, args, nodes):
+    """Markdown for one N: per method and quantity, median [q1–q3] ms per step at each bandwidth."""
+    cells = measured[nodes]
+    bws = sorted(cells, key=lambda b: (b == 0, b))
     head = " | ".join(("unshaped" if b == 0 else f"{b} Mbit/s") for b in bws)
     lines = [
-        f"N = {args.nodes} gloo processes in network namespaces (veth + bridge, egress shaped by tbf), "
-        f"byte-level LM of simsgd.examples.lm (136 960 parameters, batch 8×64 per node), median of "
-        f"{args.repeats} blocks of τ = {args.tau} steps; ms per step (model in brackets: c_m + V_m/(ηB), "
-        f"η = {eta:.2f} fitted).",
-        "",
-        f"| method | bytes/node/step | {head} | crossover (measured) | crossover (model) |",
-        "|---|---|" + "---|" * len(bws) + "---|---|",
+        f"| method | bytes/node/step | messages/step | time | {head} |",
+        "|---|---|---|---|" + "---|" * len(bws),
     ]
-    for m in methods:
-        cells = []
-        for b in bws:
-            t = measured[b][m]["seconds"]
-            model = c[m] + (volume[m] * 8 / (eta * b * 1e6) if b else 0.0)
-            cells.append(f"{1e3 * t:.1f} ({1e3 * model:.1f})" if b else f"{1e3 * t:.1f}")
-        faster = [b for b in bws if b and measured[b][m]["seconds"] < measured[b]["all-reduce"]["seconds"]]
-        seen = "–" if m == "all-reduce" else "slower at every bandwidth"
-        if m != "all-reduce" and faster:
-            seen = "faster at " + ", ".join(str(b) for b in sorted(faster, reverse=True)) + " Mbit/s"
-        model = "–" if crossover[m] is None else f"{crossover[m]:,.0f} Mbit/s"
-        if m != "all-reduce" and crossover[m] is None:
-            model = "always (no extra compute)"
-        lines.append(
-            f"| {m} | {measured[0][m]['bytes']:,.0f} | " + " | ".join(cells) + f" | {seen} | {model} |"
-        )
+    for m in cells[bws[0]]["methods"]:
+        info = cells[bws[0]]["methods"][m]
+        for k, q in enumerate(QUANTITIES):
+            row = []
+            for b in bws:
+                s = spread(cells[b]["methods"][m][q])
+                row.append(f"{1e3 * s['median']:.1f} [{1e3 * s['q1']:.1f}–{1e3 * s['q3']:.1f}]")
+            first = f"| {m} | {info['bytes']:,.0f} | {info['messages']:.2f} |" if k == 0 else "| | | |"
+            lines.append(f"{first} {q} | " + " | ".join(row) + " |")
+    return lines
+
+
+def _crossovers(measured, nodes):
+    cells = measured[nodes]
+    shaped = sorted(b for b in cells if b)
+    out = {}
+    if len(shaped) < 1:
+        return out
+    reference = [cells[b]["methods"]["all-reduce"]["step"] for b in shaped]
+    for m in cells[shaped[0]]["methods"]:
+        if m != "all-reduce":
+            out[m] = crossover([cells[b]["methods"][m]["step"] for b in shaped], reference, shaped)
+    return out
+
+
+def _report(measured, args, load, netem, crossovers):
+    latency = f"netem delay {args.delay_ms:g} ms" if args.delay_ms else f"none added ({netem})"
+    mark = " **(loaded: other work was using the CPUs; treat the times as upper bounds)**"
+    lines = [
+        f"Byte-level LM (136 960 parameters, batch 8×64 per node) on N gloo processes in network "
+        f"namespaces, egress shaped by tbf; {args.repeats} interleaved rounds per cell of blocks of "
+        f"τ = {args.tau} steps (one restart each); ms per step, median [interquartile range] over "
+        f"the rounds; *step*: the real step, *compute*: the hook with its collectives skipped, "
+        f"*comm*: the recorded messages replayed alone. Machine: {load['before']['status']} before the "
+        f"run ({load['before']['busy_cores']} of {load['before']['cores']} cores busy; load average "
+        f"{load['before']['load_average'][0]:.2f}), load average during it {load['during']['median']} "
+        f"(median; ours included).{mark if load['before']['status'] == 'loaded' else ''} "
+        f"Latency: {latency}.",
+    ]
+    for nodes in sorted(measured):
+        probe = [
+            f"{f'{b} Mbit/s' if b else 'unshaped'} {1e6 * measured[nodes][b]['latency_probe_seconds']:.0f} µs"
+            for b in sorted(measured[nodes], key=lambda b: (b == 0, b))
+        ]
+        lines += ["", f"### N = {nodes}", "", *_cell_table(measured, args, nodes), ""]
+        lines.append("One-float all-reduce (latency probe), median: " + ", ".join(probe) + ".")
+        lines += [
+            "",
+            "| method | crossover with the all-reduce (median step times; 95% bootstrap interval) |",
+            "|---|---|",
+        ]
+        for m, c in crossovers[nodes].items():
+            lines.append(f"| {m} | {c['text']} |")
     if args.lm_csv:
-        lines += _time_to_target(args.lm_csv, measured, bws)
+        lines += _time_to_target(args.lm_csv, measured)
     return "\n".join(lines) + "\n"
 
 
@@ -334,7 +250,7 @@ def steps_to_target(lm_csv, labels):
     ``labels``, so every one reaches it) and the first evaluated step at which each label's
     mean over seeds is at or below it.
     """
-    from simsgd.examples.lm import label
+    from simsgd.examples.lm_analysis import label
 
     curves = {}
     with open(lm_csv, newline="") as f:
@@ -351,91 +267,129 @@ def steps_to_target(lm_csv, labels):
     return target, {k: next(step for step, loss in curve if loss <= target) for k, curve in means.items()}
 
 
-def _time_to_target(lm_csv, measured, bws):
-    target, steps = steps_to_target(lm_csv, set(measured[0]))
+def _time_to_target(lm_csv, measured):
+    nodes = max(measured)
+    cells = measured[nodes]
+    shaped = sorted(b for b in cells if b)
+    target, steps = steps_to_target(lm_csv, set(cells[shaped[0]]["methods"]) if shaped else set())
     if not steps:
         return ["", f"No method of this table is in {lm_csv}; no time to target."]
-    shaped = [b for b in bws if b]
     lines = [
         "",
-        f"Time to the validation loss {target:.4f} (the worst final mean loss of these methods in "
-        f"{lm_csv}; steps from there, mean over its seeds, × the step times above), seconds:",
+        f"Time to the validation loss {target:.4f} at N = {nodes} (the worst final mean loss of these "
+        f"methods in {lm_csv}; steps from there × the median step times above), seconds:",
         "",
         "| method | steps | " + " | ".join(f"{b} Mbit/s" for b in shaped) + " |",
         "|---|---|" + "---|" * len(shaped),
     ]
     for m, n in steps.items():
-        cells = " | ".join(f"{n * measured[b][m]['seconds']:.1f}" for b in shaped)
-        lines.append(f"| {m} | {n} | {cells} |")
+        cells_m = " | ".join(f"{n * spread(cells[b]['methods'][m]['step'])['median']:.1f}" for b in shaped)
+        lines.append(f"| {m} | {n} | {cells_m} |")
     return lines
 
 
-def _parse(argv):
-    parser = Parser(prog="python -m benchmarks.bandwidth", description=__doc__.split("\n")[0])
-    parser.add_argument("--nodes", type=int, default=4)
-    parser.add_argument("--mbit", type=int, nargs="+", default=[1000, 300, 100, 30])
-    parser.add_argument("--rank", type=int, default=4)
-    parser.add_argument("--tau", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--timeout", type=int, default=600, help="seconds per bandwidth")
-    parser.add_argument("--quick", action="store_true", help="2 nodes, 100 Mbit/s only, τ = 3, 1 block")
-    parser.add_argument("--lm-csv", help="lm.csv of simsgd.examples.lm, for the time to a target loss")
-    parser.add_argument("--out", default="out/bandwidth")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        return args
-    if args.quick:
-        args.nodes, args.mbit, args.tau, args.repeats = 2, [100], 3, 1
-    try:
-        for name in ("nodes", "rank", "tau", "repeats", "timeout"):
-            check_int(f"--{name}", getattr(args, name), 1)
-        check_int("--nodes", args.nodes, 2, 200)
-        for mbit in args.mbit:
-            check_int("--mbit", mbit, 1)
-        if args.lm_csv and not os.path.isfile(args.lm_csv):
-            raise ValueError(f"--lm-csv must be an existing lm.csv, got {args.lm_csv!r}")
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    return args
+def _plot(measured, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from simsgd.output import atomic_savefig
+
+    fig, axes = plt.subplots(1, len(measured), figsize=(6.5 * len(measured), 4.6), squeeze=False)
+    colors = ["black", "tab:blue", "tab:red", "tab:orange"]
+    for ax, nodes in zip(axes[0], sorted(measured)):
+        cells = measured[nodes]
+        shaped = sorted(b for b in cells if b)
+        for color, m in zip(colors, cells[shaped[0]]["methods"] if shaped else []):
+            for q, style in (("step", "o-"), ("comm", "x:")):
+                s = [spread(cells[b]["methods"][m][q]) for b in shaped]
+                med = np.array([1e3 * v["median"] for v in s])
+                err = np.array(
+                    [[1e3 * (v["median"] - v["q1"]) for v in s], [1e3 * (v["q3"] - v["median"]) for v in s]]
+                )
+                ax.errorbar(shaped, med, yerr=err, fmt=style, color=color, capsize=2, lw=1.2,
+                            label=f"{m} ({q})")  # fmt: skip
+        ax.set(xscale="log", yscale="log", xlabel="egress rate per node (Mbit/s)", ylabel="ms per step",
+               title=f"N = {nodes}: median and interquartile range")  # fmt: skip
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
     args = _parse(argv)
-    if args.child:
-        _child(json.loads(args.child))
-        return 0
-    out = check_out_dir(args.out, names=("bandwidth.md", "bandwidth.json"))
+    out = check_out_dir(args.out, names=NAMES)
+    if args.analyse:
+        return _analyse(out)
     reason = why_not()
     if reason is not None:
         print(f"python -m benchmarks.bandwidth: skipped: {reason}", file=sys.stderr)
         return 0
+    netem = why_no_netem() or "netem available"
+    if args.delay_ms and netem != "netem available":
+        raise RuntimeError(f"cannot add --delay-ms {args.delay_ms:g}: {netem}")
+    load = {"before": _load_before(args)}
+    sampler = LoadSampler(period=10.0)
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM also cleans up
     started = time.time()
+    measured = {}
     try:
-        measured = {}
-        with Network(args.nodes) as net:
-            for k, mbit in enumerate([0, *args.mbit]):
-                net.shape(mbit)
-                measured[mbit] = _measure(net, _methods(args), args, PORT + k)
-                label = f"{mbit} Mbit/s" if mbit else "unshaped"
-                times = ", ".join(f"{m} {1e3 * v['seconds']:.1f} ms" for m, v in measured[mbit].items())
-                print(f"{label}: {times}", flush=True)
+        for nodes in args.nodes:
+            measured[nodes] = {}
+            with Network(nodes) as net:
+                for k, mbit in enumerate([0, *args.mbit]):
+                    net.shape(mbit, args.delay_ms)
+                    sampler()
+                    measured[nodes][mbit] = _measure(net, _methods(args), args, PORT + k)
+                    sampler()
+                    label = f"{mbit} Mbit/s" if mbit else "unshaped"
+                    times = ", ".join(
+                        f"{m} {1e3 * spread(v['step'])['median']:.1f} ms"
+                        for m, v in measured[nodes][mbit]["methods"].items()
+                    )
+                    print(f"N = {nodes}, {label}: {times}", flush=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    eta, c, volume, crossover = fit(measured, args.nodes)
-    table = _report(measured, args, eta, c, volume, crossover)
-    provenance = {
-        "command": "python -m benchmarks.bandwidth " + " ".join(sys.argv[1:] if argv is None else argv),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds": round(time.time() - started, 1),
-        "load_average_at_start": os.getloadavg(),
-        "measured": {str(k): v for k, v in measured.items()},
-        "fit": {"eta": eta, "c": c, "volume_bytes": volume, "crossover_mbit": crossover},
-    }
+    load["during"] = sampler.summary()
+    load["after_busy_cores"] = busy_cores(3.0)
+    crossovers = {n: _crossovers(measured, n) for n in measured}
+    table = _report(measured, args, load, netem, crossovers)
+    command = "python -m benchmarks.bandwidth " + " ".join(sys.argv[1:] if argv is None else argv)
+    record = make_provenance(command, **{k: v for k, v in vars(args).items() if k != "out"})
+    record.update(
+        seconds=round(time.time() - started, 1),
+        load=load,
+        status=load["before"]["status"],
+        netem=netem,
+        measured={str(n): {str(b): v for b, v in cells.items()} for n, cells in measured.items()},
+        crossover={str(n): c for n, c in crossovers.items()},
+    )
     with output_set(out) as stage:
         atomic_write_text(os.path.join(stage, "bandwidth.md"), table)
-        atomic_write_json(os.path.join(stage, "bandwidth.json"), provenance)
+        atomic_write_json(os.path.join(stage, "bandwidth.json"), record)
+        _plot(measured, os.path.join(stage, "bandwidth.png"))
+    print(table, end="")
+    return 0
+
+
+def _analyse(out):
+    """Rewrite ``bandwidth.md`` and ``bandwidth.png`` from ``out``/bandwidth.json (no measuring)."""
+    path = os.path.join(out, "bandwidth.json")
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        measured = {int(n): {int(b): v for b, v in cells.items()} for n, cells in record["measured"].items()}
+        args = argparse.Namespace(**record["settings"])
+    except (OSError, ValueError, KeyError) as err:
+        raise UsageError(f"argument --analyse: cannot read a bandwidth.json in {out!r} ({err})") from None
+    crossovers = {n: _crossovers(measured, n) for n in measured}
+    table = _report(measured, args, record["load"], record["netem"], crossovers)
+    with output_set(out) as stage:
+        atomic_write_text(os.path.join(stage, "bandwidth.md"), table)
+        _plot(measured, os.path.join(stage, "bandwidth.png"))
     print(table, end="")
     return 0
 

@@ -21,7 +21,6 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -38,10 +37,17 @@ from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import (  # noqa:
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
 from simsgd.algorithm import mean_floats_per_step  # noqa: E402
+from simsgd.cli import Parser, UsageError, integer, run  # noqa: E402
 from simsgd.distributed import launch  # noqa: E402
 from simsgd.distributed.hook import PowerSGDPlusState, powersgd_plus_hook  # noqa: E402
+from simsgd.examples._quiet import launch_quietly  # noqa: E402
 
 START = 2  # start_powerSGD_iter
+MIN_COMPRESSION_RATE = 2  # PowerSGDState's default: compress m×n only if (m + n) r · 2 < m n
+LIMITS = {  # option: (low, high), checked before any process starts
+    "world_size": (1, 64), "width": (1, 8192), "layers": (1, 64), "batch": (1, 100_000),
+    "rank": (1, 4096), "tau": (1, 10**6), "block": (1, 10_000), "repeats": (1, 1000),
+}  # fmt: skip
 
 
 def _model(width, layers):
@@ -123,6 +129,16 @@ def _batched_hook_outcome(args, x, y):
     return "runs"
 
 
+def _shapes(args):
+    """The model's weight matrices (m, n)."""
+    return [(args.width, args.width)] * args.layers + [(10, args.width)]
+
+
+def compressed_shapes(args):
+    """The matrices the hooks compress at rank ``args.rank``: (m + n) min(r, m, n) · 2 < m n."""
+    return [(m, n) for m, n in _shapes(args) if (m + n) * min(args.rank, m, n) * MIN_COMPRESSION_RATE < m * n]
+
+
 def _table2(args):
     """Floats per node per step from Table 2's formulas, for this model's matrices."""
     model = _model(args.width, args.layers)
@@ -145,26 +161,24 @@ def _table2(args):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_hook", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--world-size", type=int, default=2)
-    parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--rank", type=int, default=4)
-    parser.add_argument("--tau", type=int, default=100)
-    parser.add_argument("--block", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser = Parser(prog="python -m benchmarks.bench_hook", description=__doc__.split("\n")[0])
+    defaults = dict(world_size=2, width=256, layers=3, batch=64, rank=4, tau=100, block=10, repeats=7)
+    for name, (low, high) in LIMITS.items():
+        option = f"--{name.replace('_', '-')}"
+        parser.add_argument(
+            option, type=integer(option, low, high), default=defaults[name], help=f"{low}..{high}"
+        )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    for name in ("world_size", "width", "layers", "batch", "rank", "tau", "block", "repeats"):
-        if getattr(args, name) < 1:
-            print(
-                f"error: --{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}", file=sys.stderr
-            )
-            return 2
-    times, floats, batched = launch(_worker, args.world_size, args, timeout=300)[0]
+    if not compressed_shapes(args):
+        largest = max((m * n - 1) // (MIN_COMPRESSION_RATE * (m + n)) for m, n in _shapes(args))
+        raise UsageError(
+            f"argument --rank: r = {args.rank} compresses none of the model's matrices "
+            f"((m + n) r · {MIN_COMPRESSION_RATE} < m n fails for all); use --rank ≤ {largest}"
+            if largest >= 1
+            else f"argument --width: {args.width} is too small for any matrix to be compressed"
+        )
+    times, floats, batched = launch_quietly(launch, _worker, args.world_size, args, timeout=300)[0]
     table2 = _table2(args)
     if args.json:
         print(
@@ -174,6 +188,7 @@ def main(argv=None) -> int:
                     "floats_per_step": floats,
                     "table2": table2,
                     "batched_powerSGD_hook": batched,
+                    "compressed_matrices": [list(shape) for shape in compressed_shapes(args)],
                     "torch": torch.__version__,
                 },
                 indent=1,
@@ -183,7 +198,8 @@ def main(argv=None) -> int:
     base, plain = times["torch powerSGD_hook"], times["all-reduce"]
     print(
         f"N = {args.world_size} gloo processes (CPU, 1 thread each), MLP {args.layers}×{args.width}², "
-        f"batch {args.batch}, r = {args.rank}, torch {torch.__version__}"
+        f"batch {args.batch}, r = {args.rank}, torch {torch.__version__}; the hooks compress "
+        f"{len(compressed_shapes(args))} of the {len(_shapes(args))} weight matrices"
     )
     print(f"{'hook':36s} {'ms/step':>8s} {'× torch hook':>12s} {'× all-reduce':>12s}")
     for name, seconds in times.items():
@@ -198,4 +214,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, prog="python -m benchmarks.bench_hook"))

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime
 import os
-import subprocess
 import time
+
+from simsgd import output
 
 from . import claims, controls, errata, independent, problems, rows, sensitivity, tightness
 from .rows import Setting
@@ -97,16 +98,6 @@ MODES = {
 }
 
 
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def run_all(mode: str = "quick", seed: int = 0) -> dict:
     """Every study of ``mode``: a JSON-ready record with the rows, the tightness sweeps, the
     sensitivity rows, the controls, the errata, the independent comparisons and the claims.
@@ -115,7 +106,7 @@ def run_all(mode: str = "quick", seed: int = 0) -> dict:
         raise ValueError(f"mode must be one of {tuple(MODES)}; got {mode!r}")
     cfg, seconds, start, cpu = MODES[mode], {}, time.monotonic(), time.process_time()
     load = [os.getloadavg()]
-    commit = _commit()  # the code that runs, not the HEAD at the end
+    commit = output.commit()  # the code that runs, not the HEAD at the end
 
     def lap(name, t0):
         seconds[name] = time.process_time() - t0

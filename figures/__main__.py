@@ -23,6 +23,8 @@ from . import OTHER_FIGURES, figure1, sweeps
 FILES = (
     "figure1.png",
     "figure1.csv",
+    "figure1_claims.json",
+    "figure1_table.md",
     "sweep.csv",
     "pareto.png",
     "heatmap_tau_rank.png",

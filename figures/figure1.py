@@ -11,8 +11,10 @@ also draws PowerSGD's per-run median and states the fraction of PowerSGD runs st
 (||∇f(X_T)||² still equal to ||∇f(X_0)||², :func:`simsgd.lock.at_initial_grad`) with its
 Wilson 95% interval.
 
-Run alone: ``python -m figures.figure1 [--quick] --out DIR`` (default ``out/figure1``); the
-committed figure is ``--out figures`` (or ``python -m figures``, which makes every figure).
+Run alone: ``python -m figures.figure1 [--quick] [--steps T] [--replicas R] --out DIR`` (default
+``out/figure1``); the committed figure is ``--out figures`` (or ``python -m figures``, which makes
+every figure). Beside the figure it writes ``figure1_claims.json``, the claims ledger's record of
+what the figure shows (:func:`claims`).
 """
 
 from __future__ import annotations
@@ -28,15 +30,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import simsgd  # noqa: E402
-from simsgd.cli import Parser, check_out_dir  # noqa: E402
+from simsgd.cli import Parser, check_out_dir, integer, parse_with_quick  # noqa: E402
 from simsgd.cli import run as run_cli  # noqa: E402
 from simsgd.lock import at_initial_grad  # noqa: E402
-from simsgd.output import atomic_savefig, atomic_write_csv  # noqa: E402
+from simsgd.output import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text  # noqa: E402
 from simsgd.plotting import plot_mean_band  # noqa: E402
 from simsgd.problems import GeneralCounterexample  # noqa: E402
 from simsgd.stats import mean_band, wilson_interval  # noqa: E402
 
-__all__ = ["Figure1Setting", "OPTIMIZERS", "METHODS", "BASES", "run", "make", "stuck_fraction"]
+__all__ = ["Figure1Setting", "OPTIMIZERS", "METHODS", "BASES", "run", "make", "stuck_fraction", "claims"]
 
 OPTIMIZERS = (("msgd", 1e-3), ("adam", 1e-2))
 METHODS = (
@@ -96,8 +98,89 @@ def stuck_fraction(trace):
     return stuck, trace.replicas, wilson_interval(stuck, trace.replicas)
 
 
+def claims(traces, setting: Figure1Setting) -> dict:
+    """The ledger's record of Figure 1 ("Fig1"): does PowerSGD fail to converge on the general
+    counterexample, and is that every run or the runs locked at t = 0?
+
+    "holds in scope" when, in the aligned basis under both optimisers, PowerSGD's stuck fraction
+    has a Wilson interval that contains the lock probability 2^−N and excludes 0 while PowerSGD+
+    has no stuck run, and in the random rotation no PowerSGD run is stuck; "open" otherwise (e.g.
+    too few replicas: R·2^−N < 10 expected locked runs).
+    """
+    lock = 2.0**-setting.nodes
+    stuck = {(b, o): stuck_fraction(traces[b, o, "powersgd"]) for b in BASES for o, _ in OPTIMIZERS}
+    plus = {o: stuck_fraction(traces["aligned", o, "powersgd+"])[0] for o, _ in OPTIMIZERS}
+    aligned = [stuck["aligned", o] for o, _ in OPTIMIZERS]
+    shown = (
+        setting.replicas * lock >= 10
+        and all(lo <= lock <= hi and k > 0 for k, _, (lo, hi) in aligned)
+        and not any(plus.values())
+        and all(stuck["random", o][0] == 0 for o, _ in OPTIMIZERS)
+    )
+
+    def frac(k, r, ci):
+        return f"{k}/{r} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+    text = "; ".join(f"{b} {o}: {frac(*stuck[b, o])}" for b in BASES for o, _ in OPTIMIZERS)
+    final = {
+        f"{b} {o} {m}": float(traces[b, o, m].loss[:, -1].mean())
+        for b in BASES
+        for o, _ in OPTIMIZERS
+        for m, _, _ in METHODS
+    }
+    record = dict(
+        verdict="holds in scope" if shown else "open",
+        statement=(
+            "PowerSGD's expected loss stalls in the aligned basis because a share of runs stays at f(X₀) "
+            f"(stuck runs, Wilson 95%: {text}; the lock probability 2^−N = {lock:g}), while the rest "
+            "converge; in a random rotation no run is stuck; PowerSGD+ has no stuck run"
+        ),
+        value=dict(lock_probability=lock, final_mean_loss=final),
+        scope=dict(
+            problem=f"GeneralCounterexample {setting.m}×{setting.n}, k = {setting.signal_rank}",
+            sigma=setting.noise_scale,
+            N=setting.nodes,
+            r=setting.signal_rank,
+            tau=setting.restart_period,
+            optimizers="MSGD μ = 0.9 η = 1e-3; Adam η = 1e-2",
+            T=setting.steps,
+            R=setting.replicas,
+            seed=setting.seed,
+            precision="float64",
+            qr0="previous",
+        ),
+        control=dict(
+            input="a random rotation of the same problem",
+            result=f"stuck PowerSGD runs: {frac(*stuck['random', 'msgd'])} (MSGD)",
+        ),
+    )
+    return {"Fig1": record}
+
+
+def _table(traces, setting) -> str:
+    """Markdown: each curve's final mean loss with its 95% bootstrap band, and PowerSGD's stuck runs."""
+    lines = [
+        f"Mean f(X_T) − f* at T = {setting.steps} over R = {setting.replicas} runs [95% bootstrap band]; "
+        "stuck: runs whose ||∇f(X_T)||² still equals ||∇f(X_0)||² [Wilson 95%].",
+        "",
+        "| basis | optimiser | " + " | ".join(label for _, label, _ in METHODS) + " | PowerSGD stuck |",
+        "|---|---|" + "---|" * len(METHODS) + "---|",
+    ]
+    for basis in BASES:
+        for opt, _ in OPTIMIZERS:
+            cells = []
+            for method, _, _ in METHODS:
+                mean, lower, upper = mean_band(traces[basis, opt, method].loss[:, -1:])
+                cells.append(f"{mean[0]:.3g} [{lower[0]:.2g}, {upper[0]:.2g}]")
+            k, r, (lo, hi) = stuck_fraction(traces[basis, opt, "powersgd"])
+            lines.append(f"| {basis} | {opt} | " + " | ".join(cells) + f" | {k}/{r} [{lo:.3f}, {hi:.3f}] |")
+    return "\n".join(lines) + "\n"
+
+
 def make(out_dir, setting: Figure1Setting = Figure1Setting()):
-    """Run, then write ``figure1.png`` and ``figure1.csv`` into ``out_dir``; return the paths."""
+    """Run, then write ``figure1.png``, ``figure1.csv``, ``figure1_claims.json`` and ``figure1_table.md``
+    into ``out_dir``; return the paths.
+    """
     traces = run(setting)
     fig, axes = plt.subplots(2, 2, figsize=(9, 7), sharey=True, sharex=True, constrained_layout=True)
     rows = []
@@ -154,16 +237,23 @@ def make(out_dir, setting: Figure1Setting = Figure1Setting()):
     atomic_write_csv(
         csv, ("basis", "optimizer", "method", "t", "mean_loss", "lower95", "upper95", "replicas"), rows
     )
-    return [png, csv]
+    record, table = out_dir / "figure1_claims.json", out_dir / "figure1_table.md"
+    atomic_write_json(record, {"claims": claims(traces, setting)})
+    atomic_write_text(table, _table(traces, setting))
+    return [png, csv, record, table]
 
 
 def main(argv=None) -> int:
     parser = Parser(prog="python -m figures.figure1", description="Figure 1 alone.")
-    parser.add_argument("--quick", action="store_true", help="T = 400, R = 16")
+    parser.add_argument("--quick", action="store_true", help="T = 400, R = 16 unless given")
+    parser.add_argument("--steps", type=integer("--steps", 1, 10**6), default=Figure1Setting.steps, help="T")
+    parser.add_argument(
+        "--replicas", type=integer("--replicas", 1, 10**5), default=Figure1Setting.replicas, help="R"
+    )
     parser.add_argument("--out", default="out/figure1", help="output folder (default out/figure1)")
-    args = parser.parse_args(argv)
+    args = parse_with_quick(parser, argv, dict(steps=QUICK.steps, replicas=QUICK.replicas))
     out = Path(check_out_dir(args.out))
-    for path in make(out, QUICK if args.quick else Figure1Setting()):
+    for path in make(out, Figure1Setting(steps=args.steps, replicas=args.replicas)):
         print(f"wrote {path}")
     return 0
 

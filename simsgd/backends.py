@@ -2,8 +2,10 @@
 
 A :class:`Backend` says where its arrays live (``ops(device)``), how its oracle draws
 (``streams``: bit for bit the NumPy engine's counter-based draws), which devices it has
-(``check_device``) and, optionally, a compiled loop. The torch backend is loaded on first use,
-so ``import simsgd`` never imports torch. Add a backend with :func:`register`.
+(``check_device``) and, optionally, a compiled loop. The torch backends — "torch" (tensors of
+shape (R, N, m, n)) and "lanes" (:mod:`simsgd.lanes`: each entry a length-R tensor, compiled by
+:mod:`simsgd.fused` into one loop over the replicas per step) — are loaded on first use, so
+``import simsgd`` never imports torch. Add a backend with :func:`register`.
 """
 
 from __future__ import annotations
@@ -64,7 +66,17 @@ def _torch() -> Backend:
     return Backend("torch", check_device, TorchOps, TorchNodeStreams, compiled_loop)
 
 
-_LOADERS: dict[str, Callable[[], Backend]] = {"numpy": _numpy, "torch": _torch}
+def _lanes() -> Backend:
+    try:
+        from .fused import fused_loop
+        from .lanes import LanesOps, LanesStreams
+        from .torch_ops import check_device
+    except ImportError:
+        raise ValueError("backend='lanes' needs torch (pip install '.[torch]')") from None
+    return Backend("lanes", check_device, LanesOps, LanesStreams, fused_loop)
+
+
+_LOADERS: dict[str, Callable[[], Backend]] = {"numpy": _numpy, "torch": _torch, "lanes": _lanes}
 
 
 def register(name: str, loader: Callable[[], Backend]) -> None:

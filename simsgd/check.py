@@ -286,6 +286,20 @@ def _window_means(problem, method, windows, kw) -> dict:
     return {w: trace.grad_norm_sq[:, w[0] : w[1]].mean(axis=1) for w in windows}
 
 
+def _check_trace(trace, settings):
+    """Refuse a trace whose config (the settings it keeps) differs from ``settings``, naming the setting."""
+    if trace.grad_norm_sq is None:
+        raise ValueError("trace must record grad_norm_sq (simulate(..., record=...))")
+    for name, value in settings.items():
+        if name not in trace.config or (name == "method" and not isinstance(value, str)):
+            continue
+        have = trace.config[name]
+        if name == "restart_period" and not isinstance(value, int):
+            value = repr(value)  # the config keeps a rule by its repr
+        if have != value:
+            raise ValueError(f"trace was run with {name}={have!r}, not {value!r}")
+
+
 def _control_floor(problem, nodes):
     """Theorem 1's ε₀ where the problem states one (not with the lock forced: ξ_0 is then outside
     Assumption 2); None elsewhere.
@@ -318,6 +332,7 @@ def check_theorem4_at(
     control=True,
     corrected=False,
     alpha=0.05,
+    trace=None,
     **options,
 ):
     """Theorem 4 at several horizons T of one run: the theorem holds for every T at a fixed η,
@@ -344,6 +359,10 @@ def check_theorem4_at(
         Use the third term's constant with the erratum in (19) fixed.
     alpha : float
         One-sided level of each confidence bound.
+    trace : Trace, optional
+        A run of ``method`` already made at these settings (e.g. one a notebook plotted): its
+        ||∇f(X_t)||² is the left-hand side, and ``method`` is not run again (R is the trace's).
+        The settings its ``config`` keeps must equal these.
     **options
         Other options of :func:`simsgd.simulate` (``error_feedback``, ``dtype``, …).
 
@@ -362,7 +381,12 @@ def check_theorem4_at(
     terms = {T: theory.theorem4_terms(c, delta=d, steps=T, corrected=corrected, **common) for T in horizons}
     kw = dict(common, rank=rank, optimizer="msgd", replicas=replicas, seed=seed, **options)
     windows = [(0, T) for T in horizons] + [(T // 2, T) for T in horizons]
-    lhs = _window_means(problem, method, windows, kw)
+    if trace is None:
+        lhs = _window_means(problem, method, windows, kw)
+    else:
+        _check_trace(trace, dict(kw, method=method, steps=max(horizons)))
+        replicas = kw["replicas"] = trace.replicas
+        lhs = {w: trace.grad_norm_sq[:, w[0] : w[1]].mean(axis=1) for w in windows}
     base = _window_means(problem, "full", windows, kw) if paired else None
     plain = _window_means(problem, "powersgd", windows, kw) if control else None
     do_nothing = float(NUMPY.sqnorm(problem.grad(np.asarray(problem.x0, dtype=np.float64))))
@@ -406,6 +430,12 @@ def check_theorem4(problem, *, steps, **kwargs):
     Returns
     -------
     BoundCheck
+
+    Raises
+    ------
+    ValueError
+        Outside the theorem's hypotheses (η > (1 − μ)/(2L), …), or a ``trace`` whose settings
+        differ from these, naming the setting.
     """
     return check_theorem4_at(problem, horizons=[steps], **kwargs)[0]
 

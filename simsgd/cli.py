@@ -30,6 +30,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 
+from . import backends
 from ._checks import check_int, check_real, check_seed
 
 __all__ = [
@@ -279,7 +280,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """``--backend {numpy,torch}`` and ``--device``: where the command's simulations run."""
     parser.add_argument(
         "--backend",
-        choices=("numpy", "torch"),
+        choices=backends.names(),
         default="numpy",
         help="array library of every simulation (torch: same draws, trajectories equal to rounding)",
     )

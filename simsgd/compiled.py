@@ -8,12 +8,11 @@ Needs torch; ``import simsgd`` does not import this module.
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 import torch
 
 from . import algorithm
+from .fused import problem_key
 from .loop import StreamDraws, compressor_streams, run_traced
 from .optimizers import AdamState
 from .recorder import step_values
@@ -35,20 +34,21 @@ class _CompiledOps(TorchOps):
         return True
 
 
-_FUSED = weakref.WeakKeyDictionary()  # problem -> {options: compiled block}
+_FUSED: dict = {}  # problem_key(problem) -> {options: compiled block}
 
 
-def _fused_block(problem, config, nodes, record, block, device):
-    """The compiled block of :func:`compiled_loop`, built once per problem and options.
+def _fused_block(problem, config, nodes, record, block, device, qr):
+    """The compiled block of :func:`compiled_loop`, built once per problem (equal problems share
+    it: :func:`simsgd.fused.problem_key`) and options.
 
     Reusing it lets later runs (other seeds, replicas, T) skip dynamo's tracing; the
     streams are arguments, not closures, for that reason.
     """
-    key = (config, nodes, record, block, str(device))
-    cache = _FUSED.setdefault(problem, {})
+    key = (config, nodes, record, block, str(device), qr)
+    cache = _FUSED.setdefault(problem_key(problem), {})
     if key in cache:
         return cache[key]
-    cops = _CompiledOps(device)
+    cops = _CompiledOps(device, qr)
 
     def body(state, streams, shared, local, t0, lrs):
         steps = []
@@ -113,7 +113,7 @@ def compiled_loop(problem, run, lr, ops, streams, recorder, progress=None, block
             f"compile=True needs a restart schedule periodic in t with period {block}; "
             f"{compressor.name}'s is not (use compile=False)"
         )
-    fused = _fused_block(problem, config, run.nodes, recorder.record, block, ops.device)
+    fused = _fused_block(problem, config, run.nodes, recorder.record, block, ops.device, ops.qr_kind)
     shared, local = compressor_streams(run, np.arange(run.nodes), TorchNodeStreams, device=ops.device)
 
     def fused_block(state, t):

@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_sigma_list,
         default=5.0,
         help="noise scale σ ≥ 0 of eq. (10b) (default 5), or N comma-separated per-node σ_i "
-        "(e.g. 5,10: no signed sum Σ±σ_i vanishes, so no step is degenerate)",
+        "(e.g. 5,10: no signed sum Σ±σ_i vanishes, so no PowerSGD step in the lock is degenerate)",
     )
     p.add_argument(
         "--N",

@@ -23,6 +23,7 @@ __all__ = [
     "atomic_write_csv",
     "atomic_savefig",
     "provenance",
+    "commit",
 ]
 
 
@@ -79,6 +80,25 @@ def atomic_savefig(fig, path, **savefig_kwargs) -> str:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def commit(short: bool = True) -> str:
+    """The git commit of the checkout this package runs from (``git describe --always --dirty``:
+    ``-dirty`` when it has uncommitted changes), or ``"unknown"`` outside one. The one place the
+    commit of a result is looked up.
+    """
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", f"--abbrev={12 if short else 40}"],
+            cwd=os.path.dirname(os.path.abspath(__file__)),  # the checkout this code runs from
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out or "unknown"
+
+
 def provenance(command: str | None = None, **settings) -> dict:
     """Where a generated result came from: the command, the git commit, the date, versions.
 
@@ -92,28 +112,18 @@ def provenance(command: str | None = None, **settings) -> dict:
     Returns
     -------
     dict
-        ``command``, ``commit`` (``git describe --always --dirty`` of the checkout
-        this package runs from, or ``"unknown"`` outside one), ``date`` (UTC, ISO 8601),
-        ``python``, ``numpy`` and ``settings``.
+        ``command``, ``commit`` (:func:`commit`), ``date`` (UTC, ISO 8601), ``python``, ``numpy``,
+        ``load_average`` (the 1-minute load when the result was made: what it ran beside) and
+        ``settings``.
     """
     import numpy as np
 
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=os.path.dirname(os.path.abspath(__file__)),  # the checkout this code runs from
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
     return {
         "command": command or " ".join(["python"] + sys.argv),
-        "commit": commit or "unknown",
+        "commit": commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "numpy": np.__version__,
+        "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "settings": settings,
     }

@@ -16,10 +16,15 @@ one-sided lower and upper bound, each at confidence level 1 − α:
 (Bonferroni: each column at level α/T), so that a check "max_t E[Y_t] ≤ B" passes only
 if every column's upper bound is below B. :func:`fit_exponent` fits y ∝ x^p by least
 squares on logarithms and bootstraps the replicas for an interval on p.
+
+:func:`tost` decides equivalence of paired differences against a margin fixed in advance
+(two one-sided Student-t tests); :func:`student_t_cdf` and :func:`student_t_quantile` are
+its distribution (no SciPy needed).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
@@ -40,6 +45,11 @@ __all__ = [
     "mean_ci",
     "mean_band",
     "wilson_interval",
+    "Equivalence",
+    "tost",
+    "student_t_cdf",
+    "student_t_quantile",
+    "VERDICTS",
 ]
 
 METHODS = ("clt", "bootstrap")
@@ -326,3 +336,231 @@ def wilson_interval(k: int, n: int, z: float = 1.96):
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# Student-t distribution and the two one-sided tests (TOST) of equivalence.
+
+VERDICTS = ("equivalent", "different", "undecided")
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularised incomplete beta function (modified Lentz)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        m2 = 2 * m
+        for aa in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta function I_x(a, b) for x in [0, 1]."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def student_t_cdf(t: float, df: float) -> float:
+    """P(T ≤ t) for Student's t with ``df`` degrees of freedom.
+
+    Parameters
+    ----------
+    t : float
+        Any finite value (±inf give 0 and 1).
+    df : float > 0
+
+    Returns
+    -------
+    float
+    """
+    check_real("df", df, 0.0, low_open=True)
+    t = float(t)
+    if math.isinf(t):
+        return 0.0 if t < 0 else 1.0
+    tail = 0.5 * _betainc(0.5 * df, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def student_t_quantile(p: float, df: float) -> float:
+    """The t with P(T ≤ t) = ``p`` for Student's t with ``df`` degrees of freedom.
+
+    Parameters
+    ----------
+    p : float in (0, 1)
+    df : float > 0
+
+    Returns
+    -------
+    float
+        Accurate to about 1e-10 (Newton's method on :func:`student_t_cdf`, bracketed).
+    """
+    return _t_quantile(
+        check_real("p", p, 0.0, 1.0, low_open=True, high_open=True), check_real("df", df, 0.0, low_open=True)
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _t_quantile(p: float, df: float) -> float:
+    if p == 0.5:
+        return 0.0
+    if p < 0.5:
+        return -_t_quantile(1.0 - p, df)
+    # Newton's method on the cdf from the normal quantile, inside a bracket kept by bisection.
+    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    pdf = lambda t: math.exp(log_norm - (df + 1) / 2 * math.log1p(t * t / df))
+    low, high = 0.0, 1.0
+    while student_t_cdf(high, df) < p:
+        low, high = high, 2.0 * high
+    t = min(max(NormalDist().inv_cdf(p), low), high)
+    for _ in range(100):
+        error = student_t_cdf(t, df) - p
+        if error < 0:
+            low = t
+        else:
+            high = t
+        step = error / pdf(t)
+        t_new = t - step
+        if not low < t_new < high:  # Newton left the bracket: bisect instead
+            t_new = 0.5 * (low + high)
+        if abs(t_new - t) <= 1e-13 * max(1.0, abs(t)) or high - low <= 1e-13 * max(1.0, high):
+            return t_new
+        t = t_new
+    return t
+
+
+def _pairs_needed(n, sd, gap, alpha, most=10**7):
+    """The least k > n with t_{1−α, k−1}·sd/√k < gap (None beyond ``most``)."""
+    fits = lambda k: student_t_quantile(1.0 - alpha, k - 1) * sd / math.sqrt(k) < gap
+    low, high = n, 2 * n  # fits(low) is False: the run was undecided
+    while not fits(high):  # doubling, then bisection: few distinct quantiles
+        if high >= most:
+            return None
+        low, high = high, min(2 * high, most)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if fits(mid) else (mid, high)
+    return high
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """The outcome of :func:`tost`.
+
+    Attributes
+    ----------
+    mean : float
+        Mean of the paired differences.
+    lower, upper : float
+        The (1 − 2α) Student-t interval of the mean: TOST at level α rejects both
+        one-sided null hypotheses exactly when it lies inside (−margin, margin).
+    margin : float
+        m, fixed before the data were seen.
+    alpha : float
+        Level of each one-sided test.
+    n : int
+        Number of paired differences.
+    p_value : float
+        TOST's p-value: the larger of the two one-sided p-values (equivalent iff < α).
+    verdict : str
+        ``"equivalent"``: the interval lies inside (−m, m); ``"different"``: it lies wholly
+        outside [−m, m] (the difference exceeds the margin at level α); ``"undecided"``:
+        it straddles ±m.
+    needed : int or None
+        For ``"undecided"``: how many differences would decide it if their mean and standard
+        deviation stayed as measured (the least n whose interval would clear ±m; None when
+        decided, or when no count up to 10⁷ would).
+    """
+
+    mean: float
+    lower: float
+    upper: float
+    margin: float
+    alpha: float
+    n: int
+    p_value: float
+    verdict: str
+    needed: int | None
+
+    @property
+    def text(self) -> str:
+        """The verdict as a table cell, e.g. ``equivalent within ±0.01``."""
+        if self.verdict == "equivalent":
+            return f"equivalent within ±{self.margin:g}"
+        if self.verdict == "different":
+            return f"different (by more than {self.margin:g})"
+        more = f"; ≈{self.needed} pairs would decide" if self.needed else ""
+        return f"undecided at ±{self.margin:g}{more}"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "text": self.text}
+
+
+def tost(diffs, margin: float, alpha: float = 0.05) -> Equivalence:
+    """Two one-sided tests (TOST) of |E[d]| < margin from paired differences d.
+
+    H₀⁻: E[d] ≤ −m and H₀⁺: E[d] ≥ m are each tested with a one-sided Student-t test at
+    level α; equivalence is declared when both are rejected, i.e. when the (1 − 2α)
+    interval mean ± t_{1−α, n−1} s/√n lies inside (−m, m). The same interval lying
+    wholly outside [−m, m] shows a difference larger than the margin; anything else is
+    undecided. A non-rejection of "no difference" is never reported as equivalence.
+
+    Parameters
+    ----------
+    diffs : array_like, shape (n,)
+        Paired differences (e.g. one method's final loss minus another's, seed by seed),
+        n ≥ 2, finite.
+    margin : float > 0
+        The equivalence margin m, chosen before the run.
+    alpha : float in (0, 0.5)
+        Level of each one-sided test (for k comparisons at family level α, pass α/k).
+
+    Returns
+    -------
+    Equivalence
+
+    Examples
+    --------
+    >>> tost([0.001, -0.002, 0.0005, 0.0015], margin=0.01).verdict
+    'equivalent'
+    >>> tost([0.03, 0.031, 0.029, 0.032], margin=0.01).verdict
+    'different'
+    """
+    m = check_real("margin", margin, 0.0, low_open=True)
+    check_real("alpha", alpha, 0.0, 0.5, low_open=True, high_open=True)
+    d = _samples(diffs, 1, "diffs")
+    n, mean, sd = d.size, float(d.mean()), float(d.std(ddof=1))
+    t = student_t_quantile(1.0 - alpha, n - 1)
+    se = sd / math.sqrt(n)
+    lower, upper = mean - t * se, mean + t * se
+    if se > 0:
+        p_value = max(1.0 - student_t_cdf((mean + m) / se, n - 1), student_t_cdf((mean - m) / se, n - 1))
+    else:
+        p_value = 0.0 if abs(mean) < m else 1.0
+    if -m < lower and upper < m:
+        verdict = "equivalent"
+    elif lower >= m or upper <= -m:
+        verdict = "different"
+    else:
+        verdict = "undecided"
+    needed = None
+    gap = abs(abs(mean) - m)
+    if verdict == "undecided" and gap > 0 and sd > 0:
+        needed = _pairs_needed(n, sd, gap, alpha)
+    return Equivalence(mean, lower, upper, m, alpha, n, float(p_value), verdict, needed)

@@ -111,9 +111,8 @@ def _key(*parts) -> str | None:
 def _cell(problem, cell, memory, cache_dir, progress, labels):
     """One cell's record: from memory, from ``cache_dir``, or run (and kept in both)."""
     key = _key(sorted(cell.items()))
-    path = None
-    if key is not None and cache_dir is not None:
-        path = os.path.join(cache_dir, _key(problem, key) + ".json")
+    disk = None if key is None or cache_dir is None else _key(problem, key)
+    path = None if disk is None else os.path.join(cache_dir, disk + ".json")
     if key in memory:
         return memory[key]
     if path is not None and os.path.exists(path):

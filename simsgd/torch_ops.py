@@ -14,6 +14,8 @@ import contextlib
 import numpy as np
 import torch
 
+from .small_svd import top_left_singular_vectors_2xn
+
 __all__ = ["TorchOps", "TORCH", "check_device", "top_left_singular_vectors_2x2", "cholesky_qr2"]
 
 
@@ -43,6 +45,10 @@ class TorchOps:
     ----------
     device : str or torch.device
         Where :meth:`from_numpy` puts arrays.
+    qr : {None, "householder", "cholesky"}
+        How :meth:`qr` orthogonalises: None picks by the tensor's device (CholeskyQR2 on CUDA,
+        Householder elsewhere); "cholesky" runs the CUDA kernel on any device (so that the CPU
+        tests exercise it); "householder" LAPACK's everywhere.
 
     Notes
     -----
@@ -56,8 +62,10 @@ class TorchOps:
 
     name = "torch"
 
-    def __init__(self, device="cpu"):
-        self.device = torch.device(device)
+    def __init__(self, device="cpu", qr=None):
+        if qr not in (None, "householder", "cholesky"):
+            raise ValueError(f"qr must be None, 'householder' or 'cholesky', got {qr!r}")
+        self.device, self.qr_kind = torch.device(device), qr
 
     @staticmethod
     def node_mean(x):
@@ -80,15 +88,16 @@ class TorchOps:
             out = out + a[..., :, j : j + 1] * b[..., j : j + 1, :]
         return out
 
-    @staticmethod
-    def qr(p):
+    def qr(self, p):
         """Householder QR. Returns ``(Q, diag(R))``.
 
         On CUDA batched ``linalg.qr`` runs matrix by matrix, so there it is CholeskyQR2
         (two Cholesky passes, orthogonal to rounding for the well-conditioned P of
-        Algorithm 1; a rank-deficient P gives a zero pivot and is caught as degenerate).
+        Algorithm 1; a rank-deficient P gives a zero pivot and is caught as degenerate);
+        ``qr="cholesky"`` takes that branch on any device.
         """
-        if p.device.type == "cuda":
+        kind = self.qr_kind or ("cholesky" if p.device.type == "cuda" else "householder")
+        if kind == "cholesky":
             return cholesky_qr2(p)
         q, r = torch.linalg.qr(p)
         return q, torch.diagonal(r, dim1=-2, dim2=-1)
@@ -103,11 +112,12 @@ class TorchOps:
     def top_left_singular_vectors(d, rank):
         """First ``rank`` left singular vectors of ``d`` (..., m, n) -> (..., m, rank).
 
-        2×2: closed form (LAPACK's batched SVD of 10⁵ 2×2 matrices costs more than a whole
-        τ = 10 cycle); otherwise ``torch.linalg.svd``.
+        m = 2: closed form (:func:`simsgd.small_svd.top_left_singular_vectors_2xn`; LAPACK's
+        batched SVD of 10⁵ 2×2 matrices costs more than a whole τ = 10 cycle); otherwise
+        ``torch.linalg.svd``.
         """
-        if d.shape[-2:] == (2, 2):
-            return top_left_singular_vectors_2x2(d)[..., :rank]
+        if d.shape[-2] == 2:
+            return top_left_singular_vectors_2xn(d, rank, TORCH)
         return torch.linalg.svd(d, full_matrices=False)[0][..., :rank]
 
     @staticmethod
@@ -153,7 +163,9 @@ class TorchOps:
 
     @staticmethod
     def asnumpy(x):
-        return x.detach().cpu().numpy()
+        """``x`` as a NumPy array (bfloat16, which NumPy lacks, as float32: exact)."""
+        x = x.detach().cpu()
+        return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
 
     @staticmethod
     def node_layout(x):
@@ -225,31 +237,10 @@ device-independent methods)."""
 
 
 def top_left_singular_vectors_2x2(d):
-    """Left singular vectors of 2×2 matrices in closed form: (..., 2, 2) -> (..., 2, 2).
-
-    u₁ is the top eigenvector of S = D Dᵀ = [[a, b], [b, c]], taken as the longer of the two
-    eigenvector candidates (b, λ₁ − a) and (λ₁ − c, b), which keeps it exact when S is
-    diagonal; u₂ = (−u₁₂, u₁₁). When D Dᵀ ∝ I (both candidates zero) u₁ = e₁. Computed on
-    D / max|D_ij| so that neither overflows nor underflows.
+    """Left singular vectors of 2×2 matrices in closed form: (..., 2, 2) -> (..., 2, 2)
+    (:func:`simsgd.small_svd.top_left_singular_vectors_2xn`, the NumPy engine's too).
     """
-    scale = d.abs().amax(dim=(-2, -1), keepdim=True)
-    d = d / torch.where(scale == 0, 1, scale)
-    a = d[..., 0, 0] ** 2 + d[..., 0, 1] ** 2
-    c = d[..., 1, 0] ** 2 + d[..., 1, 1] ** 2
-    b = d[..., 0, 0] * d[..., 1, 0] + d[..., 0, 1] * d[..., 1, 1]
-    half = (a - c) / 2
-    lam = (a + c) / 2 + torch.sqrt(half * half + b * b)
-    v1x, v1y, v2x, v2y = b, lam - a, lam - c, b
-    n1, n2 = v1x * v1x + v1y * v1y, v2x * v2x + v2y * v2y
-    first = n1 > n2
-    x = torch.where(first, v1x, v2x)
-    y = torch.where(first, v1y, v2y)
-    norm = torch.sqrt(torch.where(first, n1, n2))
-    zero = norm == 0
-    safe = torch.where(zero, 1, norm)
-    ux = torch.where(zero, 1, x / safe)
-    uy = torch.where(zero, 0, y / safe)
-    return torch.stack((torch.stack((ux, -uy), -1), torch.stack((uy, ux), -1)), -2)
+    return top_left_singular_vectors_2xn(d, 2, TORCH)
 
 
 def cholesky_qr2(p):

@@ -57,6 +57,23 @@ def test_vacuous_and_inconclusive_are_reported_as_such():
     assert few.status == "inconclusive" and "replicas" in few.would_decide
 
 
+def test_theorem4_on_a_given_trace_equals_the_check_that_runs_it_and_refuses_other_settings():
+    row = dict(ROW, steps=300)
+    ran = check.check_theorem4(PSI, paired=False, control=False, **row)
+    same = simsgd.simulate(PSI, method="powersgd+", optimizer="msgd", progress=False, **row)
+    given = check.check_theorem4(PSI, paired=False, control=False, trace=same, **row)
+    assert given.measured == ran.measured and given.bound == ran.bound and given.status == ran.status
+    # R is the trace's: 40 replicas, not the 32 of the arguments (so the trace, not a rerun, is measured)
+    more = simsgd.simulate(
+        PSI, method="powersgd+", optimizer="msgd", progress=False, **dict(row, replicas=40)
+    )
+    wider = check.check_theorem4(PSI, paired=False, control=False, trace=more, **row)
+    assert wider.measured.n == 40 and wider.settings["R"] == 40
+    assert wider.measured.mean == pytest.approx(more.grad_norm_sq[:, :-1].mean())
+    with pytest.raises(ValueError, match="restart_period"):
+        check.check_theorem4(PSI, paired=False, control=False, trace=same, **dict(row, restart_period=3))
+
+
 def test_corollary1_and_lemma3():
     c = check.check_corollary1(PSI, nodes=1, restart_period=2, momentum=0.0, steps=3000, replicas=32)
     assert c.statement == "Corollary 1"
@@ -132,3 +149,10 @@ def test_sweep_cells_are_simulate_runs_and_are_cached(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="rank"):
         simsgd.sweep(problem, rank=2, **kw)
     assert table.to_structured()["final_grad_sq"].shape == (3,) and "| powersgd+ |" in table.to_markdown()
+
+
+def test_sweep_of_a_problem_that_does_not_pickle_runs_uncached_on_disk(tmp_path):
+    problem = Psi2x2(5.0)
+    problem.schedule = lambda t: t  # a lambda: the problem no longer pickles
+    table = simsgd.sweep(problem, methods=["powersgd"], cache_dir=tmp_path, nodes=4, steps=5, replicas=2)
+    assert len(table) == 1 and list(tmp_path.iterdir()) == []

@@ -258,3 +258,9 @@ def test_ops_with_exactly_the_protocol_run_simulate():
             np.testing.assert_array_equal(b.x, a.x)
     finally:
         backends._LOADERS.pop("exact")
+
+
+def test_the_restart_option_names_the_restart_kinds():
+    from simsgd.compressors import RESTART_KINDS
+
+    assert set(simsgd.options.RESTARTS) == set(RESTART_KINDS)  # the Literal type and the table agree

@@ -126,24 +126,27 @@ def _cheap_bounds_search(monkeypatch):
     monkeypatch.setattr(search, "search", fake)
 
 
-def _cheap_escape(monkeypatch):
-    import numpy as np
+def _fake_escape_cell(
+    basis, sigma, nodes, steps, replicas, *, rank=1, shape=(2, 2), precision="float64", **options
+):
+    """What :func:`counterexamples.escape.cells.measure` returns, without a run."""
+    from counterexamples.escape.cells import CRITERIA
 
+    _as_simulate(steps, replicas, nodes, shape)
+    row = dict(
+        basis=basis, sigma=sigma, nodes=nodes, rank=rank, steps=steps, replicas=replicas, precision=precision
+    )
+    errors = dict(flagged_share=0.0, max_error_norm_sq=1.0, max_error_norm_sq_first_tenth=1.0)
+    return dict(row, **{c: None for c in CRITERIA}, **errors)
+
+
+def _cheap_escape(monkeypatch):
     from counterexamples.escape import escape_study as study
 
-    def first_balanced_step(nodes, steps, replicas, seed=0):
-        _as_simulate(steps, replicas, nodes)  # the real one draws (R, N) signs for every step
-        return np.full(replicas, -1)
-
-    def measure(basis, qr, convention, sigma, nodes, steps, replicas, balanced):
-        _as_simulate(steps, replicas, nodes)
-        row = dict(basis=basis, qr=qr, degenerate_qr=convention, sigma=sigma, nodes=nodes)
-        fractions = dict(after_balanced=0.0, flagged_fraction=0.0, flagged_own_scale_fraction=0.0)
-        return dict(row, span_quartiles=None, **fractions)
-
-    monkeypatch.setattr(study, "first_balanced_step", first_balanced_step)
-    monkeypatch.setattr(study, "measure", measure)
-    monkeypatch.setattr(study, "_plot", lambda rows, path: Path(path).write_text("x"))
+    monkeypatch.setattr(study, "measure", _fake_escape_cell)
+    monkeypatch.setattr(study.implementations, "symmetry_table", lambda samples: [])
+    monkeypatch.setattr(study, "escape_claim", lambda *args: {})
+    monkeypatch.setattr(study, "plot", lambda cells, path: Path(path).write_text("x"))
 
 
 def _cheap_remark2(monkeypatch):
@@ -160,7 +163,26 @@ def _cheap_remark2(monkeypatch):
             floats_restart=8,
         )
 
+    def cell(kind, options, lr, steps, replicas, **kwargs):
+        _as_simulate(steps, replicas)
+        return dict(
+            kind=kind,
+            lr=lr,
+            steps=steps,
+            replicas=replicas,
+            freed_by_first_restart=1.0,
+            first_move_quartiles=[11.0, 11.0, 11.0],
+            converged=1,
+            converged_wilson95=(0.0, 1.0),
+            **{"below_1e-6": 0.5},
+            final_grad_norm_sq=0.5,
+            final_band95=(0.0, 1.0),
+            inner_T_quantiles_10_50_90=[0.0, 0.0, 0.0],
+        )
+
     monkeypatch.setattr(remark2, "measure", measure)
+    monkeypatch.setattr(remark2.sweep, "cell", cell)
+    monkeypatch.setattr(remark2, "r2_claim", lambda *args: {})
 
 
 def _cheap_search(monkeypatch):
@@ -209,6 +231,50 @@ def _cheap_exact_check(monkeypatch):
     monkeypatch.setattr(exact_check, "run_exact", run_exact)
 
 
+def _cheap_any_optimizer(monkeypatch):
+    from counterexamples.any_optimizer import any_optimizer as study
+
+    def run_cell(shift, method, optimizer, weight_decay, lr, steps, replicas, **kwargs):
+        _as_simulate(steps, replicas)
+        grad = dict(mean=16.0, ci95=[16.0, 16.0], min=16.0, max=16.0)
+        return dict(
+            shift=shift,
+            method=method,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            lr=lr,
+            steps=steps,
+            replicas=replicas,
+            epsilon0=1.0,
+            final_grad_norm_sq=grad,
+            stayed_at_initial_all_t=replicas,
+            inner_T=[2.0, 2.0, 2.0],
+        )
+
+    monkeypatch.setattr(study, "run_cell", run_cell)
+    monkeypatch.setattr(study, "any_optimizer_claim", lambda *args: {})
+
+
+def _cheap_rotated_bases(monkeypatch):
+    from counterexamples.rotated_bases import rotated_bases as study
+
+    _cheap_lock("counterexamples.rotated_bases.rotated_bases")(monkeypatch)
+    monkeypatch.setattr(study, "bound", lambda basis="aligned", **kwargs: {"basis": basis, **kwargs})
+    monkeypatch.setattr(study, "bound_claim", lambda *args: {})
+
+
+def _cheap_powersgd_plus(monkeypatch):
+    from counterexamples.powersgd_plus import powersgd_plus as study
+
+    _cheap_lock("counterexamples.powersgd_plus.powersgd_plus")(monkeypatch)
+    monkeypatch.setattr(
+        study, "_plot", lambda curves, eps0, path, settings, replicas: Path(path).write_text("x")
+    )
+    monkeypatch.setattr(study, "run_pernode", lambda steps, replicas, quick: ([], {}))
+    monkeypatch.setattr(study, "_pernode_table", lambda rows: "x")
+    monkeypatch.setattr(study, "pernode_claim", lambda *args: {})
+
+
 def _cheap_lock(module):
     def patch(monkeypatch):
         import importlib
@@ -225,8 +291,6 @@ def _cheap_lock(module):
         summary = dict(locked_fraction=1.0, locked_ci95=(0.9, 1.0), mean_grad_norm_sq_T=16.0, ci95=(16, 16))
         monkeypatch.setattr(study, "simulate_lock", simulate_lock)
         monkeypatch.setattr(study, "lock_summary", lambda trace, locked: dict(summary))
-        if hasattr(study, "_plot"):
-            monkeypatch.setattr(study, "_plot", lambda curves, eps0, path: Path(path).write_text("x"))
 
     return patch
 
@@ -245,20 +309,27 @@ def _no_network(monkeypatch):
         def __exit__(self, *exc):
             return False
 
-        def shape(self, mbit):
+        def shape(self, mbit, delay_ms=0.0):
             pass
 
     def measure(net, methods, args, port):
-        return {m: {"seconds": 0.01 * (1 + k), "bytes": 1000.0 / (1 + k)} for k, m in enumerate(methods)}
+        cell = lambda k: {
+            "step": [0.01 * (1 + k)] * args.repeats, "compute": [0.005] * args.repeats,
+            "comm": [0.004] * args.repeats, "bytes": 1000.0 / (1 + k), "recorded_bytes": 1000.0 / (1 + k),
+            "messages": 1.0, "message_floats": [[250]],
+        }  # fmt: skip
+        return {"latency_probe_seconds": 1e-4, "methods": {m: cell(k) for k, m in enumerate(methods)}}
 
     def never(*args, **kwargs):
         raise RuntimeError("no namespaces or processes under the fuzz test")
 
     monkeypatch.setattr(bandwidth, "why_not", lambda: None)
+    monkeypatch.setattr(bandwidth, "why_no_netem", lambda: "no netem (fuzz)")
+    monkeypatch.setattr(bandwidth, "busy_cores", lambda seconds: 0.0)
     monkeypatch.setattr(bandwidth, "Network", Network)
     monkeypatch.setattr(bandwidth, "_measure", measure)
-    monkeypatch.setattr(bandwidth, "_ip", never)
-    monkeypatch.setattr(bandwidth, "_child", never)
+    monkeypatch.setattr(bandwidth, "_plot", lambda measured, path: Path(path).write_text("x"))
+    monkeypatch.setattr(bandwidth, "make_provenance", lambda command, **settings: {"command": command})
     monkeypatch.setattr(bandwidth.subprocess, "run", never)  # and no ip/tc at all, whatever path
     monkeypatch.setattr(bandwidth.subprocess, "Popen", never)
 
@@ -345,7 +416,7 @@ CLIS = [
     Cli(
         "counterexamples.escape",
         {"--steps": small_int(), "--replicas": small_int()},
-        files=("escape_study.json", "escape_table.md", "escape_steps.png"),
+        files=("escape.json", "escape_table.md", "escape_steps.png"),
         flags=("--quick",),
         patch=_cheap_escape,
         source="counterexamples.escape.escape_study",
@@ -353,7 +424,7 @@ CLIS = [
     Cli(
         "counterexamples.remark2",
         {},
-        files=("remark2.json", "remark2_table.md"),
+        files=("remark2.json", "remark2_table.md", "remark2_sweep.md"),
         flags=("--quick",),
         patch=_cheap_remark2,
         source="counterexamples.remark2.remark2",
@@ -383,9 +454,18 @@ CLIS = [
         patch=_cheap_followup,
     ),
     Cli(
+        "counterexamples.any_optimizer",
+        {},
+        files=("any_optimizer.json", "any_optimizer_table.md"),
+        flags=("--quick",),
+        patch=_cheap_any_optimizer,
+        source="counterexamples.any_optimizer.any_optimizer",
+    ),
+    Cli(
         "counterexamples.exact_check",
         {},
         files=("exact_check.json",),
+        flags=("--quick",),
         patch=_cheap_exact_check,
         source="counterexamples.exact_check.exact_check",
     ),
@@ -393,14 +473,16 @@ CLIS = [
         "counterexamples.rotated_bases",
         {},
         files=("rotated_bases.json",),
-        patch=_cheap_lock("counterexamples.rotated_bases.rotated_bases"),
+        flags=("--quick",),
+        patch=_cheap_rotated_bases,
         source="counterexamples.rotated_bases.rotated_bases",
     ),
     Cli(
         "counterexamples.powersgd_plus",
         {},
-        files=("powersgd_plus.json", "counterexample_powersgd_plus.png"),
-        patch=_cheap_lock("counterexamples.powersgd_plus.powersgd_plus"),
+        files=("powersgd_plus.json", "pernode_table.md", "counterexample_powersgd_plus.png"),
+        flags=("--quick",),
+        patch=_cheap_powersgd_plus,
         source="counterexamples.powersgd_plus.powersgd_plus",
     ),
     Cli(
@@ -419,7 +501,15 @@ CLIS = [
             "--seeds": small_int(-1, 3),
             "--cap": small_int() | st.just("10000"),
         },
-        files=("lm.csv", "lm_table.md", "lm_paired.md", "provenance.json", "lm.png"),
+        files=(
+            "lm.csv",
+            "lm_table.md",
+            "lm_tost.md",
+            "lm_target.md",
+            "lm_claims.json",
+            "provenance.json",
+            "lm.png",
+        ),
         flags=("--quick", "--analyse"),
         patch=_no_launch("simsgd.examples.lm"),
         failures=("no processes are launched",),
@@ -435,10 +525,13 @@ CLIS = [
             "--repeats": small_int(),
             "--timeout": small_int(),
             "--lm-csv": _TEXT,
+            "--delay-ms": real(0.0, 5.0),
+            "--max-busy": real(0.25, 0.0),
         },
-        files=("bandwidth.md", "bandwidth.json"),
-        flags=("--quick",),
+        files=("bandwidth.md", "bandwidth.json", "bandwidth.png"),
+        flags=("--quick", "--allow-loaded"),
         patch=_no_network,
+        failures=("cannot add --delay-ms",),  # this kernel has no netem: documented refusal
     ),
 ]
 
@@ -800,7 +893,7 @@ def _expected(text):
 def test_escape_quick_never_overrides_an_explicit_value(monkeypatch):
     from counterexamples.escape import escape_study as study
 
-    seen = _seen_sizes(monkeypatch, study, "first_balanced_step")
+    seen = _seen_sizes(monkeypatch, study, "grid")  # grid(T, short T, R, quick): the first run's sizes
 
     @given(steps=small_int() | st.none(), replicas=small_int() | st.none())
     def check(steps, replicas):
@@ -821,9 +914,9 @@ def test_escape_quick_never_overrides_an_explicit_value(monkeypatch):
         if status == 2:  # sizes past the memory limit
             assert "memory" in err and not seen
             return
-        want_steps = 100 if steps is None else _expected(steps)
-        want_replicas = 20 if replicas is None else _expected(replicas)
-        assert status == 130 and seen[0][1:3] == (want_steps, want_replicas), (argv, seen)
+        want_steps = 400 if steps is None else _expected(steps)
+        want_replicas = 16 if replicas is None else _expected(replicas)
+        assert status == 130 and (seen[0][0], seen[0][2]) == (want_steps, want_replicas), (argv, seen)
 
     check()
 

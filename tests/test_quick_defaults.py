@@ -51,11 +51,11 @@ def _escape(monkeypatch):
 
     seen = []
 
-    def stop(nodes, steps, replicas, seed=0):
+    def stop(steps, short_steps, replicas, quick):
         seen.append((steps, replicas))
         raise KeyboardInterrupt  # stop before the grid: only the parsed sizes matter here
 
-    monkeypatch.setattr(study, "first_balanced_step", stop)
+    monkeypatch.setattr(study, "grid", stop)
     return study.main, seen
 
 
@@ -78,7 +78,7 @@ def test_escape_explicit_values_win_over_quick(monkeypatch, tmp_path):
     main, seen = _escape(monkeypatch)
     assert cli.run(main, ["--quick", "--steps", "7", "--out", str(tmp_path)]) == 130
     assert cli.run(main, ["--quick", "--out", str(tmp_path)]) == 130  # control: the quick defaults
-    assert seen == [(7, 20), (100, 20)]
+    assert seen == [(7, 16), (400, 16)]
 
 
 @pytest.mark.parametrize(

@@ -418,3 +418,61 @@ def test_joining_shards_in_the_wrong_order_is_seen(sharded):
     other = simsgd.simulate(problem, replica_ids=ids[:3], **{**kw, "seed": 6})
     with pytest.raises(ValueError, match="same run"):
         concat_traces([halves[0], other])
+
+
+# --- the CUDA-only branches, run on CPU ---------------------------------------------------------
+
+
+@pytest.fixture
+def cholesky_backend(monkeypatch):
+    """backend="torch-cholesky": the torch backend with TorchOps(qr="cholesky"), CUDA's QR, on CPU;
+    yields the list of CholeskyQR2 calls.
+    """
+    import simsgd.torch_ops as torch_ops
+    from simsgd import backends
+    from simsgd.torch_ops import TorchOps
+
+    calls = []
+    real = torch_ops.cholesky_qr2
+    monkeypatch.setattr(torch_ops, "cholesky_qr2", lambda p: calls.append(p.shape) or real(p))
+    base = backends.get("torch")
+    ops = lambda device: TorchOps(device, qr="cholesky")  # noqa: E731
+    backends.register("torch-cholesky", lambda: base._replace(name="torch-cholesky", ops=ops))
+    yield calls
+    backends._LOADERS.pop("torch-cholesky")
+
+
+CHOLESKY_KW = dict(method="powersgd+", nodes=3, rank=2, steps=30, replicas=11, lr=0.01, seed=5)
+
+
+def test_cuda_qr_runs_on_cpu(cholesky_backend):
+    a = simsgd.simulate(QUAD, backend="torch", **CHOLESKY_KW)
+    assert cholesky_backend == []  # control: the CPU default is Householder
+    b = simsgd.simulate(QUAD, backend="torch-cholesky", **CHOLESKY_KW)
+    assert len(cholesky_backend) == 27  # every SSP step (30 steps, τ = 10: 3 restarts)
+    diff = trace_diff(b, a)
+    assert diff.pop("q") > 0.1  # Q_{T−1}'s columns: CholeskyQR2's signs are not Householder's
+    np.testing.assert_allclose(np.abs(b.q), np.abs(a.q), rtol=1e-10, atol=1e-12)
+    assert max(diff.values()) <= 1e-10  # P̃Qᵀ, and so the trajectory, does not see the signs
+
+
+def test_cuda_qr_in_the_compiled_block_on_cpu(cholesky_backend, dynamo_off):
+    a = simsgd.simulate(QUAD, backend="torch-cholesky", **CHOLESKY_KW)
+    b = simsgd.simulate(QUAD, backend="torch-cholesky", compile=True, **CHOLESKY_KW)
+    assert _exact(a, b), trace_diff(b, a)
+    assert len(cholesky_backend) == 2 * 27
+
+
+def test_bad_qr_option():
+    from simsgd.torch_ops import TorchOps
+
+    with pytest.raises(ValueError, match="qr must be"):
+        TorchOps("cpu", qr="gram")
+
+
+def test_compile_options_by_device():
+    from simsgd.fused import compile_options
+
+    cpu, cuda = compile_options(torch.device("cpu")), compile_options(torch.device("cuda"))
+    assert cpu["cpp.vec_isa_ok"] is False and "cpp.vec_isa_ok" not in cuda
+    assert {k: v for k, v in cpu.items() if not k.startswith("cpp.")} == cuda

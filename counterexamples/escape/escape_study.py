@@ -1,22 +1,24 @@
-"""Floating point against Theorem 1's lock: how many steps until a run started in the lock
-(ξ_0 ≡ 1) leaves it, and by which mechanism.
+"""Floating point against Theorem 1's lock: whether, and after how many steps, a run started in the
+lock (ξ_0 ≡ 1) leaves it — as a function of the implementation, σ, N, the rank r and the precision.
 
-Grid: N ∈ {1, 2, 3, 4, 5, 8}, σ ∈ {1, 5, 25, 125}, bases paper / aligned / random, QR
-"core" (``orthogonalization="householder"``: rank 1 in closed form, P̃ = P/β, equal entries
-stay equal) and "lapack" (``np.linalg.qr``), and two QR(0) conventions: "previous" (the
-default, applied where P is degenerate relative to its inputs) and "native" (LAPACK's
-answer is used even on a degenerate P, i.e. a P of rounding noise at a balanced step).
-PowerSGD + MSGD μ = 0.9, η = 5e-4, float64.
+Parts (PowerSGD + MSGD μ = 0.9, η = 5e-4, seed 0; cells in :mod:`.cells`, implementations in
+:mod:`.implementations`):
 
-Per run two escape times: ``span``, the first t with X_t − X_0 ∉ span(B)
-(:func:`simsgd.lock.locked_mask`'s test), and ``grad``, the first t with
-| ||∇f(X_t)||² − 16 | > 10⁻³. Per cell the mechanism is read off: ``after_balanced`` is the
-fraction of escapes whose step s follows the run's first balanced step t* (Σ_i ξ_t^{(i)} = 0,
-possible for even N only) by at most 2 (s ≤ t* + 2: the leak of a rounding-noise P), and
-the growth of the median escape with σ is the instability of the lock (odd N).
+1. ``symmetry``: which building blocks keep the paper basis's swap symmetry on random inputs.
+2. ``paper``: the paper basis under five implementations — the project's default (entry-by-entry
+   product, closed-form rank-1 Householder, QR(0) = previous), QR(0) = native (even N),
+   LAPACK's Householder QR, Gram–Schmidt (PyTorch's hook), and ``np.matmul`` (BLAS) — for
+   N = 1..5 and σ = 1, 5, 25, 125 in float64, and three of them in float32.
+3. ``random`` / ``aligned``: a random rotation (general position) and the aligned basis (exact
+   zeros), the project's default implementation.
+4. ``rank``: the 12×10 general counterexample with signal rank k = r ∈ {1, 2, 4}, random basis
+   (k = 2 in the aligned basis: the control).
+5. ``bfloat16``: every array in bfloat16 (torch backend), paper and random basis.
+6. ``error``: is ē bounded in general position? max_t ||ē_t||² over T and over its first tenth.
+7. The claim "F-escape" (:mod:`.claims`) with its sensitivity rows.
 
-Run: ``python -m counterexamples.escape [--quick] --out DIR`` (default ``out/escape``);
-the committed table is ``--out counterexamples/escape``.
+Run: ``python -m counterexamples.escape [--quick] --out DIR`` (default ``out/escape``); the
+committed files are ``--out counterexamples/escape``.
 """
 
 from __future__ import annotations
@@ -30,69 +32,27 @@ import numpy as np
 from simsgd._checks import check_memory
 from simsgd.cli import Parser, check_out_dir, integer, output_set, parse_with_quick, run, usage_errors
 from simsgd.engine import memory_estimate
-from simsgd.lock import escape_steps, simulate_lock
-from simsgd.output import atomic_savefig, atomic_write_json, atomic_write_text
-from simsgd.problems import Psi2x2
-from simsgd.streams import NodeStreams
+from simsgd.output import atomic_write_json, atomic_write_text
 
 from .._study import study_record
+from . import implementations
+from .cells import measure
+from .claims import escape_claim
+from .report import plot, table
 
 SIGMAS = (1, 5, 25, 125)
-NODES = (1, 2, 3, 4, 5, 8)
-BASES = ("paper", "aligned", "random")
-QRS = ("core", "lapack")
-CONVENTIONS = ("previous", "native")
-LR = 5e-4
-
-
-def _quartiles(steps):
-    hit = steps[steps >= 0]
-    return None if hit.size == 0 else [float(v) for v in np.percentile(hit, [25, 50, 75])]
-
-
-def first_balanced_step(nodes, steps, replicas, seed=0):
-    """(R,) first t with Σ_i ξ_t^{(i)} = 0 (ξ_0 ≡ 1 forced), −1 if none: the engine's own draws."""
-    streams = NodeStreams(seed, np.arange(replicas), np.arange(nodes))
-    sums = np.stack([streams.at(t).rademacher().sum(1) for t in range(steps)], axis=1)
-    sums[:, 0] = nodes
-    balanced = sums == 0
-    return np.where(balanced.any(1), balanced.argmax(1), -1)
-
-
-def measure(basis, qr, convention, sigma, nodes, steps, replicas, balanced):
-    problem = Psi2x2(sigma, basis=basis, lock_start=True)
-    trace, locked = simulate_lock(
-        problem,
-        method="powersgd",
-        nodes=nodes,
-        optimizer="msgd",
-        lr=LR,
-        momentum=0.9,
-        steps=steps,
-        replicas=replicas,
-        seed=0,
-        orthogonalization="householder" if qr == "core" else "lapack",
-        degenerate_qr=convention,
-        progress=False,
-    )
-    span = escape_steps(locked)
-    grad = escape_steps(np.abs(trace.grad_norm_sq - 16.0) <= 1e-3)
-    escaped = span >= 0
-    leak = escaped & (balanced >= 0) & (span > balanced) & (span <= balanced + 2)
-    return {
-        "basis": basis,
-        "qr": qr,
-        "degenerate_qr": convention,
-        "sigma": sigma,
-        "nodes": nodes,
-        "escaped_span": float(escaped.mean()),
-        "span_quartiles": _quartiles(span),
-        "escaped_grad": float((grad >= 0).mean()),
-        "grad_quartiles": _quartiles(grad),
-        "after_balanced": float(leak.sum() / max(escaped.sum(), 1)),
-        "flagged_fraction": float(trace.degenerate_count.sum() / (replicas * steps)),
-        "flagged_own_scale_fraction": float(trace.degenerate_own_scale.sum() / (replicas * steps)),
-    }
+NODES = (1, 2, 3, 4, 5)
+IMPLEMENTATIONS = {
+    "default": {},
+    "native": {"degenerate_qr": "native"},
+    "lapack": {"orthogonalization": "lapack"},
+    "gram-schmidt": {"orthogonalization": "gram-schmidt"},
+    "blas": {"backend": implementations.BLAS},
+}
+LASTING = ("default", "gram-schmidt")
+"""Implementations expected to keep the paper-basis lock: run for the long T."""
+FILES = ("escape.json", "escape_table.md", "escape_steps.png")
+QUICK = {"steps": 400, "replicas": 16}
 
 
 def build_parser():
@@ -101,140 +61,212 @@ def build_parser():
     p.add_argument(
         "--quick",
         action="store_true",
-        help="defaults T = 100, R = 20 (a few seconds); --steps/--replicas win",
+        help="a few cells per part, T = 400 (short runs 200), R = 16; --steps/--replicas win",
     )
     p.add_argument(
-        "--steps", type=integer("--steps", 1), default=400, help="T ≥ 1 (default 400; 100 with --quick)"
+        "--steps",
+        type=integer("--steps", 1),
+        default=2000,
+        help="T of the runs that may keep the lock (default 2000; 400 with --quick); "
+        "runs that leave it use min(T, 500)",
     )
     p.add_argument(
-        "--replicas", type=integer("--replicas", 1), default=100, help="R ≥ 1 (default 100; 20 with --quick)"
+        "--replicas", type=integer("--replicas", 1), default=32, help="R ≥ 1 (default 32; 16 with --quick)"
     )
     return p
 
 
-QUICK = {"steps": 100, "replicas": 20}
+def _cell(part, implementation, **kwargs):
+    return {
+        "part": part,
+        "implementation": implementation,
+        **measure(**kwargs, **IMPLEMENTATIONS[implementation]),
+    }
+
+
+def grid(long, short, replicas, quick):
+    """Parts 2–6: a list of cells (each a dict from :func:`.cells.measure` with part and implementation)."""
+    nodes, sigmas = ((1, 3), (5,)) if quick else (NODES, SIGMAS)
+    cells = []
+    for impl in IMPLEMENTATIONS:
+        for n in (4,) if quick and impl == "native" else nodes:
+            if impl == "native" and n % 2:
+                continue  # QR(0) never fires for odd N
+            for sigma in (1, 125) if impl == "gram-schmidt" and not quick else sigmas:
+                steps = long if impl in LASTING else short
+                cells.append(
+                    _cell("paper", impl, basis="paper", sigma=sigma, nodes=n, steps=steps, replicas=replicas)
+                )
+    for impl in () if quick else ("default", "lapack", "blas"):
+        for n in (1, 3, 4):
+            for sigma in (1, 125):
+                cells.append(
+                    _cell(
+                        "paper",
+                        impl,
+                        basis="paper",
+                        sigma=sigma,
+                        nodes=n,
+                        steps=long,
+                        replicas=replicas,
+                        precision="float32",
+                    )
+                )
+    for precision in ("float64",) if quick else ("float64", "float32"):
+        for n in (3,) if quick else NODES if precision == "float64" else (1, 3, 4):
+            for sigma in sigmas if precision == "float64" else (1, 125):
+                cells.append(
+                    _cell(
+                        "random",
+                        "default",
+                        basis="random",
+                        sigma=sigma,
+                        nodes=n,
+                        steps=short,
+                        replicas=replicas,
+                        precision=precision,
+                    )
+                )
+    for impl, n, sigma in (
+        (("default", 3, 5),) if quick else (("default", 1, 1), ("default", 4, 125), ("lapack", 3, 5))
+    ):
+        cells.append(
+            _cell("aligned", impl, basis="aligned", sigma=sigma, nodes=n, steps=long, replicas=replicas)
+        )
+    for rank in (2,) if quick else (1, 2, 4):
+        for n, sigma in ((3, 5),) if quick else ((3, 5), (3, 125), (4, 5), (4, 125)):
+            cells.append(
+                _cell(
+                    "rank",
+                    "default",
+                    basis="random",
+                    sigma=sigma,
+                    nodes=n,
+                    steps=short,
+                    replicas=replicas,
+                    rank=rank,
+                    shape=(12, 10),
+                )
+            )
+    if not quick:
+        cells.append(
+            _cell(
+                "rank",
+                "default",
+                basis="aligned",
+                sigma=5,
+                nodes=3,
+                steps=long,
+                replicas=replicas,
+                rank=2,
+                shape=(12, 10),
+            )
+        )
+    if implementations.has_torch():
+        for basis in ("paper", "random"):
+            for n in (3,) if quick else (1, 3, 4):
+                cells.append(
+                    _cell(
+                        "bfloat16",
+                        "default",
+                        basis=basis,
+                        sigma=5,
+                        nodes=n,
+                        steps=100 if quick else 400,
+                        replicas=replicas,
+                        precision="bfloat16",
+                    )
+                )
+    error_steps = 2000 if quick else 20000
+    for n, sigma in ((3, 125),) if quick else ((3, 5), (3, 125), (4, 5), (4, 125)):
+        cells.append(
+            _cell("error", "default", basis="random", sigma=sigma, nodes=n, steps=error_steps, replicas=16)
+        )
+    return cells
+
+
+def settings(base, long, short, replicas, quick):
+    """The claim's sensitivity settings: the default and LAPACK at N = 3 under each change."""
+
+    def pair(**change):
+        cell = {**base, **change}
+        return [
+            _cell(
+                "sensitivity",
+                impl,
+                basis="paper",
+                replicas=replicas,
+                steps=cell["steps"] if impl == "default" else short,
+                **{k: v for k, v in cell.items() if k != "steps"},
+            )
+            for impl in ("default", "lapack")
+        ]
+
+    return {
+        "eta_x0.1": pair(lr=base["lr"] / 10),
+        "eta_x10": pair(lr=base["lr"] * 10),
+        "T_x10": "not run under --quick (T = 2·10⁴)" if quick else pair(steps=long * 10),
+        "sigma": pair(sigma=125),
+        "seeds": pair(seed=1),
+        "precision_or_convention": pair(precision="float32"),
+    }
 
 
 def main(argv=None) -> int:
     args = parse_with_quick(build_parser(), argv, QUICK)
-    steps, replicas = args.steps, args.replicas
-    with usage_errors():  # the largest run of the grid (N = 8), before any is started
+    long, replicas = args.steps, args.replicas
+    short = min(long // 2 if args.quick else 500, long)
+    error_steps = 2000 if args.quick else 20000
+    with usage_errors():  # the largest run (the 12×10 problem, and the ē runs), before any is started
         check_memory(
-            f"--steps {steps} --replicas {replicas}",
-            memory_estimate(replicas, steps, max(NODES), (2, 2)),
+            f"--steps {long} --replicas {replicas}",
+            max(memory_estimate(replicas, long, 5, (12, 10), 4), memory_estimate(16, error_steps, 4, (2, 2))),
             "fewer --replicas or --steps",
         )
-    out = check_out_dir(args.out, names=("escape_study.json", "escape_table.md", "escape_steps.png"))
+    out = check_out_dir(args.out, names=FILES)
+    implementations.register()
     start = time.monotonic()
-    rows = []
-    for nodes in NODES:
-        balanced = first_balanced_step(nodes, steps, replicas)
-        for basis in BASES:
-            for qr in QRS:
-                for convention in CONVENTIONS:
-                    for sigma in SIGMAS:
-                        rows.append(measure(basis, qr, convention, sigma, nodes, steps, replicas, balanced))
-    table = _table(rows, steps, replicas)
-    print(table)
+    base = {"nodes": 3, "sigma": 5, "steps": long, "lr": 5e-4, "seed": 0, "precision": "float64"}
+    symmetry = implementations.symmetry_table(samples=2000 if args.quick else 20000)
+    cells = grid(long, short, replicas, args.quick)
+    sens = settings(base, long, short, replicas, args.quick)
+    quick_note = (
+        "--quick: a few cells per part (N = 1, 3; σ = 5), T = 400/200, R = 16; T_x10 not run"
+        if args.quick
+        else None
+    )
+    text = table(symmetry, cells, long, short, replicas)
+    print(text)
     summary = {
         **study_record("counterexamples.escape", argv, start),
-        "steps": steps,
+        "steps": long,
+        "short_steps": short,
         "replicas": replicas,
-        "lr": LR,
+        "lr": base["lr"],
+        "momentum": 0.9,
         "seed": 0,
-        "rows": rows,
+        "blas": _blas(),
+        "symmetry": symmetry,
+        "cells": cells,
+        "settings": sens,
+        "claims": {"F-escape": escape_claim(cells, sens, base, replicas, quick_note)},
     }
     with output_set(out) as stage:
-        atomic_write_json(os.path.join(stage, "escape_study.json"), summary)
-        atomic_write_text(os.path.join(stage, "escape_table.md"), table + "\n")
-        _plot(rows, os.path.join(stage, "escape_steps.png"))
+        atomic_write_json(os.path.join(stage, "escape.json"), summary)
+        atomic_write_text(os.path.join(stage, "escape_table.md"), text + "\n")
+        plot(cells, os.path.join(stage, "escape_steps.png"))
     return 0
 
 
-def _fmt(q):
-    return "never" if q is None else f"{q[1]:g} [{q[0]:g}–{q[2]:g}]"
-
-
-def _table(rows, steps, replicas):
-    head = (
-        f"PowerSGD + MSGD (μ = 0.9, η = {LR:g}), ξ_0 ≡ 1 forced, float64, T = {steps}, R = {replicas}, "
-        "seed 0. "
-        "Median [IQR] step at which X leaves span(B); 'after balanced' = share of escapes within 2 steps "
-        "after the run's first balanced step (Σξ = 0); 'flagged' = share of steps whose P was degenerate "
-        "relative to its inputs (own-scale reading in brackets)."
-    )
-    lines = [
-        head,
-        "",
-        "| basis | QR | QR(0) | N | σ = 1 | σ = 5 | σ = 25 | σ = 125 | after balanced | flagged (own) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    key = lambda r: (r["basis"], r["qr"], r["degenerate_qr"], r["nodes"])  # noqa: E731
-    cells = {}
-    for r in rows:
-        cells.setdefault(key(r), []).append(r)
-    for (basis, qr, conv, nodes), cell in cells.items():
-        by_sigma = {r["sigma"]: r for r in cell}
-        after = np.mean([r["after_balanced"] for r in cell])
-        flagged = np.mean([r["flagged_fraction"] for r in cell])
-        own = np.mean([r["flagged_own_scale_fraction"] for r in cell])
-        lines.append(
-            f"| {basis} | {qr} | {conv} | {nodes} | "
-            + " | ".join(_fmt(by_sigma[s]["span_quartiles"]) for s in SIGMAS)
-            + f" | {after:.2f} | {flagged:.3f} ({own:.3f}) |"
-        )
-    return "\n".join(lines)
-
-
-def _plot(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
-    panels = (
-        ("random", "core", "previous", "random basis, QR(0) = previous"),
-        ("random", "core", "native", "random basis, QR(0) = native (the leak)"),
-        ("paper", "lapack", "native", "paper basis, LAPACK QR, native"),
-    )
-    for ax, (basis, qr, conv, title) in zip(axes, panels):
-        for nodes in NODES:
-            sel = [
-                r
-                for r in rows
-                if (r["basis"], r["qr"], r["degenerate_qr"], r["nodes"]) == (basis, qr, conv, nodes)
-                and r["span_quartiles"] is not None
-            ]
-            if not sel:
-                ax.plot([], [], label=f"N = {nodes}: never")
-                continue
-            sig = [r["sigma"] for r in sel]
-            q = np.array([r["span_quartiles"] for r in sel])
-            ax.errorbar(
-                sig,
-                q[:, 1],
-                yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]],
-                marker="o",
-                capsize=3,
-                label=f"N = {nodes}",
-                linestyle="--" if nodes % 2 == 0 else "-",
-            )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("σ")
-        ax.set_title(title, fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("step at which X leaves span(B) (median, IQR)")
-    fig.suptitle(
-        "Escape from Theorem 1's lock in float64: odd N (solid) grows with σ (instability); "
-        "even N (dashed) under 'native' leaves at the first balanced step",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    atomic_savefig(fig, path, dpi=120)
-    plt.close(fig)
+def _blas():
+    """NumPy's BLAS/LAPACK build (the float results of the "blas" and "lapack" rows depend on it)."""
+    try:
+        deps = np.show_config(mode="dicts")["Build Dependencies"]
+        return {
+            k: {"name": deps[k].get("name"), "version": deps[k].get("version")} for k in ("blas", "lapack")
+        }
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@ Needs torch (``pip install ".[torch]"``); ``import simsgd`` does not import it.
                               gathered into one Trace (bit for bit the single-process one).
 ``launch``                    run a function on N local gloo/NCCL processes, or under torchrun.
 ``PowerSGDPlusState``, ``powersgd_plus_hook``   PowerSGD+ as a ``DistributedDataParallel`` hook.
+``hook_for``                  any :class:`simsgd.compression.Compressor` as a DDP hook.
 """
 
+from .compressor_hook import CompressorHookState, hook_for
 from .hook import PowerSGDPlusState, powersgd_plus_hook
 from .launch import RankError, launch, under_torchrun
 from .ops import ReferenceOps, TorchOps
@@ -27,4 +29,6 @@ __all__ = [
     "ReferenceOps",
     "PowerSGDPlusState",
     "powersgd_plus_hook",
+    "hook_for",
+    "CompressorHookState",
 ]

@@ -98,7 +98,7 @@ class CompressorHookState(Ledger):
         m, n = shape
         return self.compressor.floats(0, shape, restart) * self.min_compression_rate < m * n
 
-    def offset(self, key, size) -> int:
+    def offset(self, key) -> int:
         """The first matrix index of group ``key``: fixed at first sight, so that the draws do not
         depend on DDP's bucket order.
         """
@@ -129,7 +129,7 @@ def hook_for(compressor, process_group=None, **options):
     return state, compressor_hook
 
 
-def _groups(state, gradients, params):
+def _groups(state, gradients):
     """Indices of the compressed gradients grouped by matrix shape (first-seen order), and the rest."""
     groups, rest = {}, []
     for i, grad in enumerate(gradients):
@@ -173,7 +173,7 @@ def compressor_hook(
         for view, param in zip(views, params):
             if id(param) in state.errors:
                 view.add_(state.errors[id(param)])
-    groups, rest = _groups(state, gradients, params)
+    groups, rest = _groups(state, gradients)
     plain = torch.cat(
         [views[i].reshape(-1) for i in rest] + [torch.isfinite(work).all().logical_not().to(compute)[None]]
     )
@@ -198,7 +198,7 @@ def compressor_hook(
         errors = torch.stack(
             [state.errors.get(id(params[i]), torch.zeros_like(views[i])).reshape(shape) for i in members]
         )
-        ids = state.offset(key, len(members)) + np.arange(len(members))
+        ids = state.offset(key) + np.arange(len(members))
         if key not in state.states:
             basis = state.compressor.basis_shape(shape)
             q0 = None if basis is None else torch.from_numpy(initial_q(state.seed, ids, *basis)).to(work)

@@ -13,87 +13,28 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-
-import torch
-import torch.distributed as dist
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .. import cli
-from ..distributed.hook import PowerSGDPlusState, powersgd_plus_hook
-from ..distributed.launch import launch, under_torchrun
 from ..output import atomic_savefig
 
-__all__ = ["main", "train"]
-
-DIM, CLASSES, HIDDEN = 32, 10, 128
+__all__ = ["main"]  # and train (simsgd.examples.mlp.train), loaded on first use
 
 
-def _teacher_labels(x):
-    g = torch.Generator().manual_seed(12345)
-    w1, w2 = torch.randn(DIM, 64, generator=g), torch.randn(64, CLASSES, generator=g)
-    return (torch.tanh(x @ w1) @ w2).argmax(dim=1)
-
-
-def _batch(node, step, size):
-    g = torch.Generator().manual_seed(1_000_003 * (node + 1) + step)
-    x = torch.randn(size, DIM, generator=g)
-    return x, _teacher_labels(x)
-
-
-def _model():
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Linear(DIM, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, CLASSES)
-    )
-
-
-def train(method, steps, batch, lr, rank, restart_period, start):
-    """One run on this process; returns per-step (mean loss over nodes, held-out accuracy,
-    floats this node sent).
+def launch(*args, **kwargs):
+    """:func:`simsgd.distributed.launch.launch`, imported at the first call (torch loads then,
+    after the CLI's Ctrl-C handling is in place).
     """
-    model = DDP(_model())
-    state = None
-    if method != "all-reduce":
-        state = PowerSGDPlusState(
-            None,
-            matrix_approximation_rank=rank,
-            start_powerSGD_iter=start,
-            restart_period=restart_period if method == "powersgd+" else None,
-        )
-        model.register_comm_hook(state, powersgd_plus_hook)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    test_x, _ = _batch(-1, 0, 4096)
-    test_y = _teacher_labels(test_x)
-    losses, accuracies, floats = [], [], []
-    full = sum(p.numel() for p in model.parameters())
-    for t in range(steps):
-        x, y = _batch(dist.get_rank(), t, batch)
-        optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        mean_loss = loss.detach().clone()
-        dist.all_reduce(mean_loss)
-        losses.append(float(mean_loss) / dist.get_world_size())
-        floats.append(full if state is None else state.floats_sent_last_step)
-        if t % 10 == 9 or t + 1 == steps:
-            with torch.no_grad():
-                accuracies.append((t + 1, float((model.module(test_x).argmax(1) == test_y).float().mean())))
-    return losses, accuracies, floats
+    from ..distributed.launch import launch as _launch
+
+    return _launch(*args, **kwargs)
 
 
-def _worker(args):
-    torch.set_num_threads(1)
-    out = {}
-    for method in ("all-reduce", "powersgd", "powersgd+"):
-        start = time.perf_counter()
-        out[method] = train(
-            method, args.steps, args.batch, args.lr, args.rank, args.restart_period, args.start
-        )
-        out[method] += (time.perf_counter() - start,)
-    return out
+def __getattr__(name):
+    if name == "train":  # the training loop, with torch, on first use
+        from .mlp import train
+
+        return train
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _plot(results, args, path):
@@ -151,10 +92,17 @@ def main(argv=None) -> int:
     if not args.out.endswith(".png"):
         raise cli.UsageError(f"argument --out: must be a .png path, got {args.out!r}")
     cli.check_out_dir(os.path.dirname(args.out) or ".", names=(os.path.basename(args.out),))
-    if under_torchrun():
+    from ..distributed.launch import under_torchrun
+    from ._quiet import launch_quietly
+    from .mlp import worker
+
+    torchrun = under_torchrun()
+    if torchrun:
         args.world_size = int(os.environ["WORLD_SIZE"])
-    results = launch(_worker, None if under_torchrun() else args.world_size, args, timeout=120)[0]
-    if under_torchrun() and int(os.environ["RANK"]) != 0:
+        results = launch(worker, None, args, timeout=120)[0]
+    else:
+        results = launch_quietly(launch, worker, args.world_size, args, timeout=120)[0]
+    if torchrun and int(os.environ["RANK"]) != 0:
         return 0
     print(f"{'method':12s} {'final loss':>10s} {'accuracy':>9s} {'floats/step':>12s} {'seconds':>8s}")
     for method, (losses, accuracies, floats, seconds) in results.items():

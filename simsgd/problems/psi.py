@@ -71,7 +71,7 @@ def _random_orthogonal(rng: np.random.Generator) -> np.ndarray:
 
 
 class Psi2x2:
-    """f_i(X) = ψ(Dᵀ X D), ∇F(X; ξ) = ∇f(X) + ξ (σB − ∇f(X)), ξ ∈ {−1, +1} (eq. 10).
+    """f_i(X) = ψ(Dᵀ X D + s), ∇F(X; ξ) = ∇f(X) + ξ (σB − ∇f(X)), ξ ∈ {−1, +1} (eq. 10 for s = 0).
 
     The problem may be written in another orthonormal basis, X' = U X Vᵀ: then
     A' = U A Vᵀ, B' = U B Vᵀ and f'(X') = ψ(⟨A', X'⟩). ``"aligned"`` makes A and B
@@ -91,6 +91,12 @@ class Psi2x2:
         Seed of the random rotation (``basis="random"``).
     lock_start : bool
         Force ξ_0^{(i)} = 1 on every node (the event of Claim 1, probability 2^(−N)).
+    shift : float
+        s of ψ_s(x) = ψ(x + s): the minimisers move from ⟨A, X⟩ = 0 (eq. 10) to
+        ⟨A, X⟩ = −s. L, ω², the variance and Claim 1 are unchanged (∇f(X) = ψ'(⟨A, X⟩ + s) A
+        stays in span(A)). With s = 2 and the default X_0 (⟨A, X_0⟩ = 2), X = 0 — the fixed
+        point of decoupled weight decay — has ||∇f||² = 16: AdamW's decay cannot release the
+        lock there, as it does on eq. (10) (``counterexamples/any_optimizer``).
 
     Attributes
     ----------
@@ -101,11 +107,13 @@ class Psi2x2:
     L : float
         Smoothness constant, 2 ||A||_F² = 8.
     f_star : float
-        min f = 0.
+        min f = 0 (at ⟨A, X⟩ = −s).
     omega_sq : float
         sup ||∇f||² = 16 (Assumption 3).
     variance : float
         sup_X E||∇F − ∇f_i||² = 4σ_max² + 16 (Assumption 2; ⟨A, B⟩ = 0).
+    shift : float
+        s.
     noise_scale : float
         σ_max (σ itself for a scalar).
     noise_scales : (N,) array or None
@@ -123,8 +131,10 @@ class Psi2x2:
         basis: str = "paper",
         basis_seed: int = 0,
         lock_start: bool = False,
+        shift: float = 0.0,
     ):
         self.noise_scale, self.noise_scales = check_noise_scale(noise_scale)
+        self.shift = check_real("shift", shift)
         self.nodes = None if self.noise_scales is None else self.noise_scales.size
         self.basis = check_choice("basis", basis, BASES)
         check_int("basis_seed", basis_seed, 0)
@@ -159,15 +169,20 @@ class Psi2x2:
         xp = array_ops(x)
         return xp.einsum("ij,...ij->...", xp.asarray(self.A, like=x), x)
 
+    def _argument(self, x):
+        """ψ's argument ⟨A, X⟩ + s (adding s = 0 leaves eq. (10)'s numbers unchanged)."""
+        return self._inner(x) + self.shift
+
     def loss(self, x):
-        return psi(self._inner(x))
+        return psi(self._argument(x))
 
     def grad(self, x):
-        return psi_prime(self._inner(x))[..., None, None] * array_ops(x).asarray(self.A, like=x)
+        return psi_prime(self._argument(x))[..., None, None] * array_ops(x).asarray(self.A, like=x)
 
     def epsilon0(self, nodes: int) -> float:
-        """ε₀ = 4 ψ'(Dᵀ X_0 D)² / 2^N of Theorem 1 (the statement's [ψ']²/2^(N−2))."""
-        return float(4.0 * psi_prime(self._inner(self.x0)) ** 2 * 2.0**-nodes)  # 2.0**N overflows at N = 1024
+        """ε₀ = 4 ψ'(Dᵀ X_0 D + s)² / 2^N of Theorem 1 (the statement's [ψ']²/2^(N−2))."""
+        # 2.0**N overflows at N = 1024
+        return float(4.0 * psi_prime(self._argument(self.x0)) ** 2 * 2.0**-nodes)
 
     def stochastic_grads(self, x, nodes, rng, grad=None):
         """(10b): g^{(i)} = ∇f(X) + ξ^{(i)} (σ B − ∇f(X)); ``grad`` is ∇f(X) if the caller has it."""

@@ -1,0 +1,1 @@
+"""Theorem 1 under Adam and AdamW: eq. (10) beside the shifted construction; see any_optimizer.py."""
