@@ -12,6 +12,7 @@
 :mod:`bounds.controls`     compressors that make a check fail on purpose;
 :mod:`bounds.independent`  the numbers of an independent re-derivation, and the comparison;
 :mod:`bounds.claims`       the claims dict the ledger reads (``report.json["claims"]``);
+:mod:`bounds.rebuild`      a written report's claims rebuilt from its rows (``python -m bounds.rebuild``);
 :mod:`bounds.errata`       the paper's errors, checked numerically;
 :mod:`bounds.search`       Hypothesis's targeted search for worst cases (``python -m bounds.search``).
 """

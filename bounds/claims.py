@@ -4,6 +4,7 @@ sensitivity and (where another analyst re-derived it) independent, each from the
 Verdicts are drawn by rules stated here, the same in both modes; where the quick mode cannot
 reach what the full mode measures, the claim carries ``quick_note`` and the verdict its own run
 supports.
+``python -m bounds.rebuild`` rebuilds them from a written report's rows.
 """
 
 from __future__ import annotations

@@ -275,8 +275,9 @@ def render(record: dict, command: str) -> str:
         head,
         f"Written by `{command}` (mode `{record['mode']}`, seed {record['seed']}, commit {record['commit']}, "
         f"{record['date']}; {s['cpu_total']:.0f} s CPU, {s['wall_total']:.0f} s wall, load average "
-        f"{load['start'][0]:.1f} at the start and {load['end'][0]:.1f} at the end; CPU by part: "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in s.items() if k not in ("cpu_total", "wall_total"))
+        f"{load['start'][0]:.1f} at the start and {load['end'][0]:.1f} at the end; "
+        f"{s.get('jobs', 1)} process(es) running the simulations; wall time by part: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in s.items() if k not in ("cpu_total", "wall_total", "jobs"))
         + "). Method and reading: `docs/bounds.md`.",
         f"**Summary.** {len(tested)} Theorem 4 / Corollary 1 rows test compression (non-vacuous, hold, "
         "significant "

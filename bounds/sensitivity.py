@@ -52,39 +52,44 @@ def _setting(found: list, row_id: str) -> Setting:
     )
 
 
-def _theorem4(found, base_id, quick, seed, alpha) -> dict:
+def _first_row(setting: Setting, seed: int, alpha: float) -> dict:
+    return rows.run(setting, seed, alpha)[0]
+
+
+def _theorem4(found, base_id, quick) -> dict:
+    """(key → Setting to run, or the id of a row the study has) of Theorem 4's base row."""
     base = _setting(found, base_id)
-    out = {"eta_x10": rows.run(replace(base, name=f"{base.name}-etax10", lr=base.lr * 10), seed, alpha)[0]}
+    out = {"eta_x10": replace(base, name=f"{base.name}-etax10", lr=base.lr * 10)}
     if quick:
         return out
-    out["eta_x0.1"] = rows.run(replace(base, name=f"{base.name}-eta/10", lr=base.lr / 10), seed, alpha)[0]
-    out["sigma"] = rows.run(_sigma(base, 2.0), seed, alpha)[0]
+    out["eta_x0.1"] = replace(base, name=f"{base.name}-eta/10", lr=base.lr / 10)
+    out["sigma"] = _sigma(base, 2.0)
     out["T_x10"] = f"{base.name}@T={10 * base.horizons[0]}"
     out["seeds"] = f"{base.name}-seed1@T={base.horizons[0]}"
     return out
 
 
-def _corollary(found, base_id, quick, seed, alpha) -> dict:
+def _corollary(found, base_id, quick) -> dict:
     if quick:
         return {}
     base = _setting(found, base_id)
-    out = {k: rows.run(v, seed, alpha)[0] for k, v in _variants(base, quick).items() if k != "T_x10"}
+    out = {k: v for k, v in _variants(base, quick).items() if k != "T_x10"}
     for key, scale in (("eta_x0.1", 0.1), ("eta_x10", 10.0)):
-        out[key] = rows.run(replace(base, name=f"{base.name}-eta-x{scale:g}", lr_scale=scale), seed, alpha)[0]
+        out[key] = replace(base, name=f"{base.name}-eta-x{scale:g}", lr_scale=scale)
     out["T_x10"] = f"{base.name}-10T@T={10 * base.horizons[0]}"
     return out
 
 
-def _tight(quick, seed, alpha, replicas) -> dict:
+def _tight(quick, replicas) -> dict:
+    """(key → (params, replicas, seed offset, tenfold)) of the tightness base."""
     if quick:
         return {}
     base = dict(tightness.BASE)
-    found = {
-        "eta_x0.1": tightness.point(dict(base, lr=base["lr"] / 10), replicas, seed, alpha, tenfold=False),
-        "eta_x10": tightness.point(dict(base, lr=base["lr"] * 10), replicas, seed, alpha),
-        "seeds": tightness.point(base, replicas, seed + 1, alpha),
+    return {
+        "eta_x0.1": (dict(base, lr=base["lr"] / 10), replicas, 0, False),
+        "eta_x10": (dict(base, lr=base["lr"] * 10), replicas, 0, True),
+        "seeds": (base, replicas, 1, True),
     }
-    return {k: {a: b for a, b in p.items() if a != "values"} for k, p in found.items()}
 
 
 def _eq19() -> dict:
@@ -104,16 +109,31 @@ def _eq19() -> dict:
     return out
 
 
-def run(found: list, seed: int, alpha: float, quick: bool, tight_replicas: int = 128) -> dict:
-    """The variants of every claim's base row: rows (dicts), row ids, or tightness points."""
+def _serial(fn, items) -> list:
+    return [fn(*args) for args in items]
+
+
+def run(found: list, seed: int, alpha: float, quick: bool, tight_replicas: int = 128, mapper=None) -> dict:
+    """The variants of every claim's base row: rows (dicts), row ids, or tightness points.
+
+    ``mapper(fn, items)`` returns ``[fn(*args) for args in items]``, possibly in other processes
+    (:func:`bounds.study.run_all` with ``jobs`` > 1): the runs are independent and seeded.
+    """
+    mapper = mapper or _serial
     pick = 1 if quick else 0
-    out = {
-        "T4": _theorem4(found, BASES["T4"][pick], quick, seed, alpha),
-        "C1": _corollary(found, BASES["C1"][pick], quick, seed, alpha),
-        "eq19": _eq19(),
-        "T4-tight": _tight(quick, seed, alpha, tight_replicas),
+    plan = {
+        "T4": _theorem4(found, BASES["T4"][pick], quick),
+        "C1": _corollary(found, BASES["C1"][pick], quick),
     }
     for claim in ("L3", "L4"):
-        base = _setting(found, BASES[claim][pick])
-        out[claim] = {k: rows.run(v, seed, alpha)[0] for k, v in _variants(base, quick).items()}
-    return dict(out, bases={k: v[pick] for k, v in BASES.items()})
+        plan[claim] = dict(_variants(_setting(found, BASES[claim][pick]), quick))
+    runs = [(c, k, v) for c, variants in plan.items() for k, v in variants.items() if isinstance(v, Setting)]
+    done = mapper(_first_row, [(v, seed, alpha) for _, _, v in runs])
+    got = {(c, k): row for (c, k, _), row in zip(runs, done)}
+    tight = _tight(quick, tight_replicas)
+    points = mapper(tightness.point, [(p, r, seed + d, alpha, ten) for p, r, d, ten in tight.values()])
+    out = {c: {k: got.get((c, k), v) for k, v in variants.items()} for c, variants in plan.items()}
+    out["eq19"] = _eq19()
+    out["T4-tight"] = {k: {a: b for a, b in p.items() if a != "values"} for k, p in zip(tight, points)}
+    order = ("T4", "C1", "eq19", "T4-tight", "L3", "L4")
+    return dict({k: out[k] for k in order}, bases={k: v[pick] for k, v in BASES.items()})

@@ -11,8 +11,11 @@ and X_0 sits at ⟨A, X_0⟩ = 1 (``x0_scale`` 0.5), the edge of ψ's quadratic 
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
+import multiprocessing
 import os
+import resource
 import sys
 import time
 
@@ -114,42 +117,85 @@ MODES = {
 }
 
 
-def run_all(mode: str = "quick", seed: int = 0) -> dict:
-    """Every study of ``mode``: a JSON-ready record with the rows, the tightness sweeps, the
-    sensitivity rows, the controls, the errata, the independent comparisons and the claims.
-    """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {tuple(MODES)}; got {mode!r}")
-    cfg, seconds, start, cpu = MODES[mode], {}, time.monotonic(), time.process_time()
-    load = [os.getloadavg()]
-    commit = output.commit()  # the code that runs, not the HEAD at the end
-
-    def lap(name, t0):
-        seconds[name] = time.process_time() - t0
-        return time.process_time()
-
-    t0 = time.process_time()
-    settings = cfg["settings"] + lemma_settings(cfg["lemma_steps"], cfg["lemma_replicas"])
-    found = [r for s in settings for r in rows.run(s, seed, ALPHA)]
-    _, spec, nodes, rank, tau, _, lr = LEMMA_SPECS[0]
-    ctrl = controls.run(cfg["settings"][0], (spec, nodes, rank, tau, lr), seed, ALPHA)
-    t0 = lap("rows", t0)
-    indep = independent.run(seed, ALPHA, quick=cfg["quick"])
-    t0 = lap("independent", t0)
-    tight = dict(
+def _tightness(cfg: dict, seed: int) -> dict:
+    return dict(
         base=dict(tightness.BASE, spec=problems.label(tightness.BASE["spec"])),
         sweeps=tightness.run(cfg["tight_replicas"], seed, ALPHA, quick=cfg["quick"]),
         control=tightness.control(cfg["tight_replicas"], seed, ALPHA),
         lemma3_tau=tightness.lemma3_tau(cfg["lemma_replicas"], seed, ALPHA),
     )
-    t0 = lap("tightness", t0)
-    sens = sensitivity.run(found, seed, ALPHA, quick=cfg["quick"], tight_replicas=cfg["tight_replicas"])
-    t0 = lap("sensitivity", t0)
+
+
+def _controls(cfg: dict, seed: int) -> dict:
+    _, spec, nodes, rank, tau, _, lr = LEMMA_SPECS[0]
+    return controls.run(cfg["settings"][0], (spec, nodes, rank, tau, lr), seed, ALPHA)
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have ended (the pool's workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def run_all(mode: str = "quick", seed: int = 0, jobs: int = 1) -> dict:
+    """Every study of ``mode``: a JSON-ready record with the rows, the tightness sweeps, the
+    sensitivity rows, the controls, the errata, the independent comparisons and the claims.
+
+    ``jobs`` > 1 runs the settings, the tightness sweeps, the independent rows and the sensitivity
+    rows in that many worker processes (forked; NumPy engine): every run is seeded by its own
+    settings, so the record's numbers do not depend on ``jobs``; ``seconds`` then gives each
+    stage's wall time and the CPU of all processes together.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {tuple(MODES)}; got {mode!r}")
+    cfg, seconds, start, cpu = MODES[mode], {}, time.monotonic(), _cpu_seconds()
+    load = [os.getloadavg()]
+    commit = output.commit()  # the code that runs, not the HEAD at the end
+    settings = cfg["settings"] + lemma_settings(cfg["lemma_steps"], cfg["lemma_replicas"])
+    pool = None
+    if jobs > 1:
+        pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
+
+    def mapper(fn, items):
+        if pool is None:
+            return [fn(*args) for args in items]
+        return [f.result() for f in [pool.submit(fn, *args) for args in items]]
+
+    try:
+        t0 = time.monotonic()
+        if pool is None:
+            found = [r for s in settings for r in rows.run(s, seed, ALPHA)]
+            ctrl = _controls(cfg, seed)
+            seconds["rows"] = time.monotonic() - t0
+            t0 = time.monotonic()
+            indep = independent.run(seed, ALPHA, quick=cfg["quick"])
+            seconds["independent"] = time.monotonic() - t0
+            t0 = time.monotonic()
+            tight = _tightness(cfg, seed)
+            seconds["tightness"] = time.monotonic() - t0
+        else:  # the longest first: the tightness sweeps are one task (their points share a cache)
+            tight_f = pool.submit(_tightness, cfg, seed)
+            row_fs = [pool.submit(rows.run, s, seed, ALPHA) for s in settings]
+            indep_f = pool.submit(independent.run, seed, ALPHA, quick=cfg["quick"])
+            ctrl_f = pool.submit(_controls, cfg, seed)
+            found = [r for f in row_fs for r in f.result()]
+            ctrl, indep, tight = ctrl_f.result(), indep_f.result(), tight_f.result()
+            seconds["rows_independent_tightness"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        sens = sensitivity.run(
+            found, seed, ALPHA, quick=cfg["quick"], tight_replicas=cfg["tight_replicas"], mapper=mapper
+        )
+        seconds["sensitivity"] = time.monotonic() - t0
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    t0 = time.monotonic()
     err = errata.run()
     eq19 = dict(base=errata.x_tilde(), control=errata.x_tilde(mu=0.0))
-    lap("errata", t0)
+    seconds["errata"] = time.monotonic() - t0
     seconds["wall_total"] = time.monotonic() - start
-    seconds["cpu_total"] = time.process_time() - cpu
+    seconds["cpu_total"] = _cpu_seconds() - cpu
+    seconds["jobs"] = jobs
     load.append(os.getloadavg())
     record = dict(
         mode=mode,

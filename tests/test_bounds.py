@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PSI = {"family": "psi", "basis": "aligned", "noise_scale": 5.0, "x0_scale": 0.5}
 CLAIMS = ("T4", "C1", "L3", "L4", "eq19", "T4-excess", "T4-tight")
 FIELDS = {"verdict", "statement", "value", "scope", "control", "sensitivity"}
-VERDICTS = {"holds", "holds in scope", "fails", "vacuous", "open", "inconclusive"}
+VERDICTS = {"holds", "holds in scope", "fails", "vacuous", "open"}  # the claims ledger's words
 
 
 def test_start_at_the_edge_of_the_quadratic_region():
@@ -67,9 +67,9 @@ def test_claim_verdict_rules():
         rows.verdict([_row(), _row(status="fails", vacuous=True)]) == "fails"
     )  # a vacuous failure still fails
     assert rows.verdict([_row(vacuous=True, status="vacuous")]) == "vacuous"
-    assert rows.verdict([_row(), _row(status="inconclusive")]) == "inconclusive"
+    assert rows.verdict([_row(), _row(status="inconclusive")]) == "open"
     # passes where compression does not measurably matter say nothing about compression
-    assert rows.verdict([_row(excess_lower=-1e-4)]) == "inconclusive"
+    assert rows.verdict([_row(excess_lower=-1e-4)]) == "open"
     assert rows.verdict([_row(excess=False)]) == "holds in scope"  # the lemmas have no excess
     assert rows.tests_compression(_row()) and not rows.tests_compression(_row(excess_lower=0.0))
 
@@ -105,6 +105,8 @@ def test_setting_rows_recompute_from_settings_and_constants():
     assert cor["bound"] == pytest.approx(theory.corollary1_rate(c, **kw).total, rel=1e-12)
     with pytest.raises(ValueError, match="statement"):
         rows.run(Setting("x", "Lemma 5", PSI, 1, 1, 2, 0.0, 1e-3, (10,), 32), 0)
+    (bare,) = rows.run(Setting("n", "Theorem 4", PSI, 1, 1, 2, 0.0, 2.5e-4, (300,), 32, control=False), 0)
+    assert bare["control"] is None and bare["control_status"] is None and bare["bound"] == found[0]["bound"]
 
 
 def test_quadratic_rows_use_omega_at_the_start():
@@ -174,6 +176,19 @@ def test_cli_failure_keeps_the_previous_report(tmp_path, capsys, monkeypatch):
     assert run(main, ["--quick", "--out", str(tmp_path)], prog="python -m bounds") == 1
     assert "ZeroDivisionError" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["REPORT.md"] and (tmp_path / "REPORT.md").read_text() == "old"
+
+
+def test_rebuild_from_the_committed_rows_gives_the_committed_claims(tmp_path):
+    """``python -m bounds.rebuild`` (the ledger's quick replay of T4-excess) reproduces the claims."""
+    from bounds.rebuild import main as rebuild
+
+    committed = os.path.join(ROOT, "bounds", "results", "report.json")
+    assert run(rebuild, ["--record", committed, "--out", str(tmp_path)]) == 0
+    with open(committed, encoding="utf-8") as f:
+        before = json.load(f)
+    after = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert after["claims"] == before["claims"] and after["rows"] == before["rows"]
+    assert sorted(os.listdir(tmp_path)) == ["REPORT.md", "report.json"]
 
 
 def test_docs_claims_table_is_the_committed_reports():
