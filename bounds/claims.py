@@ -498,8 +498,8 @@ def _t4_tight(record) -> dict:
     return dict(
         verdict=verdict,
         statement=(
-            f"Past the transient (tail excess at 10T / at T = {min(stationary):.2f}–{max(stationary):.2f}: "
-            "excess × T grows tenfold that much from T to 10T, where a start-up cost would keep it constant) "
+            f"Past the transient (the tail excess at 10T is {min(stationary):.2g}–{max(stationary):.2g}× the "
+            "one at T, where a 1/T start-up cost would be 0.1×) "
             f"the stationary excess uses at most {worst['ratio']:.2g} of the compression term (empirical "
             f"constant {worst['constant']:.3g} vs 548; {worst['ratio_corrected']:.2g} of the "
             "erratum-corrected term); fitted slopes describe it, they do not test the theorem: "
