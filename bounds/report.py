@@ -278,7 +278,13 @@ def render(record: dict, command: str) -> str:
         f"{load['start'][0]:.1f} at the start and {load['end'][0]:.1f} at the end; "
         f"{s.get('jobs', 1)} process(es) running the simulations; wall time by part: "
         + ", ".join(f"{k} {v:.0f} s" for k, v in s.items() if k not in ("cpu_total", "wall_total", "jobs"))
-        + "). Method and reading: `docs/bounds.md`.",
+        + ")"
+        + (
+            f"; claims rebuilt from the rows by `python -m bounds.rebuild`, commit {record['claims_commit']}"
+            if record.get("claims_commit")
+            else ""
+        )
+        + ". Method and reading: `docs/bounds.md`.",
         f"**Summary.** {len(tested)} Theorem 4 / Corollary 1 rows test compression (non-vacuous, hold, "
         "significant "
         f"excess); {len(other)} further non-vacuous rows hold where the excess is not significant; "
