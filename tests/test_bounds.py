@@ -158,12 +158,14 @@ def test_quick_verdicts_match_the_committed_ones(quick):
         (["--mode", "slow"], "unrecognized arguments"),
         (["--quick", "--out", "FILE"], "--out"),
         (["--quick", "--out", "FILE/below"], "--out"),
+        (["--quick", "--jobs", "0"], "--jobs"),
+        (["--quick", "--jobs", "2", "--backend", "torch"], "--jobs"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(argv, needle, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "FILE").write_text("keep")
-    monkeypatch.setattr("bounds.__main__.run_all", lambda *a: pytest.fail("computed before checking"))
+    monkeypatch.setattr("bounds.__main__.run_all", lambda *a, **k: pytest.fail("computed before checking"))
     assert run(main, argv, prog="python -m bounds") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0]
@@ -172,7 +174,7 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(argv, needle, tmp_p
 
 def test_cli_failure_keeps_the_previous_report(tmp_path, capsys, monkeypatch):
     (tmp_path / "REPORT.md").write_text("old")
-    monkeypatch.setattr("bounds.__main__.run_all", lambda *a: 1 / 0)
+    monkeypatch.setattr("bounds.__main__.run_all", lambda *a, **k: 1 / 0)
     assert run(main, ["--quick", "--out", str(tmp_path)], prog="python -m bounds") == 1
     assert "ZeroDivisionError" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["REPORT.md"] and (tmp_path / "REPORT.md").read_text() == "old"
