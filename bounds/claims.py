@@ -17,6 +17,7 @@ from .independent import compare_tau
 __all__ = ["build", "SHARE_TARGET"]
 
 SHARE_TARGET = 0.10  # the "excess ≥ 10% of the measured mean"
+EXACT = " — exact-arithmetic dynamics: the iterates stay in span{A, B}"
 
 
 def _by_id(record) -> dict:
@@ -371,7 +372,9 @@ def _t4_excess(record, by_id) -> dict:
                 "—"
                 if best is None
                 else f"{100 * best['share']['mean']:.1f}% [{100 * best['share']['lower']:.1f}, "
-                f"{100 * best['share']['upper']:.1f}] of its measured mean ({best['id']}, bound at "
+                f"{100 * best['share']['upper']:.1f}] of its measured mean ({best['id']}, {best['problem']}"
+                f"{EXACT if 'aligned' in best['problem'] else ''}; "
+                "bound at "
                 f"{100 * value['bound_over_do_nothing']:.0f}% of ‖∇f(X₀)‖²)"
             )
             + f"; {len(big)} rows reach {100 * SHARE_TARGET:.0f}%"
