@@ -9,16 +9,20 @@ from simsgd import algorithm, theory
 from simsgd.problems import Psi2x2, psi, psi_prime
 from simsgd.streams import NodeStreams
 
-__all__ = ["run"]
+__all__ = ["run", "x_tilde"]
 
 
-def _x_tilde_gap(mu=0.5, lr=1e-3, steps=20, nodes=2, seed=0):
+def x_tilde(mu=0.5, lr=1e-3, steps=20, nodes=2, seed=0, sigma=1.0):
     """One run of PowerSGD+ (MSGD) with every state kept: the paper's Z_t recursion and ||X_t − X̃_t||².
 
-    Returns the max |Z_{t+1} − Z_t + η/(1−μ) ḡ_t| (the proof's identity, with
-    X̃_t = X_t − η/(1−μ) ē_t) and the ratios ||X_t − X̃_t||² / (η²||ē_t||²) over t with ē_t ≠ 0.
+    Returns
+    -------
+    dict
+        ``gap``: max |Z_{t+1} − Z_t + η/(1−μ) ḡ_t| (the proof's identity, with
+        X̃_t = X_t − η/(1−μ) ē_t); ``ratios``: ||X_t − X̃_t||² / (η²||ē_t||²) over t with ē_t ≠ 0
+        (1/(1−μ)² if X̃_t is as defined, 1 if (19) were right); ``expected`` = 1/(1−μ)².
     """
-    problem = Psi2x2(noise_scale=1.0, basis="aligned")
+    problem = Psi2x2(noise_scale=sigma, basis="aligned")
     config = simsgd.Config(method="powersgd+", rank=1, restart_period=4, optimizer="msgd", momentum=mu)
     streams = NodeStreams(seed, np.arange(1), np.arange(nodes))
     x = problem.x0[None].copy()
@@ -36,7 +40,7 @@ def _x_tilde_gap(mu=0.5, lr=1e-3, steps=20, nodes=2, seed=0):
         z_next = state.x - lr / (1 - mu) * state.error.mean(axis=1) - lr * mu / (1 - mu) * info.momentum
         gaps.append(float(np.max(np.abs(z_next - z + lr / (1 - mu) * grads.mean(axis=1)))))
         x, m_prev = state.x, info.momentum
-    return max(gaps), ratios
+    return dict(gap=max(gaps), ratios=ratios, expected=1.0 / (1.0 - mu) ** 2)
 
 
 def _psi_prime_argument():
@@ -73,7 +77,8 @@ def _step_size_hypothesis():
 
 def run() -> list:
     """One dict per erratum: where, what the paper says, the correction, and the numerical check."""
-    gap, ratios = _x_tilde_gap()
+    found = x_tilde()
+    gap, ratios = found["gap"], found["ratios"]
     mus = np.linspace(0.0, 0.999, 1000)
     corrected = np.array([theory.compression_constant(m, corrected=True) for m in mus])
     stated = np.array([theory.compression_constant(m) for m in mus])

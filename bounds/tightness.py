@@ -1,212 +1,195 @@
-"""How close each factor of the bounds comes to being attained: sweeps, local slopes, the largest ratio.
+"""How much of Theorem 4's compression term compression uses: the stationary excess, swept.
 
-Each sweep varies one parameter of one instance and reports, per value, the measured
-quantity (with one-sided bounds), the bound, their ratio, and the local slopes
-log(y_{k+1}/y_k)/log(x_{k+1}/x_k) of both — no fitted exponent, since an upper bound predicts
-none. The largest measured/bound ratio times the paper's constant is an empirical lower
-bound on the constant a proof of the same form could have had. Where the quantity is the
-left-hand side of Theorem 4, uncompressed MSGD on the same seeds is shown beside it, and
-the compression term is compared with the excess of PowerSGD+ over MSGD, so that what is
-attributed to compression is what differs.
+Each point runs PowerSGD+ and uncompressed MSGD on the same seeds for 10T steps, T = 2/η
+(ψ's MSGD contracts ⟨A, X⟩ by about 16η per step, so at t = T/2 its transient is e^−16 of the
+start) and takes the paired excess over the last half of [0, T) and of [0, 10T)
+(:func:`simsgd.check.stationary_excess`). A start-up cost falls as 1/T (excess × T constant);
+a stationary excess stays (excess × T grows tenfold): ``tail_10T / tail_T`` tells them apart.
+
+One parameter is swept at a time around a base where compression matters (ψ aligned, σ = 5,
+N = 1, τ = 1, μ = 0, η = 10⁻³), each excess set beside 548L²η²τ²G²/((1−μ)⁴δ²) and the
+erratum-corrected term. An upper bound predicts no exponent: the fitted slopes (log-log least
+squares over the points whose excess is significant, bootstrap 90% interval) and local slopes
+describe the measurement; they are not tests of the theorem. The PowerSGD control (no restart)
+is the input that breaks "excess ≤ compression term": its locked runs keep E||∇f||² near ε₀.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from simsgd import theory
-from simsgd.stats import local_slopes, max_mean_bounds, mean_bounds
+from simsgd import check, theory
+from simsgd.stats import fit_exponent, local_slopes
 
 from . import problems
 
-__all__ = ["SWEEPS", "run"]
+__all__ = ["BASE", "sweeps", "point", "run", "control", "lemma3_tau"]
 
+PSI5 = {"family": "psi", "basis": "random", "noise_scale": 5.0, "x0_scale": 0.5}
+GENERAL = {
+    "family": "general",
+    "m": 4,
+    "n": 4,
+    "k": 2,
+    "basis": "random",
+    "noise_scale": 5.0,
+    "x0_scale": 0.5,
+}
+ALIGNED = dict(PSI5, basis="aligned")
+BASE = dict(spec=PSI5, nodes=1, rank=1, restart_period=1, momentum=0.0, lr=1e-3)
 LOCKED = {"family": "psi", "basis": "aligned", "noise_scale": 5.0, "lock_start": True}
-PSI1 = {"family": "psi", "basis": "aligned", "noise_scale": 1.0}
-
-# factor: (statement, spec, fixed parameters, swept parameter, values); R per mode below.
-SWEEPS = [
-    dict(
-        factor="τ² (Lemma 3)",
-        quantity="max_t E‖ē_t‖²",
-        spec=LOCKED,
-        fixed=dict(nodes=4, rank=1, momentum=0.0, lr=1e-5, steps="3tau+1"),
-        x="restart_period",
-        values=[2, 4, 8, 16, 32],
-        paper_constant=45.0,
-    ),
-    dict(
-        factor="τ² (Lemma 4)",
-        quantity="max_t E‖m_t‖²",
-        spec=LOCKED,
-        fixed=dict(nodes=4, rank=1, momentum=0.5, lr=1e-5, steps="3tau+1"),
-        x="restart_period",
-        values=[2, 4, 8, 16, 32],
-        paper_constant=92.0,
-    ),
-    dict(
-        factor="(1−μ)⁻² (Lemma 4)",
-        quantity="max_t E‖m_t‖²",
-        spec=LOCKED,
-        fixed=dict(nodes=4, rank=1, restart_period=8, lr=1e-5, steps=400),
-        x="momentum",
-        values=[0.0, 0.5, 0.75, 0.9, 0.95, 0.99],
-        paper_constant=92.0,
-    ),
-    dict(
-        factor="δ⁻² (Lemma 3)",
-        quantity="max_t E‖ē_t‖²",
-        spec={"family": "quadratic", "m": 8, "n": 8, "heterogeneity": 0.5},
-        fixed=dict(nodes=4, restart_period=8, momentum=0.0, lr=0.05, steps=200),
-        x="rank",
-        values=[1, 2, 4, 6],
-        paper_constant=45.0,
-    ),
-    dict(
-        factor="τ² (Theorem 4, third term)",
-        quantity="(1/T)Σ E‖∇f(X_t)‖² − same for MSGD",
-        spec=PSI1,
-        fixed=dict(nodes=1, rank=1, momentum=0.0, lr=1e-3, steps=2000),
-        x="restart_period",
-        values=[2, 4, 8, 16, 32],
-        paper_constant=548.0,
-    ),
-    dict(
-        factor="(1−μ)⁻⁴ (Theorem 4, third term)",
-        quantity="(1/T)Σ E‖∇f(X_t)‖² − same for MSGD",
-        spec=PSI1,
-        fixed=dict(nodes=1, rank=1, restart_period=8, lr=2e-4, steps=4000),
-        x="momentum",
-        values=[0.0, 0.5, 0.75, 0.9],
-        paper_constant=548.0,
-    ),
-    dict(
-        factor="1/N (Theorem 4, noise term)",
-        quantity="(1/T)Σ E‖∇f(X_t)‖², X₀ = X*",
-        spec={"family": "quadratic", "m": 6, "n": 4, "heterogeneity": 0.0, "at_optimum": True},
-        fixed=dict(rank=1, restart_period=4, momentum=0.0, lr=0.02, steps=400),
-        x="nodes",
-        values=[1, 2, 4, 8],
-        paper_constant=2.0,
-    ),
-    dict(
-        factor="1/(ηT) (Theorem 4, first term)",
-        quantity="(1/T)Σ E‖∇f(X_t)‖²",
-        spec=PSI1,
-        fixed=dict(nodes=1, rank=1, restart_period=2, momentum=0.0, lr=2e-4, steps=20000),
-        x="steps",
-        values=[1000, 2000, 5000, 10000, 20000],
-        paper_constant=4.0,
-    ),
-]
 
 
-def _constants(problem, trace, alpha):
-    own = getattr(problem, "omega_sq", None)
-    return theory.constants(
-        problem, None if own is not None else theory.visited_omega_sq(trace.grad_norm_sq, alpha)
+def sweeps(quick: bool) -> list:
+    """(name, parameter, values, overrides of BASE) of each sweep; ``quick``: two short sweeps."""
+    if quick:
+        return [("τ", "restart_period", [1, 4], {"lr": 4e-3}), ("η", "lr", [4e-3, 8e-3], {})]
+    return [
+        ("τ", "restart_period", [1, 2, 4, 16], {}),
+        ("η", "lr", [1e-3, 2e-3, 4e-3], {}),
+        ("1−μ", "momentum", [0.0, 0.5, 0.9], {}),
+        ("σ", "noise_scale", [1.0, 2.0, 5.0, 10.0], {}),
+        ("N", "nodes", [1, 2, 3], {}),
+        ("δ = r/4 (general 4×4, k = 2)", "rank", [1, 2, 4], {"spec": GENERAL}),
+        # exact arithmetic (aligned: the iterates stay in span{A, B}), 10⁻¹² off it, rounding (random)
+        ("exactness", "spec", [ALIGNED, dict(ALIGNED, transverse=1e-12), PSI5], {}),
+        # the independent re-derivation's τ sweep (ψ, N = 3, σ = 5, μ = 0.9, η = 0.1·(1−μ)/(2L), T = 1600)
+        (
+            "τ (N = 3, μ = 0.9)",
+            "restart_period",
+            [1, 8, 32],
+            {"nodes": 3, "momentum": 0.9, "lr": 6.25e-4, "T": 1600},
+        ),
+    ]
+
+
+def point(params: dict, replicas: int, seed: int, alpha: float, tenfold: bool = True) -> dict:
+    """The stationary excess at ``params`` (BASE's keys, ``noise_scale`` and ``T`` optional) at T = 2/η
+    and (``tenfold``) 10T; the figures of the longest horizon as the point's own.
+    """
+    p = dict(params)
+    spec = dict(p.pop("spec"))
+    if "noise_scale" in p:
+        spec["noise_scale"] = p.pop("noise_scale")
+    T = p.pop("T", None) or max(2, int(round(2.0 / p["lr"])))
+    problem = problems.make(spec, p["nodes"])
+    found = check.stationary_excess(
+        problem, horizons=[T, 10 * T] if tenfold else [T], replicas=replicas, seed=seed, alpha=alpha, **p
+    )
+    at_T, at_10T = found[0], found[-1]
+    e, e10 = at_T.excess, at_10T.excess
+    return dict(
+        problem=problems.label(spec),
+        T=T,
+        excess_T=e.to_dict(),
+        excess_10T=e10.to_dict() if tenfold else None,
+        tail_ratio=e10.mean / e.mean if e.mean and tenfold else None,
+        excess_times_T_ratio=10 * e10.mean / e.mean if e.mean and tenfold else None,
+        significant=e10.lower > 0,
+        compression=at_10T.compression,
+        corrected=at_10T.corrected,
+        ratio=at_10T.ratio,
+        ratio_corrected=e10.mean / at_10T.corrected,
+        constant=at_10T.constant,
+        msgd_10T=at_10T.base.mean,
+        values=at_10T.values,
     )
 
 
-def _point(sweep, value, replicas, seed, alpha):
-    """(measured Estimate, bound, MSGD baseline Estimate or None, params) at one value of the sweep."""
-    p = dict(sweep["fixed"], **{sweep["x"]: value})
-    if p["steps"] == "3tau+1":
-        p["steps"] = 3 * p["restart_period"] + 1
-    problem = problems.make(sweep["spec"], p["nodes"])
-    d = theory.delta(p["rank"], problem.shape)
-    plus = problems.run_msgd(problem, "powersgd+", p, replicas, seed)
-    c = _constants(problem, plus, alpha)
-    factor = sweep["factor"]
-    if factor.endswith("(Lemma 3)"):
-        return (
-            max_mean_bounds(plus.error_norm_sq, alpha),
-            theory.lemma3_bound(p["restart_period"], c.G_sq, d),
-            None,
-            p,
-        )
-    if factor.endswith("(Lemma 4)"):
-        est = max_mean_bounds(plus.momentum_norm_sq[:, 1:], alpha)
-        return est, theory.lemma4_bound(p["restart_period"], c.G_sq, d, p["momentum"]), None, p
-    kw = dict(
-        lr=p["lr"], momentum=p["momentum"], restart_period=p["restart_period"], delta=d, nodes=p["nodes"]
-    )
-    T = p["steps"]
-    terms = theory.theorem4_terms(c, steps=T, **kw)
-    y = plus.grad_norm_sq[:, :T].mean(axis=1)
-    full = problems.run_msgd(problem, "full", p, replicas, seed).grad_norm_sq[:, :T].mean(axis=1)
-    base = mean_bounds(full, alpha)
-    if "third term" in factor:  # the excess over MSGD on the same seeds, against the compression term
-        return mean_bounds(y - full, alpha), terms.compression, base, p
-    if "noise term" in factor:
-        return mean_bounds(y, alpha), terms.noise, base, p
-    return mean_bounds(y, alpha), terms.optimization, base, p
+def _x(name: str, value, spec):
+    if name == "exactness":
+        return problems.label(value)
+    if name.startswith("1−μ"):
+        return 1.0 - value
+    if name.startswith("δ"):
+        return value / min(problems.make(spec, 1).shape)
+    return float(value)
 
 
-def _prefix_points(sweep, replicas, seed, alpha):
-    """The 1/(ηT) sweep: prefix averages of one run give every T (Theorem 4 holds at each T)."""
-    p = dict(sweep["fixed"], steps=max(sweep["values"]))
-    problem = problems.make(sweep["spec"], p["nodes"])
-    d = theory.delta(p["rank"], problem.shape)
-    plus = problems.run_msgd(problem, "powersgd+", p, replicas, seed).grad_norm_sq
-    full = problems.run_msgd(problem, "full", p, replicas, seed).grad_norm_sq
-    c = theory.constants(problem)
-    kw = dict(
-        lr=p["lr"], momentum=p["momentum"], restart_period=p["restart_period"], delta=d, nodes=p["nodes"]
-    )
+def _sweep(name, parameter, values, overrides, replicas, seed, alpha, cache) -> dict:
     points = []
-    for T in sweep["values"]:
-        bound = theory.theorem4_terms(c, steps=T, **kw).optimization
-        y, z = plus[:, :T].mean(axis=1), full[:, :T].mean(axis=1)
-        points.append((mean_bounds(y, alpha), bound, mean_bounds(z, alpha), dict(p, steps=T)))
-    return points
+    for v in values:
+        params = dict(BASE, **overrides, **{parameter: v})
+        key = repr(sorted((k, repr(w)) for k, w in params.items()))
+        if key not in cache:
+            cache[key] = point(params, replicas, seed, alpha)
+        points.append(dict(cache[key], value=v))
+    spec = overrides.get("spec", BASE["spec"])
+    x = [_x(name, v, spec) for v in values]
+    numeric = name != "exactness"
+    live = [k for k, p in enumerate(points) if p["significant"]] if numeric else []
+    fit = None
+    if len(live) >= 2:
+        fit = fit_exponent([x[k] for k in live], [points[k]["values"] for k in live], seed=seed).to_dict()
+    means = [p["excess_10T"]["mean"] for p in points]
+    return dict(
+        name=name,
+        parameter=parameter,
+        fixed={k: v for k, v in dict(BASE, **overrides).items() if k not in (parameter, "spec")},
+        problem=points[0]["problem"],
+        x=x,
+        points=[{k: v for k, v in p.items() if k != "values"} for p in points],
+        fit=fit,
+        fit_points=[values[k] for k in live],
+        local_slopes=local_slopes(x, means) if numeric and all(m > 0 for m in means) else None,
+    )
 
 
 def run(replicas: int, seed: int, alpha: float = 0.05, quick: bool = False) -> list:
-    """Every sweep of :data:`SWEEPS` (``quick``: three values, T ≤ 1000); one dict per sweep."""
-    out = []
-    for sweep in SWEEPS:
-        if quick:
-            values = [v for v in sweep["values"] if sweep["x"] != "steps" or v <= 1000]
-            values = values[:3] if sweep["x"] != "steps" else [250, 500, 1000]
-            fixed = dict(sweep["fixed"])
-            if isinstance(fixed["steps"], int):
-                fixed["steps"] = min(fixed["steps"], 1000)
-            sweep = dict(sweep, values=values, fixed=fixed)
-        if sweep["x"] == "steps":
-            points = _prefix_points(sweep, replicas, seed, alpha)
-        else:
-            points = [_point(sweep, v, replicas, seed, alpha) for v in sweep["values"]]
-        means = [m.mean for m, *_ in points]
-        bounds_ = [b for _, b, *_ in points]
-        ratios = [m.mean / b for m, b, *_ in points]
-        best = int(np.argmax(ratios))
-        x = [1.0 - v for v in sweep["values"]] if sweep["x"] == "momentum" else sweep["values"]
-        if sweep["x"] == "rank":
-            x = [
-                points[k][3]["rank"] / min(problems.make(sweep["spec"], 1).shape) for k in range(len(points))
-            ]
-        out.append(
-            dict(
-                factor=sweep["factor"],
-                quantity=sweep["quantity"],
-                problem=problems.label(sweep["spec"]),
-                spec=sweep["spec"],
-                fixed={k: v for k, v in sweep["fixed"].items()},
-                x_name={"momentum": "1−μ", "rank": "δ = r/min(m,n)"}.get(sweep["x"], sweep["x"]),
-                x=x,
-                measured=[m.to_dict() for m, *_ in points],
-                bound=bounds_,
-                ratio=ratios,
-                baseline=[None if b is None else b.to_dict() for *_, b, _ in points],
-                slopes_measured=local_slopes(x, means),
-                slopes_bound=local_slopes(x, bounds_),
-                max_ratio=ratios[best],
-                at=sweep["values"][best],
-                paper_constant=sweep["paper_constant"],
-                empirical_constant=ratios[best] * sweep["paper_constant"],
-                replicas=replicas,
-                seed=seed,
-            )
+    """Every sweep of :func:`sweeps`; points shared between sweeps (the base) run once."""
+    cache = {}
+    return [_sweep(*s, replicas, seed, alpha, cache) for s in sweeps(quick)]
+
+
+def control(replicas: int, seed: int, alpha: float = 0.05, lr: float = 5e-4) -> dict:
+    """PowerSGD (no restart) in place of PowerSGD+ at the base in the aligned basis (its lock exact),
+    η = ``lr``: its stationary excess against the same compression term, the input that breaks
+    "excess ≤ compression term" (locked runs keep E||∇f||² at ||∇f(X_0)||²).
+    """
+    p = dict(BASE, lr=lr)
+    p.pop("spec")
+    T = int(round(2.0 / lr))
+    (ex,) = check.stationary_excess(
+        problems.make(ALIGNED, p["nodes"]),
+        horizons=[T],
+        method="powersgd",
+        replicas=replicas,
+        seed=seed,
+        alpha=alpha,
+        **p,
+    )
+    return dict(ex.to_dict(), problem=problems.label(ALIGNED), exceeds=ex.excess.lower > ex.compression)
+
+
+def lemma3_tau(replicas: int, seed: int, alpha: float = 0.05, taus=(2, 4, 8, 16, 32)) -> dict:
+    """Lemma 3's τ² on ψ with the lock forced (PowerSGD+ then moves the signal only at restarts):
+    max_t E||ē_t||² for T = 3τ + 1 against 45τ²G²/δ², with local slopes in τ.
+    """
+    problem = problems.make(LOCKED, 4)
+    found = [
+        check.check_lemma3(
+            problem,
+            nodes=4,
+            rank=1,
+            restart_period=tau,
+            momentum=0.0,
+            lr=1e-5,
+            steps=3 * tau + 1,
+            replicas=replicas,
+            seed=seed,
+            control=False,
+            alpha=alpha,
         )
-    return out
+        for tau in taus
+    ]
+    means = [c.measured.mean for c in found]
+    return dict(
+        problem=problems.label(LOCKED),
+        taus=list(taus),
+        measured=[c.measured.to_dict() for c in found],
+        bound=[c.bound for c in found],
+        ratio=[c.measured.mean / c.bound for c in found],
+        local_slopes=local_slopes(list(taus), means),
+        empirical_constant=float(np.max([45.0 * c.measured.mean / c.bound for c in found])),
+        delta=theory.delta(1, problem.shape),
+    )

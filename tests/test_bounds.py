@@ -1,80 +1,121 @@
-"""bounds/: rows that can fail, their controls, the report and the CLI."""
+"""bounds/: problems and scopes, rows built on simsgd.check, the claim rules, the report and the CLI."""
 
 from __future__ import annotations
 
 import json
 import os
 
+import numpy as np
 import pytest
 
-from bounds import problems
+from bounds import claims, problems, rows
 from bounds.__main__ import main
-from bounds.grid import Setting, run_setting
-from bounds.rows import Control, Row, verdict
+from bounds.rows import Setting
 from simsgd import theory
 from simsgd.cli import run
-from simsgd.stats import Estimate
 
-ROW_KEYS = {"params", "constants", "bound", "trivial_bound", "vacuous", "verdict", "control"}
-
-
-def est(mean, lower, upper):
-    return Estimate(mean, lower, upper, 100, 0.05, "clt, R=100")
-
-
-def row(bound, trivial, measured=None):
-    measured = measured or est(1.0, 0.5, 1.5)
-    return Row("Theorem 4", "p", {}, {"τ": 2}, {}, bound, measured, trivial, Control("c", measured, bound))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PSI = {"family": "psi", "basis": "aligned", "noise_scale": 5.0, "x0_scale": 0.5}
+CLAIMS = ("T4", "C1", "L3", "L4", "eq19", "T4-excess", "T4-tight")
+FIELDS = {"verdict", "statement", "value", "scope", "control", "sensitivity"}
+VERDICTS = {"holds", "holds in scope", "fails", "vacuous", "open"}  # the claims ledger's words
 
 
-def test_verdict_rule():
-    assert verdict(est(1.0, 0.5, 1.5), 2.0) == "pass"
-    assert verdict(est(1.0, 0.5, 1.5), 1.2) == "inconclusive"
-    assert verdict(est(3.0, 2.5, 3.5), 2.0) == "violated"
-
-
-def test_a_vacuous_row_is_never_a_pass():
-    assert row(bound=20.0, trivial=16.0).verdict == "vacuous" and row(20.0, 16.0).vacuous
-    assert row(bound=10.0, trivial=16.0).verdict == "pass" and not row(10.0, 16.0).vacuous
-    # A vacuous row that fails still says so.
-    assert row(bound=20.0, trivial=16.0, measured=est(30.0, 25.0, 35.0)).verdict == "violated"
-
-
-def test_trivial_bound_is_what_frozen_x_scores():
-    """X_t ≡ X_0 scores ||∇f(X_0)||² on Theorem 4's left-hand side: 16 on ψ (= sup ||∇f||²), 16k general."""
-    psi = problems.make({"family": "psi", "basis": "paper"}, 1)
-    assert problems.grad_norm_sq_at_start(psi) == pytest.approx(16.0)
-    general = problems.make({"family": "general", "m": 5, "n": 4, "k": 2}, 1)
+def test_start_at_the_edge_of_the_quadratic_region():
+    """x0_scale 0.5: ⟨A, X_0⟩ = 1, so ||∇f(X_0)||² = 16 (what doing nothing scores) but ΔF = 1."""
+    for basis in ("aligned", "paper", "random"):
+        p = problems.make(dict(PSI, basis=basis), 1)
+        assert problems.grad_norm_sq_at_start(p) == pytest.approx(16.0)
+        assert float(p.loss(p.x0)) == pytest.approx(1.0)
+    general = problems.make({"family": "general", "m": 4, "n": 4, "k": 2, "x0_scale": 0.5}, 1)
     assert problems.grad_norm_sq_at_start(general) == pytest.approx(32.0)
+    assert problems.label(PSI) == "ψ aligned σ=5 X₀×0.5"
 
 
-def test_setting_rows_recompute_from_params_and_constants():
-    """A short setting: every row's bound follows from its own params and constants."""
-    rows = run_setting(Setting({"family": "psi", "basis": "aligned"}, 2, 1, 3, 0.5, 400), 32, 0)
-    assert [r.statement for r in rows] == ["Theorem 4"] * 3 + ["Corollary 1", "Lemma 3", "Lemma 4"]
-    for r in rows:
-        d = r.to_dict()
-        assert ROW_KEYS <= set(d) and set(d["control"]) >= {"method", "measured", "verdict"}
-        c = theory.Constants(**{k: v for k, v in r.constants.items() if k != "G_sq"})
-        p = r.params
+def test_control_scope_says_where_the_lock_is_exact():
+    assert problems.control_scope(PSI) == "exact"
+    assert problems.control_scope(dict(PSI, basis="paper")) == "rounding-dependent"
+    assert problems.control_scope(dict(PSI, basis="random")) == "rounding-dependent"
+    assert problems.control_scope({"family": "general", "k": 1}) == "no floor stated"
+    assert problems.control_scope(dict(PSI, lock_start=True)) == "no floor stated"
+
+
+def test_off_span_perturbation_is_orthogonal_unbiased_and_tiny():
+    p = problems.make(dict(PSI, basis="random", transverse=1e-3), 1)
+    assert abs(np.sum(p.E * p.A)) < 1e-15 and abs(np.sum(p.E * p.B)) < 1e-15
+    assert np.sum(p.E**2) == pytest.approx(1.0)
+    from simsgd.streams import NodeStreams
+
+    x = np.repeat(p.x0[None], 4000, axis=0)
+    g = p.stochastic_grads(x, 1, NodeStreams(0, np.arange(4000), np.arange(1)).at(1))
+    off = np.einsum("rnij,ij->r", g, p.E)
+    assert set(np.round(np.abs(off) / 1e-3, 9)) == {1.0} and abs(off.mean()) < 5e-5
+
+
+def _row(status="holds", vacuous=False, excess_lower=1e-4, excess=True):
+    r = dict(status=status, vacuous=vacuous, excess=None, excess_significant=None)
+    if excess:
+        r.update(
+            excess={"mean": 1e-3, "lower": excess_lower, "upper": 2e-3}, excess_significant=excess_lower > 0
+        )
+    return r
+
+
+def test_claim_verdict_rules():
+    assert rows.verdict([_row()]) == "holds in scope"
+    assert (
+        rows.verdict([_row(), _row(status="fails", vacuous=True)]) == "fails"
+    )  # a vacuous failure still fails
+    assert rows.verdict([_row(vacuous=True, status="vacuous")]) == "vacuous"
+    assert rows.verdict([_row(), _row(status="inconclusive")]) == "open"
+    # passes where compression does not measurably matter say nothing about compression
+    assert rows.verdict([_row(excess_lower=-1e-4)]) == "open"
+    assert rows.verdict([_row(excess=False)]) == "holds in scope"  # the lemmas have no excess
+    assert rows.tests_compression(_row()) and not rows.tests_compression(_row(excess_lower=0.0))
+
+
+def test_share_model_algebra():
+    """M = 1000 (MSGD's sum), C = 10 (start-up excess), e = 1e-3: share(T) = (C + eT)/(M + C + eT)."""
+    T0 = 10_000
+    row = dict(
+        settings={"T": T0},
+        tail_excess={"mean": 1e-3},
+        excess={"mean": (10 + 1e-3 * T0) / T0},
+        measured={"mean": (1000 + 10 + 1e-3 * T0) / T0},
+    )
+    assert rows.share_model(row, T0) == pytest.approx(20 / 1020)
+    assert rows.share_model(row, 100_000) == pytest.approx(110 / 1110)
+    assert claims._t_for(row, 110 / 1110) == pytest.approx(100_000)
+
+
+def test_setting_rows_recompute_from_settings_and_constants():
+    s = Setting("t", "Theorem 4", PSI, 1, 1, 2, 0.0, 2.5e-4, (300, 600), 32)
+    found = rows.run(s, 0)
+    assert [r["id"] for r in found] == ["t@T=300", "t@T=600"]
+    for r in found:
+        c = theory.Constants(**{k: v for k, v in r["constants"].items() if k not in ("G_sq",)})
+        p = r["settings"]
         kw = dict(momentum=p["μ"], restart_period=p["τ"], delta=p["δ"], nodes=p["N"], steps=p["T"])
-        if r.statement == "Theorem 4":
-            expect = theory.theorem4_terms(c, lr=p["η"], **kw).total
-        elif r.statement == "Corollary 1":
-            expect = theory.corollary1_rate(c, **kw).total
-        elif r.statement == "Lemma 3":
-            expect = theory.lemma3_bound(p["τ"], c.G_sq, p["δ"])
-        else:
-            expect = theory.lemma4_bound(p["τ"], c.G_sq, p["δ"], p["μ"])
-        assert r.bound == pytest.approx(expect, rel=1e-12)
-        if r.statement == "Corollary 1":
-            assert p["η"] == pytest.approx(theory.corollary1_lr(c, **kw), rel=1e-12)
+        assert r["bound"] == pytest.approx(theory.theorem4_terms(c, lr=p["η"], **kw).total, rel=1e-12)
+        assert r["control_scope"] == "exact" and r["tests_compression"] == rows.tests_compression(r)
+    (cor,) = rows.run(Setting("c", "Corollary 1", PSI, 1, 1, 2, 0.0, None, (300,), 32), 0)
+    c = theory.Constants(**{k: v for k, v in cor["constants"].items() if k not in ("G_sq",)})
+    kw = dict(momentum=0.0, restart_period=2, delta=0.5, nodes=1, steps=300)
+    assert cor["settings"]["η"] == pytest.approx(theory.corollary1_lr(c, **kw), rel=1e-12)
+    assert cor["bound"] == pytest.approx(theory.corollary1_rate(c, **kw).total, rel=1e-12)
+    with pytest.raises(ValueError, match="statement"):
+        rows.run(Setting("x", "Lemma 5", PSI, 1, 1, 2, 0.0, 1e-3, (10,), 32), 0)
+    (bare,) = rows.run(Setting("n", "Theorem 4", PSI, 1, 1, 2, 0.0, 2.5e-4, (300,), 32, control=False), 0)
+    assert bare["control"] is None and bare["control_status"] is None and bare["bound"] == found[0]["bound"]
 
 
-def test_quadratic_setting_uses_a_visited_omega_not_above_the_truth():
-    rows = run_setting(Setting({"family": "quadratic", "m": 4, "n": 3}, 2, 1, 2, 0.0, 200), 32, 0)
-    start = problems.grad_norm_sq_at_start(problems.make({"family": "quadratic", "m": 4, "n": 3}, 2))
-    assert all(r.constants["omega_sq"] >= start and r.constants["omega_sq_source"] == "visited" for r in rows)
+def test_quadratic_rows_use_omega_at_the_start():
+    spec = {"family": "quadratic", "m": 4, "n": 3}
+    (r,) = rows.run(Setting("q", "Theorem 4", spec, 2, 1, 2, 0.0, 1e-3, (100,), 32), 0)
+    start = problems.grad_norm_sq_at_start(problems.make(spec, 2))
+    assert (
+        r["constants"]["omega_sq"] == pytest.approx(start) and r["constants"]["omega_sq_source"] == "visited"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,36 +126,28 @@ def quick(tmp_path_factory):
 
 
 @pytest.mark.slow  # the whole quick report
-def test_quick_report_has_a_live_theorem4_row_and_its_violated_control(quick):
+def test_quick_report_has_every_claim_with_its_fields(quick):
     out, record, report = quick
     assert sorted(os.listdir(out)) == ["REPORT.md", "report.json"]
-    rows = record["rows"]
-    assert all(ROW_KEYS <= set(r) for r in rows)
-    main_rows = [r for r in rows if r["statement"] in ("Theorem 4", "Corollary 1")]
-    live = [r for r in main_rows if not r["vacuous"] and r["params"]["τ"] >= 2]
-    assert any(r["statement"] == "Theorem 4" for r in live) and all(r["verdict"] == "pass" for r in live)
-    # The negative control: where Theorem 1's ε₀ is above the bound, PowerSGD violates it.
-    expected = [r for r in live if r["control"]["expected"] == "violated"]
-    assert expected and all(r["control"]["verdict"] == "violated" for r in expected)
-    assert all(r["bound"] < r["trivial_bound"] for r in live)
-    vacuous = [r for r in rows if r["vacuous"]]
-    assert vacuous and all(r["verdict"] != "pass" for r in vacuous)
+    assert set(record["claims"]) == set(CLAIMS)
+    for claim in record["claims"].values():
+        assert FIELDS <= set(claim) and claim["verdict"] in VERDICTS
+        for variant in claim["sensitivity"].values():
+            assert {"verdict", "value", "changed"} <= set(variant)
+    assert record["claims"]["L4"]["verdict"] == "vacuous" and record["claims"]["eq19"]["verdict"] == "fails"
+    assert all(r["status"] != "holds" or not r["vacuous"] for r in record["rows"])
     assert "**QUICK MODE**" in report and "## Vacuous rows" in report
-    assert record["summary"]["theorem_nonvacuous_pass_tau_ge_2"] == sum(r["verdict"] == "pass" for r in live)
-    assert record["seconds"]["cpu_total"] < 60  # "under a minute" (CPU: wall time depends on load)
 
 
 @pytest.mark.slow  # the whole quick report
-def test_quick_report_tightness_remark1_errata(quick):
+def test_quick_verdicts_match_the_committed_ones(quick):
+    """The contract with the claims ledger: quick gives the committed verdicts, or says why not."""
     _, record, _ = quick
-    factors = {s["factor"] for s in record["tightness"]}
-    assert len(factors) == 8 and {"τ² (Lemma 3)", "δ⁻² (Lemma 3)", "1/N (Theorem 4, noise term)"} <= factors
-    lemma3 = next(s for s in record["tightness"] if s["factor"] == "τ² (Lemma 3)")
-    assert all(1.5 < v < 2.5 for v in lemma3["slopes_measured"])  # τ² attained on the forced lock
-    assert all(r < 1 for s in record["tightness"] for r in s["ratio"] if "Lemma" in s["factor"])
-    assert len(record["remark1"]) == 2
-    assert all(row["ratio"]["lower"] > 0 for rem in record["remark1"] for row in rem["rows"])
-    assert [e["verified"] for e in record["errata"]] == [True, True, True, None, None]
+    with open(os.path.join(ROOT, "bounds", "results", "report.json"), encoding="utf-8") as f:
+        committed = json.load(f)["claims"]
+    for key, claim in record["claims"].items():
+        if "quick_note" not in claim:
+            assert claim["verdict"] == committed[key]["verdict"], key
 
 
 @pytest.mark.parametrize(
@@ -124,12 +157,14 @@ def test_quick_report_tightness_remark1_errata(quick):
         (["--mode", "slow"], "unrecognized arguments"),
         (["--quick", "--out", "FILE"], "--out"),
         (["--quick", "--out", "FILE/below"], "--out"),
+        (["--quick", "--jobs", "0"], "--jobs"),
+        (["--quick", "--jobs", "2", "--backend", "torch"], "--jobs"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(argv, needle, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "FILE").write_text("keep")
-    monkeypatch.setattr("bounds.__main__.run_all", lambda *a: pytest.fail("computed before checking"))
+    monkeypatch.setattr("bounds.__main__.run_all", lambda *a, **k: pytest.fail("computed before checking"))
     assert run(main, argv, prog="python -m bounds") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0]
@@ -138,7 +173,30 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(argv, needle, tmp_p
 
 def test_cli_failure_keeps_the_previous_report(tmp_path, capsys, monkeypatch):
     (tmp_path / "REPORT.md").write_text("old")
-    monkeypatch.setattr("bounds.__main__.run_all", lambda *a: 1 / 0)
+    monkeypatch.setattr("bounds.__main__.run_all", lambda *a, **k: 1 / 0)
     assert run(main, ["--quick", "--out", str(tmp_path)], prog="python -m bounds") == 1
     assert "ZeroDivisionError" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["REPORT.md"] and (tmp_path / "REPORT.md").read_text() == "old"
+
+
+def test_rebuild_from_the_committed_rows_gives_the_committed_claims(tmp_path):
+    """``python -m bounds.rebuild`` (the ledger's quick replay of T4-excess) reproduces the claims."""
+    from bounds.rebuild import main as rebuild
+
+    committed = os.path.join(ROOT, "bounds", "results", "report.json")
+    assert run(rebuild, ["--record", committed, "--out", str(tmp_path)]) == 0
+    with open(committed, encoding="utf-8") as f:
+        before = json.load(f)
+    after = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert after["claims"] == before["claims"] and after["rows"] == before["rows"]
+    assert sorted(os.listdir(tmp_path)) == ["REPORT.md", "report.json"]
+
+
+def test_docs_claims_table_is_the_committed_reports():
+    """docs/bounds.md's claims table is generated (`python -m bounds.report`), never retyped."""
+    from bounds.report import claims_block
+
+    with open(os.path.join(ROOT, "bounds", "results", "report.json"), encoding="utf-8") as f:
+        record = json.load(f)
+    with open(os.path.join(ROOT, "docs", "bounds.md"), encoding="utf-8") as f:
+        assert claims_block(record) in f.read()

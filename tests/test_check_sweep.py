@@ -76,7 +76,9 @@ def test_theorem4_on_a_given_trace_equals_the_check_that_runs_it_and_refuses_oth
 
 def test_corollary1_and_lemma3():
     c = check.check_corollary1(PSI, nodes=1, restart_period=2, momentum=0.0, steps=3000, replicas=32)
-    assert c.statement == "Corollary 1" and set(c.terms) == {"optimization", "noise", "compression"}
+    assert c.statement == "Corollary 1"
+    assert set(c.terms) == {"optimization", "noise", "compression", "theorem4"}
+    assert c.compression_term == c.terms["theorem4"]["compression"]  # Theorem 4's term at the corollary's η
     lemma = check.check_lemma3(PSI, nodes=1, restart_period=2, momentum=0.0, lr=1e-3, steps=300, replicas=32)
     assert lemma.status == "holds" and math.isinf(lemma.trivial) and lemma.control is not None
 

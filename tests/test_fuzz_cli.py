@@ -108,7 +108,7 @@ def _cheap_bounds(monkeypatch):
 
     main = importlib.import_module("bounds.__main__")
 
-    def run_all(mode, seed):
+    def run_all(mode, seed, jobs=1):
         check_seed("seed", seed)  # as the real runs do (simsgd.simulate's seed)
         return {"mode": mode}
 
@@ -382,7 +382,11 @@ CLIS = [
     ),
     Cli(
         "bounds",
-        {"--seed": small_int(-1, 3) | st.just(str(2**64 - 1)) | st.just(str(2**64)), **ENGINE},
+        {
+            "--seed": small_int(-1, 3) | st.just(str(2**64 - 1)) | st.just(str(2**64)),
+            "--jobs": small_int(-1, 3) | st.just("17"),
+            **ENGINE,
+        },
         files=("report.json", "REPORT.md"),
         flags=("--quick",),
         patch=_cheap_bounds,
