@@ -284,5 +284,3 @@ def _stacked(steps: list[dict]) -> dict:
             per_step = [none if v is None else v for v in per_step]
         out[name] = torch.stack([v for v in per_step if v is not None]).cpu().numpy()
     return out
-
-
