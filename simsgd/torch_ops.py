@@ -2,7 +2,8 @@
 
 :class:`TorchOps` is :class:`simsgd.ops.ArrayOps` for tensors that hold every node of a run in
 axis -3 (the torch engine); :class:`simsgd.distributed.ops.TorchOps` derives from it with a node
-mean that crosses processes. The closed-form 2×2 SVD and CholeskyQR2 live here beside them.
+mean that crosses processes. CholeskyQR2 (CUDA's QR) lives here beside them; the closed-form 2×n
+restart SVD is :mod:`simsgd.small_svd`'s.
 
 Needs torch; ``import simsgd`` does not import this module.
 """
@@ -55,9 +56,10 @@ class TorchOps:
     ``node_mean`` adds the node slices in order 0, 1, …, N−1 as NumPy's does, and the
     rank-1 QR is the same closed form, so most numbers equal the NumPy engine's; torch's
     LAPACK calls, ``sqrt`` and reductions may differ in the last bit. The SVD of a restart step
-    is a closed form for 2×2 (:func:`top_left_singular_vectors_2x2`) and may return singular
-    vectors of the opposite sign (then Q_t has the opposite sign; P̃ Qᵀ, X_t and the
-    trace do not depend on it).
+    on 2×n matrices is the NumPy engine's closed form
+    (:func:`simsgd.small_svd.top_left_singular_vectors_2xn`); on larger ones ``torch.linalg.svd``
+    may return singular vectors of the opposite sign to LAPACK's in NumPy (then Q_t has the
+    opposite sign; P̃ Qᵀ, X_t and the trace do not depend on it).
     """
 
     name = "torch"
