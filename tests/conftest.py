@@ -31,9 +31,11 @@ def _parameters(function, bound):
 
 def protocol_mismatches(cls, protocol):
     """Methods of ``protocol`` that ``cls`` lacks or whose parameters (names, kinds,
-    defaults) differ; annotations are not compared.
+    defaults) differ, and data members it declares (``name: str``) that ``cls`` lacks;
+    annotations are not compared.
     """
-    wrong = []
+    declared = vars(protocol).get("__annotations__", {})
+    wrong = [f"{name}: missing" for name in declared if not hasattr(cls, name)]
     for name, method in vars(protocol).items():
         if name.startswith("_") or not callable(method):
             continue
