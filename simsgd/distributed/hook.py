@@ -113,8 +113,9 @@ class PowerSGDPlusState(Ledger):
 
     def __getattr__(self, name):
         # Only reached when normal lookup fails: the options read as attributes (PyTorch's habit).
-        if name in HookOptions.names():
-            return getattr(self.__dict__["options"], name)
+        options = self.__dict__.get("options")  # absent on an object being unpickled
+        if options is not None and name in HookOptions.names():
+            return getattr(options, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
