@@ -149,3 +149,21 @@ def test_bad_arguments(kwargs, match):
         decide(**args)
     with pytest.raises(ValueError, match="kind"):
         Verdict("maybe", "x")
+
+
+def test_before_run_says_what_rules_1_to_3_force_and_nothing_else():
+    from simsgd.verdict import before_run
+
+    # Decidable a priori: R = 160, p = 1/16 (10 expected events), ε₀ = 1 well above 6.5e-27.
+    assert before_run(160, 1.0, resolution=6.5e-27, event_probability=1 / 16) is None
+    # Each rule alone makes it inconclusive, with the same reasons decide() gives after the run.
+    for replicas, threshold, p, reason in (
+        (20, 1.0, None, "R = 20 is below 30"),
+        (100, 1.0, 1 / 16, "R·p = 6.2 expected"),
+        (160, 1e-30, None, "below 2^10 × the float resolution"),
+    ):
+        early = before_run(replicas, threshold, resolution=6.5e-27, event_probability=p)
+        assert early.kind == "inconclusive" and reason in early.reason
+        late = decide(np.linspace(0.5, 1.5, replicas), ">=", threshold, resolution=6.5e-27, event_probability=p)
+        assert late.kind == "inconclusive" and reason in late.reason
+    assert before_run(160, 1e-30, resolution=6.5e-27).would_decide.startswith("a larger threshold")
