@@ -164,6 +164,7 @@ def test_before_run_says_what_rules_1_to_3_force_and_nothing_else():
     ):
         early = before_run(replicas, threshold, resolution=6.5e-27, event_probability=p)
         assert early.kind == "inconclusive" and reason in early.reason
-        late = decide(np.linspace(0.5, 1.5, replicas), ">=", threshold, resolution=6.5e-27, event_probability=p)
+        values = np.linspace(0.5, 1.5, replicas)
+        late = decide(values, ">=", threshold, resolution=6.5e-27, event_probability=p)
         assert late.kind == "inconclusive" and reason in late.reason
     assert before_run(160, 1e-30, resolution=6.5e-27).would_decide.startswith("a larger threshold")
