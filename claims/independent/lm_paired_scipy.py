@@ -22,4 +22,6 @@ for method, tau in (("PowerSGD+", "10"), ("GaLore-style", "100")):
     diffs = [final[(method, tau, s)] - final[("PowerSGD", "0", s)] for s in seeds]
     mean = statistics.mean(diffs)
     half = stats.t.ppf(0.99, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
-    print(f"{method} τ={tau} − PowerSGD: {mean:+.4f} [{mean - half:+.4f}, {mean + half:+.4f}] ({len(diffs)} seeds)")
+    print(
+        f"{method} τ={tau} − PowerSGD: {mean:+.4f} [{mean - half:+.4f}, {mean + half:+.4f}] ({len(diffs)} seeds)"
+    )
