@@ -288,9 +288,10 @@ def claims(curves, margin, tolerance):
             return "no pairs" if r is None else f"{r.mean:+.4f} [{r.lower:+.4f}, {r.upper:+.4f}] {r.verdict}"
 
         text = "; ".join(f"{label(*key)} − {name}: {result(r)}" for key, name, r, _ in selected)
+        falling = "" if scope["flattened"] else " (the loss still falling)"
         return dict(
             verdict=verdict,
-            statement=f"{pairs} paired seeds, {steps} steps, margin ±{margin:g} nats/byte: {text}",
+            statement=f"{pairs} paired seeds, {steps} steps{falling}, margin ±{margin:g} nats/byte: {text}",
             value={label(*k): None if r is None else r.mean for k, _, r, _ in selected},
             scope=scope,
             control=dict(
