@@ -8,35 +8,14 @@ import numpy as np
 import pytest
 
 import simsgd
+from bounds.controls import Silent  # sends nothing: X never moves, so a non-vacuous bound must fail
 from simsgd import check
-from simsgd.compression import Compression
 from simsgd.methods import PowerSGD, PowerSGDPlus
 from simsgd.problems import HeterogeneousQuadratic, Psi2x2
 
 # A Theorem 4 row that can fail: ψ aligned, σ = 1, N = 1, τ = 2, μ = 0 (bound 11.8 < ||∇f(X_0)||² = 16).
 PSI = Psi2x2(1.0, basis="aligned")
 ROW = dict(nodes=1, rank=1, restart_period=2, momentum=0.0, lr=1.796e-4, steps=6000, replicas=32)
-
-
-class Silent:
-    """A compressor that sends nothing: X never moves, so Theorem 4's non-vacuous bound must fail."""
-
-    name, error_feedback, period = "silent", False, None
-
-    def basis_shape(self, shape):
-        return None
-
-    def init(self, q0):
-        return ()
-
-    def restart_at(self, t):
-        return False
-
-    def floats(self, t, shape, restart):
-        return 0.0
-
-    def compress(self, state, deltas, t, *, errors, ops, draws, want_local):
-        return Compression(ops.zeros_like(deltas[..., 0, :, :]), None), state
 
 
 def test_theorem4_holds_where_it_can_fail_and_a_silent_compressor_fails_it():
